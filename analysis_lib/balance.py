@@ -1,0 +1,148 @@
+"""Covariate balance before and after weighting (ANALYSIS.md §3, Supplementary Table 1).
+
+Standardised mean differences follow cobalt's convention with a pooled denominator from the
+*unweighted* groups, so that weighting changes only the numerator; the paper standardises
+every covariate, binary ones included (cobalt does so only on request: ``binary = "std"``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .data import TREATMENT
+
+THRESHOLD = 0.1
+
+
+def is_binary(x: np.ndarray) -> bool:
+    """A covariate is binary when its non-missing values are exactly {0, 1} (cobalt's rule)."""
+    values = np.unique(x[~np.isnan(x)])
+    return values.size == 2 and set(values.tolist()) == {0.0, 1.0}
+
+
+def weighted_mean(x: np.ndarray, w: np.ndarray) -> float:
+    return float(np.sum(w * x) / np.sum(w))
+
+
+def weighted_variance(x: np.ndarray, w: np.ndarray, binary: bool) -> float:
+    """Weighted variance as cobalt's ``col.w.v``.
+
+    Binary: ``p (1 - p)`` with ``p`` the weighted mean. Continuous: with normalised weights
+    ``v = w / sum(w)``, ``sum v (x - m)^2 / (1 - sum v^2)`` (reliability weights; with unit
+    weights this is the usual ``n - 1`` sample variance).
+    """
+    m = weighted_mean(x, w)
+    if binary:
+        return m * (1 - m)
+    v = w / w.sum()
+    return float(np.sum(v * (x - m) ** 2) / (1 - np.sum(v ** 2)))
+
+
+def smd(x: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) -> float:
+    """Standardised mean difference (treated minus control).
+
+    ``(m1 - m0) / sqrt((s1^2 + s0^2) / 2)`` where the means ``m`` are weighted by ``w`` (or
+    not) and the variances ``s^2`` always come from the unweighted groups: ``p (1 - p)`` for
+    binary covariates, the ``n - 1`` sample variance otherwise (ANALYSIS.md §3). A zero
+    difference gives 0 even when the denominator is 0.
+
+    Examples
+    --------
+    >>> smd(np.array([0., 1., 1., 1.]), np.array([0, 0, 1, 1]))
+    1.414213562373095
+    """
+    x = np.asarray(x, float)
+    t = np.asarray(t, float)
+    w = np.ones_like(x) if w is None else np.asarray(w, float)
+    binary = is_binary(x)
+    x1, x0 = x[t == 1], x[t == 0]
+    diff = weighted_mean(x1, w[t == 1]) - weighted_mean(x0, w[t == 0])
+    ones1, ones0 = np.ones_like(x1), np.ones_like(x0)
+    s1 = weighted_variance(x1, ones1, binary)
+    s0 = weighted_variance(x0, ones0, binary)
+    denom = np.sqrt((s1 + s0) / 2)
+    if diff == 0:
+        return 0.0
+    return float(diff / denom) if denom > 0 else float(np.sign(diff) * np.inf)
+
+
+def variance_ratio(x: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) -> float:
+    """Treated over control (weighted) variance, continuous covariates only (as cobalt's
+    ``bal.tab``; NaN for binary covariates, where the ratio carries no extra information)."""
+    x = np.asarray(x, float)
+    t = np.asarray(t, float)
+    if is_binary(x):
+        return float("nan")
+    w = np.ones_like(x) if w is None else np.asarray(w, float)
+    v1 = weighted_variance(x[t == 1], w[t == 1], binary=False)
+    v0 = weighted_variance(x[t == 0], w[t == 0], binary=False)
+    return float(v1 / v0)
+
+
+def effective_sample_size(w: np.ndarray) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2``."""
+    w = np.asarray(w, float)
+    return float(w.sum() ** 2 / np.sum(w ** 2))
+
+
+BALANCE_COLUMNS = ["covariate", "smd_unweighted", "smd_weighted",
+                   "variance_ratio_unweighted", "variance_ratio_weighted"]
+
+
+def balance_table(df: pd.DataFrame, covariates: tuple[str, ...] | list[str], weights: np.ndarray,
+                  treatment: str = TREATMENT, threshold: float = THRESHOLD) -> pd.DataFrame:
+    """Balance of each covariate before and after weighting (Supplementary Table 1).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Analysis sample.
+    covariates : sequence of str
+        Covariates to assess (by default the propensity covariates).
+    weights : array
+        Balancing weights aligned with ``df``.
+
+    Returns
+    -------
+    DataFrame
+        The columns of ``tables/balance.csv`` (covariate, smd_unweighted, smd_weighted,
+        variance_ratio_unweighted, variance_ratio_weighted) followed by ``type``
+        (Binary/Contin.), weighted and unweighted means per arm and the verdict, as cobalt's
+        ``bal.tab`` prints it.
+    """
+    t = df[treatment].to_numpy(float)
+    w = np.asarray(weights, float)
+    rows = []
+    for c in covariates:
+        x = df[c].to_numpy(float)
+        binary = is_binary(x)
+        s_w = smd(x, t, w)
+        rows.append({
+            "covariate": c,
+            "smd_unweighted": smd(x, t),
+            "smd_weighted": s_w,
+            "variance_ratio_unweighted": variance_ratio(x, t),
+            "variance_ratio_weighted": variance_ratio(x, t, w),
+            "type": "Binary" if binary else "Contin.",
+            "mean_mt_rs_unweighted": float(x[t == 1].mean()),
+            "mean_mt_only_unweighted": float(x[t == 0].mean()),
+            "mean_mt_rs_weighted": weighted_mean(x[t == 1], w[t == 1]),
+            "mean_mt_only_weighted": weighted_mean(x[t == 0], w[t == 0]),
+            "balanced": (f"Balanced, <{threshold:g}" if abs(s_w) < threshold
+                         else f"Not Balanced, >{threshold:g}"),
+        })
+    return pd.DataFrame(rows)
+
+
+def sample_sizes(df: pd.DataFrame, weights: np.ndarray, treatment: str = TREATMENT) -> pd.DataFrame:
+    """Effective sample size per arm (``arm``, ``n``, ``ess_unweighted``, ``ess_weighted``)."""
+    t = df[treatment].to_numpy(float)
+    w = np.asarray(weights, float)
+    rows = []
+    for label, arm in (("MT only", 0.0), ("MT+RS", 1.0)):
+        mask = t == arm
+        rows.append({"arm": label, "n": int(mask.sum()),
+                     "ess_unweighted": float(mask.sum()),
+                     "ess_weighted": effective_sample_size(w[mask])})
+    return pd.DataFrame(rows)

@@ -1,0 +1,242 @@
+"""One build: validate parameters and data, execute the notebooks with papermill into a
+temporary folder beside the target, and swap it in only when every notebook succeeded.
+
+A failed build leaves the previous output folder exactly as it was and keeps the failed run's
+partial notebooks in ``<out>.failed/`` for inspection.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .data import DataError
+from .params import Parameters, ParameterError
+from .study import analysis_cutoff, load_study
+
+NOTEBOOKS: tuple[str, ...] = ("01_cohort", "02_weighting", "03_cutoffs", "04_outcomes")
+PATH_PARAMETERS = ("data_path", "output_dir", "published_dir")
+
+
+OUTPUT_README = """\
+# Build outputs
+
+Written by `make supplement` (or `python -m analysis_lib build --data PATH --out DIR`); the whole
+folder is replaced only when every notebook succeeded. Numbers in `tables/*.csv` are unrounded;
+the `.html` tables are formatted for the manuscript.
+
+| path | content |
+| --- | --- |
+| `notebooks/NN_name.ipynb` | every notebook as executed on the data, with its parameters |
+| `tables/table1.csv` | Table 1: characteristics by arm, with Fisher / Mann-Whitney p |
+| `tables/patient_flow.csv` | Supplementary Figure 1: counts of the patient flow |
+| `tables/weights.csv` | patient-level propensity and weight (audit only: never share) |
+| `tables/balance.csv` | Supplementary Table 1: SMDs and variance ratios |
+| `tables/effective_sample_size.csv` | effective sample size per arm |
+| `tables/cutoff_sweep.csv` | Supplementary Table 2: subgroup ATEs at every cutoff |
+| `tables/continuous_interaction.csv` | interaction per 1 % stenosis and crossing point (delta CI) |
+| `tables/crossing_point.csv` | crossing point with delta-method and Fieller intervals |
+| `tables/continuous_band.csv` | ATE(stenosis) with its pointwise band (Supplementary Figure 2) |
+| `tables/table2.csv` | Table 2: every outcome, unadjusted and weighted, overall and by subgroup |
+| `tables/mrs_distribution.csv` | Figure 1: weighted 90-day mRS distribution |
+| `figures/*.png`, `figures/*.pdf` | figures at 300 dpi and as vector PDF |
+"""
+
+
+class BuildError(RuntimeError):
+    """A build step failed; the message is one line, and the exit code is set."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def project_root() -> Path:
+    """The compendium's root folder (the package is installed in editable mode)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def notebook_path(name: str, folder: Path | None = None) -> Path:
+    return (folder or project_root() / "notebooks") / f"{name}.ipynb"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out: Path
+    params: Parameters
+    timings: dict[str, float]
+    seconds: float
+
+
+def resolve_parameters(data: str | Path, out: str | Path, overrides: list[tuple[str, str]]) -> Parameters:
+    """Parameters of a build: defaults, then the data and output paths, then ``-p`` overrides."""
+    for name, _ in overrides:
+        if name in ("data_path", "output_dir"):
+            raise ParameterError(f"parameter '{name}' is set by --data/--out, not with -p")
+    base = {"data_path": str(Path(data).resolve()), "output_dir": str(Path(out).resolve()),
+            "published_dir": str(project_root() / "data" / "published")}
+    params = Parameters.from_strings(overrides, base=base)
+    if params.published_dir != base["published_dir"]:
+        params = params.replace(published_dir=str(Path(params.published_dir).resolve()))
+    return params
+
+
+def preflight(params: Parameters) -> None:
+    """Stop before any notebook runs when the data or the design cannot support the analysis:
+    invalid data (every problem listed), a propensity model that cannot be fitted, or no usable
+    cutoff when the cutoff is data-driven."""
+    analysis_cutoff(load_study(params))
+
+
+def notebook_parameters(path: Path, params: Parameters, output_dir: Path) -> dict:
+    """The parameters a notebook declares, with the build's values (paths absolute)."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(path))
+    values = params.to_dict()
+    values["output_dir"] = str(output_dir)
+    return {k: values[k] for k in declared if k in values}
+
+
+def run_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]] | None = None,
+              notebooks: tuple[str, ...] = NOTEBOOKS, log: Callable[[str], None] = print,
+              notebook_dir: Path | None = None, jobs: int | None = None) -> BuildResult:
+    """Execute the whole build (see the module docstring). Raises :class:`BuildError`.
+
+    The notebooks do not depend on each other (each starts from the data), so they run in
+    parallel on ``jobs`` worker processes (default: one per core); their order in the output
+    and in error reports is the order of ``notebooks``.
+    """
+    overrides = overrides or []
+    started = time.perf_counter()
+    try:
+        params = resolve_parameters(data, out, overrides)
+        preflight(params)
+    except (ParameterError, DataError, ValueError) as err:
+        raise BuildError(str(err), exit_code=2) from None
+
+    out = Path(params.output_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.partial-{os.getpid()}-{int(time.time())}"
+    (work / "notebooks").mkdir(parents=True)
+    tasks = []
+    for name in notebooks:
+        source = notebook_path(name, notebook_dir)
+        tasks.append((name, str(source), str(work / "notebooks" / f"{name}.ipynb"),
+                      notebook_parameters(source, params, work)))
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    log(f"running {len(tasks)} notebooks on {jobs} worker{'s' if jobs > 1 else ''}")
+    results: dict[str, dict] = {}
+    try:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(_execute, *task): task[0] for task in tasks}
+            for future in as_completed(futures):
+                name = futures[future]
+                results[name] = future.result()
+                log(_progress(name, results[name], len(results), len(tasks)))
+    except KeyboardInterrupt:
+        failed = _keep_failed(work, out)
+        raise BuildError(f"build interrupted - previous outputs in {out} untouched; "
+                         f"partial run kept in {failed}", exit_code=130) from None
+    for name in notebooks:
+        error = results[name].get("error")
+        if error:
+            failed = _keep_failed(work, out)
+            raise BuildError(
+                f"build failed in notebook {name}.ipynb, {error['cell']} ({error['line'][:60]}): "
+                f"{error['ename']}: {error['evalue']} - previous outputs in {out} untouched; "
+                f"partial run kept in {failed}"
+            )
+    (work / "README.md").write_text(OUTPUT_README, encoding="utf-8")
+    _swap_in(work, out)
+    return BuildResult(out=out, params=params, timings={n: results[n]["seconds"] for n in notebooks},
+                       seconds=time.perf_counter() - started)
+
+
+def _progress(name: str, result: dict, done: int, total: int) -> str:
+    status = "FAILED" if result.get("error") else "done"
+    return f"[{done}/{total}] {name} {status} ({result['seconds']:.1f} s)"
+
+
+def _execute(name: str, source: str, dest: str, parameters: dict) -> dict:
+    """Run one notebook with papermill (in a worker process); errors come back as plain data.
+
+    The kernel inherits the worker's standard error, where ipykernel prints transport warnings;
+    it goes to the null device so that the build's own messages stay readable (a notebook's
+    errors reach the user through papermill's exception, below).
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(source, dest, parameters=parameters, cwd=str(Path(source).parent),
+                            kernel_name="python3", progress_bar=False, log_output=False)
+    except PapermillExecutionError as err:
+        cell = f"cell In [{err.exec_count}]" if err.exec_count else f"cell index {err.cell_index}"
+        line = next((ln.strip() for ln in str(err.source).splitlines() if ln.strip() and not ln.startswith("#")), "")
+        evalue = str(err.evalue).strip().splitlines()[0] if str(err.evalue).strip() else ""
+        return {"seconds": time.perf_counter() - start,
+                "error": {"cell": cell, "line": line, "ename": err.ename, "evalue": evalue}}
+    return {"seconds": time.perf_counter() - start}
+
+
+def _keep_failed(work: Path, out: Path) -> Path:
+    failed = out.parent / f"{out.name}.failed"
+    if failed.exists():
+        shutil.rmtree(failed)
+    os.replace(work, failed)
+    return failed
+
+
+def _swap_in(work: Path, out: Path) -> None:
+    """Replace ``out`` by ``work``: two renames, the old folder removed only afterwards."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(work, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    failed = out.parent / f"{out.name}.failed"
+    if failed.exists():
+        shutil.rmtree(failed, ignore_errors=True)
+
+
+def summary_line(result: BuildResult) -> str:
+    tables = len(list((result.out / "tables").glob("*.csv")))
+    figures = len(list((result.out / "figures").glob("*.png")))
+    return (f"Outputs written to {result.out} ({len(result.timings)} notebooks, {tables} tables, "
+            f"{figures} figures; {result.seconds:.1f} s)")
+
+
+def refresh_notebooks(names: tuple[str, ...] = NOTEBOOKS, log: Callable[[str], None] = print) -> None:
+    """Re-execute the committed notebooks from their paired percent scripts, with their default
+    parameters (the synthetic cohort), and store the outputs in ``notebooks/*.ipynb``.
+
+    These stored outputs are what nbval compares against in ``make test`` and what a reader sees
+    on the web. Execution-timing metadata is dropped so that a re-run leaves git clean.
+    """
+    import jupytext
+    from nbclient import NotebookClient
+
+    folder = project_root() / "notebooks"
+    for name in names:
+        start = time.perf_counter()
+        nb = jupytext.read(folder / f"{name}.py")
+        NotebookClient(nb, kernel_name="python3", timeout=900,
+                       resources={"metadata": {"path": str(folder)}}).execute()
+        for cell in nb.cells:
+            cell.metadata.pop("execution", None)
+        nb.metadata.pop("papermill", None)
+        jupytext.write(nb, folder / f"{name}.ipynb")
+        log(f"{name}.ipynb executed ({time.perf_counter() - start:.1f} s)")

@@ -1,0 +1,95 @@
+"""Command line: ``python -m analysis_lib build | validate | synthesize | notebooks``.
+
+User mistakes (bad data, bad parameters) end with one line on standard error and exit code 2;
+a failing notebook ends with one line naming the notebook and cell and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .data import DataError, load_cohort
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m analysis_lib",
+                                description="Rescue stenting x stenosis severity: build the supplementary material.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="run every notebook into an output folder")
+    b.add_argument("--data", required=True, help="registry CSV (see analysis_lib/data_dictionary.csv)")
+    b.add_argument("--out", required=True, help="output folder (replaced only when the build succeeds)")
+    b.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override a parameter, e.g. -p estimand ATE -p cutoff auto")
+
+    v = sub.add_parser("validate", help="check a registry file against the data dictionary")
+    v.add_argument("--data", required=True)
+
+    sub.add_parser("notebooks", help="re-execute the committed notebooks on the synthetic cohort")
+
+    s = sub.add_parser("synthesize", help="regenerate the synthetic cohort from the published Table 1")
+    s.add_argument("--out", default="data/synthetic_cohort.csv")
+    s.add_argument("--seed", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            return _build(args)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "synthesize":
+            return _synthesize(args)
+        if args.command == "notebooks":
+            from .build import refresh_notebooks
+
+            refresh_notebooks()
+            return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+def _build(args) -> int:
+    from .build import BuildError, run_build, summary_line
+
+    pairs = [(name, value) for name, value in args.parameter]
+    try:
+        result = run_build(args.data, args.out, pairs, log=lambda m: print(m, flush=True))
+    except BuildError as err:
+        for line in str(err).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return err.exit_code
+    print(summary_line(result))
+    return 0
+
+
+def _validate(args) -> int:
+    try:
+        cohort = load_cohort(args.data)
+    except DataError as err:
+        for line in err.problems:
+            print(f"error: {line}", file=sys.stderr)
+        print(f"{len(err.problems)} problem(s) found in {args.data}", file=sys.stderr)
+        return 2
+    print(f"{args.data}: valid ({len(cohort)} patients, {cohort.shape[1]} columns)")
+    return 0
+
+
+def _synthesize(args) -> int:
+    import pandas as pd
+
+    from .build import project_root
+    from .synthetic import generate_cohort, write_cohort
+
+    table1 = pd.read_csv(project_root() / "data" / "published" / "table1_published.csv")
+    kwargs = {} if args.seed is None else {"seed": args.seed}
+    cohort = generate_cohort(table1, **kwargs)
+    write_cohort(cohort.data, Path(args.out))
+    print(f"wrote {args.out} ({len(cohort.data)} synthetic patients)")
+    return 0

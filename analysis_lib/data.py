@@ -1,0 +1,321 @@
+"""Reading, validation, derived outcomes and the analysis sample (ANALYSIS.md §1).
+
+The registry file is read as text and checked against ``data_dictionary.csv`` before any
+number is computed. Every violation becomes one line naming the column, up to five offending
+rows (1-based data rows, with the patient ID) and the rule, so that a data manager can fix the
+export in one pass. No statistics live here.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TREATMENT = "rescue_stenting"
+MODIFIER = "stenosis_pct"
+ID = "patient_id"
+CENTER = "center"
+OUTCOMES: tuple[str, ...] = (
+    "mrs_90d",
+    "mrs_0_2",
+    "mrs_0_3",
+    "final_mtici_2b3",
+    "reocclusion",
+    "sich",
+    "death_90d",
+)
+BINARY_OUTCOMES: tuple[str, ...] = OUTCOMES[1:]
+NA_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "."})  # not "none": a regimen value
+MAX_LISTED_ROWS = 5
+
+
+class DataError(ValueError):
+    """The input data break the data dictionary. ``problems`` holds one line per violation."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One row of the data dictionary."""
+
+    name: str
+    type: str  # "string", "integer" or "number"
+    allowed: str
+    missing_allowed: bool
+    role: str
+    description: str
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        m = re.fullmatch(r"\s*(-?[\d.]+)\s+to\s+(-?[\d.]+)\s*", self.allowed)
+        return (float(m.group(1)), float(m.group(2))) if m else None
+
+    @property
+    def value_set(self) -> frozenset | None:
+        m = re.fullmatch(r"\s*(\d+)\s+or\s+(\d+)\s*", self.allowed)
+        if m:
+            return frozenset({float(m.group(1)), float(m.group(2))})
+        if self.type == "string" and "," in self.allowed:
+            return frozenset(v.strip() for v in self.allowed.split(","))
+        return None
+
+    @property
+    def rule(self) -> str:
+        """The allowed values as a phrase, for messages."""
+        rng = self.value_range
+        if rng is not None:
+            return f"{self.type} from {rng[0]:g} to {rng[1]:g}"
+        return f"one of: {self.allowed}" if self.type == "string" else f"{self.allowed}"
+
+
+def load_dictionary() -> dict[str, ColumnSpec]:
+    """The data dictionary shipped with the package, keyed by column name (file order)."""
+    text = resources.files("analysis_lib").joinpath("data_dictionary.csv").read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    return {
+        r["column"]: ColumnSpec(
+            name=r["column"],
+            type=r["type"],
+            allowed=r["allowed"],
+            missing_allowed=r["missing_allowed"].strip() == "yes",
+            role=r["role"],
+            description=r["description"],
+        )
+        for r in rows
+    }
+
+
+# ------------------------------------------------------------------------------ reading
+def read_registry(path: str | Path) -> pd.DataFrame:
+    """Read a registry CSV (UTF-8, comma-separated, one header row) as text.
+
+    Cells stay strings so that validation can quote them; a UTF-8 byte-order mark and fully
+    blank trailing rows are tolerated. Unreadable files raise :class:`DataError`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError([f"data file not found: {path}"])
+    if path.is_dir():
+        raise DataError([f"data path is a folder, not a CSV file: {path}"])
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError([f"{path.name}: the file is empty (expected a header row and one row per patient)"])
+    if b"\x00" in raw[:4096]:
+        raise DataError([f"{path.name}: not a text CSV file (binary content; export the registry as UTF-8 CSV)"])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            [f"{path.name}: line {line}: not valid UTF-8 text (re-export the registry as UTF-8 CSV)"]
+        ) from None
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True
+        )
+    except pd.errors.ParserError as err:
+        raise DataError([f"{path.name}: not a valid comma-separated file ({_first_line(err)})"]) from None
+    except pd.errors.EmptyDataError:
+        raise DataError([f"{path.name}: the file is empty (expected a header row and one row per patient)"]) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    # Drop rows in which every cell is blank (trailing separators in spreadsheet exports).
+    blank = frame.apply(lambda col: col.str.strip().eq("")).all(axis=1)
+    frame = frame.loc[~blank].reset_index(drop=True)
+    if frame.empty:
+        raise DataError([f"{path.name}: the file has a header row but no patient rows"])
+    return frame
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+# ---------------------------------------------------------------------------- validation
+def validate(raw: pd.DataFrame, dictionary: dict[str, ColumnSpec] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Check a text frame against the data dictionary.
+
+    Returns the typed frame (numbers as float64 with NaN for missing, strings as object) and
+    the list of problems, one line each. An empty list means the data are valid.
+    """
+    dictionary = dictionary or load_dictionary()
+    problems: list[str] = []
+    ids = raw[ID].astype(str).str.strip() if ID in raw.columns else None
+
+    present = set(raw.columns)
+    for spec in dictionary.values():
+        if spec.name in present:
+            continue
+        if spec.name == "death_90d":  # derived from mrs_90d when absent (ANALYSIS.md §1)
+            continue
+        close = difflib.get_close_matches(spec.name, [c for c in raw.columns if c not in dictionary], n=1, cutoff=0.6)
+        if not close:
+            close = [c for c in raw.columns if c.lower() == spec.name.lower()]
+        hint = f"; found '{close[0]}' - rename it" if close else ""
+        problems.append(f"{spec.name}: required column is missing{hint} (data dictionary: {spec.description})")
+    dup_cols = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
+    for c in dup_cols:
+        problems.append(f"{c}: the column appears more than once in the header")
+    if dup_cols:
+        return raw, problems
+
+    typed = pd.DataFrame(index=raw.index)
+    for name in raw.columns:
+        spec = dictionary.get(name)
+        if spec is None:
+            typed[name] = raw[name]
+            continue
+        text = raw[name].astype(str).str.strip()
+        missing = text.str.lower().isin(NA_TOKENS)
+        if spec.type == "string":
+            values = text.where(~missing, None)
+            typed[name] = values.astype(object)
+            if not spec.missing_allowed:
+                _add(problems, name, missing, ids, raw[name], "must not be empty")
+            allowed = spec.value_set
+            if allowed is not None:
+                bad = ~missing & ~text.isin(allowed)
+                _add(problems, name, bad, ids, raw[name], f"must be {spec.rule}")
+            continue
+        numbers = pd.to_numeric(text.str.replace(",", ".", regex=False).where(~missing), errors="coerce")
+        not_number = ~missing & numbers.isna()
+        kind = "a whole number" if spec.type == "integer" else "a number"
+        _add(problems, name, not_number, ids, raw[name], f"must be {kind}")
+        if spec.type == "integer":
+            fractional = numbers.notna() & (numbers != np.floor(numbers))
+            _add(problems, name, fractional, ids, raw[name], "must be a whole number")
+        if not spec.missing_allowed:
+            _add(problems, name, missing, ids, raw[name], "must not be empty")
+        rng, allowed = spec.value_range, spec.value_set
+        if rng is not None:
+            bad = numbers.notna() & ((numbers < rng[0]) | (numbers > rng[1]))
+            _add(problems, name, bad, ids, raw[name], f"must be from {rng[0]:g} to {rng[1]:g}")
+        elif allowed is not None:
+            bad = numbers.notna() & ~numbers.isin(allowed)
+            _add(problems, name, bad, ids, raw[name], f"must be {spec.allowed}")
+        typed[name] = numbers.astype("float64")
+
+    if ID in raw.columns:
+        dup = ids.duplicated(keep=False) & ids.ne("")
+        _add(problems, ID, dup, ids, raw[ID], "must be unique (duplicated patient ID)")
+    if "death_90d" in typed.columns and "mrs_90d" in typed.columns:
+        both = typed["death_90d"].notna() & typed["mrs_90d"].notna()
+        inconsistent = both & (typed["death_90d"] != (typed["mrs_90d"] == 6).astype(float))
+        _add(problems, "death_90d", inconsistent, ids, raw["death_90d"],
+             "must equal (mrs_90d == 6) where mrs_90d is known")
+    if TREATMENT in typed.columns and not any(p.startswith(TREATMENT) for p in problems):
+        counts = typed[TREATMENT].value_counts()
+        for arm, label in ((1.0, "MT+RS (1)"), (0.0, "MT only (0)")):
+            if counts.get(arm, 0) == 0:
+                problems.append(f"{TREATMENT}: no patient in the {label} arm; both arms are needed")
+    if "antiplatelet_regimen" in typed.columns and TREATMENT in typed.columns:
+        given = typed["antiplatelet_regimen"].notna() & (typed[TREATMENT] == 0)
+        _add(problems, "antiplatelet_regimen", given, ids, raw["antiplatelet_regimen"],
+             "must be empty for MT-only patients (rescue_stenting = 0)")
+    return typed, problems
+
+
+def _add(problems: list[str], column: str, mask: pd.Series, ids: pd.Series | None,
+         values: pd.Series, rule: str) -> None:
+    """Append one line for ``column`` if ``mask`` flags any row."""
+    rows = np.flatnonzero(mask.to_numpy())
+    if rows.size == 0:
+        return
+    shown = []
+    for r in rows[:MAX_LISTED_ROWS]:
+        who = f" ({ids.iloc[r]})" if ids is not None and ids.iloc[r] not in ("", None) else ""
+        shown.append(f"row {r + 1}{who} = {values.iloc[r]!r}")
+    more = f" and {rows.size - MAX_LISTED_ROWS} more" if rows.size > MAX_LISTED_ROWS else ""
+    noun = "row" if rows.size == 1 else "rows"
+    problems.append(f"{column}: {rows.size} {noun} break the rule '{rule}': {', '.join(shown)}{more}")
+
+
+# ------------------------------------------------------------------------------ outcomes
+def derive_outcomes(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``mrs_0_2 = mrs_90d <= 2``, ``mrs_0_3 = mrs_90d <= 3`` and, when absent,
+    ``death_90d = mrs_90d == 6``; missing mRS stays missing in every derived column."""
+    out = df.copy()
+    mrs = out["mrs_90d"]
+    known = mrs.notna()
+    out["mrs_0_2"] = np.where(known, (mrs <= 2).astype(float), np.nan)
+    out["mrs_0_3"] = np.where(known, (mrs <= 3).astype(float), np.nan)
+    if "death_90d" not in out.columns:
+        out["death_90d"] = np.where(known, (mrs == 6).astype(float), np.nan)
+    return out
+
+
+def load_cohort(path: str | Path) -> pd.DataFrame:
+    """Read, validate and derive: the typed cohort, or :class:`DataError` with every problem."""
+    raw = read_registry(path)
+    typed, problems = validate(raw)
+    if problems:
+        raise DataError([f"{Path(path).name}: {p}" for p in problems])
+    return derive_outcomes(typed)
+
+
+# ------------------------------------------------------------------------- analysis sample
+@dataclass(frozen=True)
+class AnalysisSample:
+    """The complete-case analysis sample and what was excluded on the way.
+
+    Attributes
+    ----------
+    data : DataFrame
+        Patients complete on treatment, ``stenosis_pct`` and every propensity covariate.
+    exclusions : DataFrame
+        One row per reason (``reason``, ``n``, ``n_mt_rs``, ``n_mt_only``) in the order applied;
+        a patient is counted once, under the first covariate (in ``ps_covariates`` order)
+        that is missing.
+    n_input : int
+        Rows in the input file.
+    """
+
+    data: pd.DataFrame
+    exclusions: pd.DataFrame
+    n_input: int
+
+    @property
+    def n(self) -> int:
+        return len(self.data)
+
+    def arm_counts(self) -> dict[str, int]:
+        t = self.data[TREATMENT]
+        return {"mt_rs": int((t == 1).sum()), "mt_only": int((t == 0).sum())}
+
+    def __repr__(self) -> str:
+        c = self.arm_counts()
+        return (f"AnalysisSample(n={self.n}: MT+RS {c['mt_rs']}, MT only {c['mt_only']}; "
+                f"excluded {self.n_input - self.n} of {self.n_input})")
+
+
+def analysis_sample(df: pd.DataFrame, ps_covariates: tuple[str, ...] | list[str],
+                    treatment: str = TREATMENT, modifier: str = MODIFIER) -> AnalysisSample:
+    """Complete cases on treatment, modifier and propensity covariates (ANALYSIS.md §1).
+
+    Outcomes may be missing: each outcome model later uses the rows whose outcome is known.
+    """
+    missing_cols = [c for c in (treatment, modifier, *ps_covariates) if c not in df.columns]
+    if missing_cols:
+        raise DataError([f"{c}: column needed by the analysis is missing" for c in missing_cols])
+    keep = pd.Series(True, index=df.index)
+    rows = []
+    for col in (treatment, modifier, *[c for c in ps_covariates if c != modifier]):
+        miss = keep & df[col].isna()
+        if miss.any():
+            t = df.loc[miss, treatment]
+            rows.append({"reason": f"missing {col}", "n": int(miss.sum()),
+                         "n_mt_rs": int((t == 1).sum()), "n_mt_only": int((t == 0).sum())})
+        keep &= ~miss
+    exclusions = pd.DataFrame(rows, columns=["reason", "n", "n_mt_rs", "n_mt_only"])
+    data = df.loc[keep].reset_index(drop=True)
+    return AnalysisSample(data=data, exclusions=exclusions, n_input=len(df))

@@ -1,0 +1,359 @@
+"""Weighted effect models with sandwich variances (ANALYSIS.md §4, Table 2).
+
+Two paths compute the same statistics:
+
+* :func:`fit_weighted` fits any design matrix: weighted least squares (``lm(..., weights = w)``)
+  or the modified Poisson model (``glm(..., family = poisson, weights = w)``) with statsmodels,
+  and the heteroskedasticity-consistent covariance of :func:`hc_vcov`, a transcription of
+  ``sandwich::vcovHC`` (statsmodels' own robust covariances for weighted GLMs do not follow
+  sandwich's HC2/HC3 definitions, and the paper's numbers come from sandwich).
+* :func:`fit_cells` is the closed form of the same models when the design is saturated in a
+  few cells, which is the case of every Table 2 and cutoff-sweep model (``y ~ t`` and
+  ``y ~ t * high``): the weighted least-squares and Poisson maximum-likelihood fits are then
+  the weighted cell means, exactly, without iterations. It is exact where the iterative fit
+  diverges (a cell without events, where ``glm`` drifts to a huge coefficient) and fast
+  enough for resampling; tests pin it to :func:`fit_weighted` and to R.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+
+from .data import OUTCOMES, TREATMENT
+
+TABLE2_COLUMNS = ["outcome", "analysis", "subgroup", "measure", "estimate", "ci_lower", "ci_upper",
+                  "p_value", "p_interaction", "n", "note"]
+ARM_LABEL = {0: "MT-only", 1: "MT+RS"}
+
+
+# --------------------------------------------------------------------------- sandwich
+def hc_omega(score_resid: np.ndarray, hat: np.ndarray, n: int, k: int, hc_type: str) -> np.ndarray:
+    """Per-observation meat weights of ``sandwich::meatHC``.
+
+    ``HC0``: ``r^2``; ``HC1``: ``r^2 n / (n - k)``; ``HC2``: ``r^2 / (1 - h)``;
+    ``HC3``: ``r^2 / (1 - h)^2``, with ``r`` the score residual (weight times residual) and
+    ``h`` the hat value from the working weights.
+    """
+    r2 = np.asarray(score_resid, float) ** 2
+    if hc_type == "HC0":
+        return r2
+    if hc_type == "HC1":
+        return r2 * n / (n - k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if hc_type == "HC2":
+            return r2 / (1 - hat)
+        if hc_type == "HC3":
+            return r2 / (1 - hat) ** 2
+    raise ValueError(f"hc_type must be HC0, HC1, HC2 or HC3, got {hc_type!r}")
+
+
+def hc_vcov(X: np.ndarray, work_weights: np.ndarray, score_resid: np.ndarray, hc_type: str = "HC0") -> np.ndarray:
+    """Sandwich covariance ``A^-1 M A^-1`` of a weighted GLM, as ``sandwich::vcovHC``.
+
+    Parameters
+    ----------
+    X : (n, k) array
+        Model matrix (aliased columns removed).
+    work_weights : array
+        IRLS working weights: ``w`` for weighted least squares, ``w mu`` for the Poisson log link.
+    score_resid : array
+        Working residual times working weight, ``w (y - mu)`` for both families (sandwich's
+        ``estfun / X``), so that ``M = sum omega_i x_i x_i'``.
+    hc_type : {"HC0", "HC1", "HC2", "HC3"}
+
+    Notes
+    -----
+    ``A = X' W X`` (sandwich's ``bread`` is ``n A^-1`` and its meat is divided by ``n``, which
+    cancels). Hat values ``h_i = W_i x_i' A^-1 x_i``.
+    """
+    X = np.asarray(X, float)
+    Ww = np.asarray(work_weights, float)
+    A_inv = np.linalg.inv(X.T @ (Ww[:, None] * X))
+    hat = Ww * np.einsum("ij,jk,ik->i", X, A_inv, X)
+    n, k = X.shape
+    omega = hc_omega(score_resid, hat, n, k, hc_type)
+    meat = X.T @ (omega[:, None] * X)
+    return A_inv @ meat @ A_inv
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """A weighted linear or modified-Poisson fit with its sandwich covariance."""
+
+    names: tuple[str, ...]
+    coef: np.ndarray
+    vcov: np.ndarray = field(repr=False)
+    family: str
+    hc_type: str
+    n: int
+    df_resid: int
+
+    def combination(self, L: np.ndarray | list[float]) -> tuple[float, float]:
+        """Estimate and standard error of the linear combination ``L' beta``."""
+        L = np.asarray(L, float)
+        return float(L @ self.coef), float(np.sqrt(L @ self.vcov @ L))
+
+    def table(self, conf_level: float = 0.95) -> pd.DataFrame:
+        """Coefficients as ``lmtest::coeftest`` prints them, with ``coefci`` intervals."""
+        se = np.sqrt(np.diag(self.vcov))
+        rows = [wald(b, s, self.df_resid if self.family == "gaussian" else None, conf_level)
+                for b, s in zip(self.coef, se)]
+        return pd.DataFrame({"term": self.names, "estimate": self.coef, "std_error": se,
+                             "ci_lower": [r[1] for r in rows], "ci_upper": [r[2] for r in rows],
+                             "p_value": [r[3] for r in rows]})
+
+
+def fit_weighted(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, family: str = "gaussian",
+                 hc_type: str = "HC0") -> ModelFit:
+    """Fit ``y ~ X`` with weights ``w`` and sandwich covariance.
+
+    ``family="gaussian"``: weighted least squares as ``lm(y ~ X, weights = w)``;
+    ``family="poisson"``: log-link Poisson quasi-likelihood with ``w`` as prior (variance)
+    weights, as ``glm(y ~ X, family = poisson, weights = w)`` (the modified Poisson model of
+    Zou 2004 when ``y`` is binary). Statsmodels fits; :func:`hc_vcov` gives the covariance.
+    """
+    Xv = np.asarray(X, float)
+    y = np.asarray(y, float)
+    w = np.asarray(w, float)
+    names = tuple(X.columns) if isinstance(X, pd.DataFrame) else tuple(f"x{j}" for j in range(Xv.shape[1]))
+    if family == "gaussian":
+        res = sm.WLS(y, Xv, weights=w).fit()
+        beta = np.asarray(res.params, float)
+        work, score = w, w * (y - Xv @ beta)
+    elif family == "poisson":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sm.GLM(y, Xv, family=sm.families.Poisson(), var_weights=w).fit(
+                method="IRLS", tol=1e-13, maxiter=200)
+        beta = np.asarray(res.params, float)
+        mu = np.exp(Xv @ beta)
+        work, score = w * mu, w * (y - mu)
+    else:
+        raise ValueError(f"family must be 'gaussian' or 'poisson', got {family!r}")
+    V = hc_vcov(Xv, work, score, hc_type)
+    n, k = Xv.shape
+    return ModelFit(names=names, coef=beta, vcov=V, family=family, hc_type=hc_type, n=n, df_resid=n - k)
+
+
+def wald(estimate: float, se: float, df: float | None, conf_level: float = 0.95) -> tuple[float, float, float, float]:
+    """Wald interval and two-sided p: t with ``df`` degrees of freedom, or normal if ``df`` is None.
+
+    Returns ``(estimate, lower, upper, p)`` on the scale of ``estimate``.
+    """
+    alpha = 1 - conf_level
+    if df is None:
+        q = stats.norm.ppf(1 - alpha / 2)
+        p = 2 * stats.norm.sf(abs(estimate / se)) if se > 0 else float("nan")
+    else:
+        q = stats.t.ppf(1 - alpha / 2, df)
+        p = 2 * stats.t.sf(abs(estimate / se), df) if se > 0 else float("nan")
+    return estimate, estimate - q * se, estimate + q * se, float(p)
+
+
+# ------------------------------------------------------------------- saturated cells
+@dataclass(frozen=True)
+class CellFit:
+    """Closed-form fit of a model saturated in ``k`` cells (see the module docstring).
+
+    For cell ``c`` with weights ``w_i``, ``W_c = sum w_i`` and weighted mean
+    ``m_c = sum w_i y_i / W_c``, the link-scale coefficient is ``m_c`` (identity) or
+    ``log m_c`` (log), and the sandwich variance is
+
+    ``var = sum_i omega_i w_i^2 (y_i - m_c)^2 / W_c^2`` (identity) or divided further by
+    ``m_c^2`` (log), with ``omega`` as :func:`hc_omega`, hat values ``h_i = w_i / W_c`` and, for
+    HC1, ``n`` the rows in the model and ``k`` the non-empty cells. Cells are independent, so
+    contrasts add variances.
+    """
+
+    family: str
+    hc_type: str
+    count: np.ndarray
+    events: np.ndarray
+    sum_w: np.ndarray
+    mean: np.ndarray
+    coef: np.ndarray
+    var: np.ndarray
+    n: int
+    rank: int
+
+    @property
+    def df_resid(self) -> int:
+        return self.n - self.rank
+
+    def estimable(self, c: int) -> bool:
+        return bool(self.count[c] > 0 and np.isfinite(self.coef[c]))
+
+    def contrast(self, plus: list[int], minus: list[int]) -> tuple[float, float]:
+        """Estimate and standard error of ``sum coef[plus] - sum coef[minus]``."""
+        est = float(self.coef[plus].sum() - self.coef[minus].sum())
+        se = float(np.sqrt(self.var[plus].sum() + self.var[minus].sum()))
+        return est, se
+
+
+def fit_cells(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, family: str = "gaussian",
+              hc_type: str = "HC0") -> CellFit:
+    """Weighted cell means and their sandwich variances (see :class:`CellFit`)."""
+    y = np.asarray(y, float)
+    w = np.asarray(w, float)
+    cell = np.asarray(cell, int)
+    count = np.bincount(cell, minlength=n_cells).astype(float)
+    sum_w = np.bincount(cell, weights=w, minlength=n_cells)
+    sum_wy = np.bincount(cell, weights=w * y, minlength=n_cells)
+    events = np.bincount(cell, weights=(y != 0).astype(float), minlength=n_cells)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(count > 0, sum_wy / sum_w, np.nan)
+    n, rank = y.size, int((count > 0).sum())
+    resid = y - mean[cell]
+    hat = w / sum_w[cell]
+    omega = hc_omega(w * resid, hat, n, rank, hc_type)
+    meat = np.bincount(cell, weights=omega, minlength=n_cells)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if family == "gaussian":
+            coef = mean
+            var = meat / sum_w ** 2
+        elif family == "poisson":
+            coef = np.where(mean > 0, np.log(mean), -np.inf)
+            var = np.where(mean > 0, meat / (mean * sum_w) ** 2, np.nan)
+        else:
+            raise ValueError(f"family must be 'gaussian' or 'poisson', got {family!r}")
+    var = np.where(count > 0, var, np.nan)
+    return CellFit(family=family, hc_type=hc_type, count=count, events=events, sum_w=sum_w, mean=mean,
+                   coef=coef, var=var, n=n, rank=rank)
+
+
+# --------------------------------------------------------------------- effect rows
+def measure_for(y: pd.Series | np.ndarray) -> str:
+    """``RR`` for a 0/1 outcome, ``ATE`` otherwise."""
+    values = np.unique(np.asarray(y, float)[~np.isnan(np.asarray(y, float))])
+    return "RR" if set(values.tolist()) <= {0.0, 1.0} else "ATE"
+
+
+def _where(subgroup: str, cutoff: float | None) -> str:
+    if subgroup == "low":
+        return f" with stenosis <= {cutoff:g} %"
+    if subgroup == "high":
+        return f" with stenosis > {cutoff:g} %"
+    return ""
+
+
+def _cell_problem(fit: CellFit, control: int, treated: int, where: str) -> str:
+    """Why the contrast treated - control cannot be estimated ('' if it can)."""
+    for c, arm in ((control, 0), (treated, 1)):
+        if fit.count[c] == 0:
+            return f"not estimable: no {ARM_LABEL[arm]} patients{where}"
+    if fit.family == "poisson":
+        empty = [ARM_LABEL[a] for c, a in ((control, 0), (treated, 1)) if fit.mean[c] == 0]
+        if len(empty) == 2:
+            return f"RR not estimable: no events in either arm{where}"
+        if empty:
+            return f"RR not estimable: no events in the {empty[0]} arm{where}"
+    if not (np.isfinite(fit.var[control]) and np.isfinite(fit.var[treated])):
+        return (f"CI not estimable: {fit.hc_type} variance undefined{where} "
+                "(hat value 1: a single patient in an arm)")
+    if fit.var[control] + fit.var[treated] == 0:
+        return f"CI not estimable: no variation in the outcome{where}"
+    return ""
+
+
+def _row(fit: CellFit, plus: list[int], minus: list[int], problem: str, conf_level: float) -> dict:
+    if problem and not problem.startswith("CI not estimable"):
+        return {"estimate": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan}
+    est, se = fit.contrast(plus, minus)
+    df = fit.df_resid if fit.family == "gaussian" else None
+    b, lo, hi, p = wald(est, se, df, conf_level) if not problem else (est, np.nan, np.nan, np.nan)
+    if fit.family == "poisson":
+        b, lo, hi = np.exp(b), np.exp(lo), np.exp(hi)
+    return {"estimate": b, "ci_lower": lo, "ci_upper": hi, "p_value": p}
+
+
+def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None = None,
+                    high: np.ndarray | None = None, cutoff: float | None = None,
+                    treatment: str = TREATMENT, measure: str | None = None, hc_type: str = "HC0",
+                    conf_level: float = 0.95) -> pd.DataFrame:
+    """Effect of the treatment on one outcome, overall or by a binary modifier.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Analysis sample; rows with a missing outcome are dropped here, keeping the weights of
+        the full sample (ANALYSIS.md §1).
+    outcome : str
+        Outcome column.
+    weights : array, optional
+        Balancing weights aligned with ``df``; ``None`` is the unadjusted analysis (unit weights).
+    high : bool array, optional
+        Modifier (``stenosis_pct > cutoff``). Without it: one row, ``overall``, from
+        ``y ~ t``. With it: rows ``low`` and ``high`` from ``y ~ t * high``, subgroup effects
+        ``b_t`` and ``b_t + b_t:high`` and p-interaction the Wald p of ``b_t:high``.
+    cutoff : float, optional
+        Only used in notes.
+    measure : {"ATE", "RR"}, optional
+        Difference in means by weighted least squares (t, residual df) or relative risk by
+        modified Poisson (normal); default from the outcome values.
+
+    Returns
+    -------
+    DataFrame
+        ``subgroup, measure, estimate, ci_lower, ci_upper, p_value, p_interaction, n, note``.
+    """
+    y_all = df[outcome].to_numpy(float)
+    keep = ~np.isnan(y_all)
+    y = y_all[keep]
+    t = df[treatment].to_numpy(int)[keep]
+    w = np.ones(y.size) if weights is None else np.asarray(weights, float)[keep]
+    measure = measure or measure_for(y)
+    family = "gaussian" if measure == "ATE" else "poisson"
+    if high is None:
+        fit = fit_cells(y, w, t, 2, family, hc_type)
+        problem = _cell_problem(fit, 0, 1, "")
+        row = {"subgroup": "overall", "measure": measure, **_row(fit, [1], [0], problem, conf_level),
+               "p_interaction": np.nan, "n": int(y.size), "note": problem}
+        return pd.DataFrame([row])
+    h = np.asarray(high, bool)[keep]
+    cell = t + 2 * h.astype(int)  # 0 control-low, 1 treated-low, 2 control-high, 3 treated-high
+    fit = fit_cells(y, w, cell, 4, family, hc_type)
+    problems = {"low": _cell_problem(fit, 0, 1, _where("low", cutoff)),
+                "high": _cell_problem(fit, 2, 3, _where("high", cutoff))}
+    if problems["low"] or problems["high"]:
+        p_int = np.nan  # the interaction needs all four cells with estimable variances
+    else:
+        est, se = fit.contrast([3, 0], [2, 1])
+        p_int = wald(est, se, fit.df_resid if family == "gaussian" else None, conf_level)[3]
+    rows = []
+    for name, plus, minus, mask in (("low", [1], [0], ~h), ("high", [3], [2], h)):
+        note = problems[name]
+        other = problems["high" if name == "low" else "low"]
+        if not note and other:
+            note = f"p-interaction not estimable ({other.split(': ', 1)[-1]})"
+        rows.append({"subgroup": name, "measure": measure,
+                     **_row(fit, plus, minus, problems[name], conf_level),
+                     "p_interaction": p_int, "n": int(mask.sum()), "note": note})
+    return pd.DataFrame(rows)
+
+
+def table2(df: pd.DataFrame, weights: np.ndarray, cutoff: float, hc_type: str = "HC0",
+           conf_level: float = 0.95, outcomes: tuple[str, ...] = OUTCOMES,
+           modifier: str = "stenosis_pct", treatment: str = TREATMENT) -> pd.DataFrame:
+    """Table 2: every outcome, unadjusted and weighted, overall and by stenosis subgroup.
+
+    ``high = modifier > cutoff`` (strictly greater; ``low`` is ``<=``), ANALYSIS.md §4.
+    Returns the columns of ``tables/table2.csv``.
+    """
+    high = df[modifier].to_numpy(float) > cutoff
+    parts = []
+    for outcome in outcomes:
+        for analysis, w in (("unadjusted", None), ("iptw", weights)):
+            for h in (None, high):
+                part = estimate_effect(df, outcome, w, high=h, cutoff=cutoff, treatment=treatment,
+                                       hc_type=hc_type, conf_level=conf_level)
+                part.insert(0, "analysis", analysis)
+                part.insert(0, "outcome", outcome)
+                parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    return out[TABLE2_COLUMNS]

@@ -1,0 +1,185 @@
+"""Figures of the paper and supplement (ANALYSIS.md §10), one function per artefact.
+
+Functions take the tidy frames computed elsewhere and return a :class:`matplotlib.figure.Figure`
+(object-oriented, no pyplot state). Colours are colour-blind safe: Okabe-Ito for the arms and
+``cividis`` for the ordinal mRS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+
+ARM_COLORS = {"MT only": "#0072B2", "MT+RS": "#D55E00"}  # Okabe-Ito blue and vermillion
+GREY = "#7F7F7F"
+MRS_COLORS = [colormaps["cividis"](x) for x in np.linspace(0.95, 0.15, 6)] + [(0.1, 0.1, 0.1, 1.0)]
+
+
+def _figure(width: float, height: float, **kw) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained", **kw)
+    return fig
+
+
+def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> Figure:
+    """Absolute SMDs before and after weighting, ordered by the unadjusted imbalance."""
+    b = balance.assign(abs_u=balance["smd_unweighted"].abs(), abs_w=balance["smd_weighted"].abs())
+    b = b.sort_values("abs_u")
+    y = np.arange(len(b))
+    fig = _figure(6.0, 0.32 * len(b) + 1.2)
+    ax = fig.add_subplot()
+    ax.scatter(b["abs_u"], y, facecolors="white", edgecolors=GREY, s=36, label="Unweighted", zorder=3)
+    ax.scatter(b["abs_w"], y, color=ARM_COLORS["MT+RS"], s=30, label="Weighted", zorder=4)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=0.8)
+    ax.set_yticks(y, b["covariate"])
+    ax.set_xlabel("Absolute Standardized Mean Differences")
+    ax.set_xlim(left=0)
+    ax.grid(axis="x", color="#e5e5e5")
+    ax.legend(loc="lower right", frameon=False)
+    return fig
+
+
+def propensity_overlap(propensity: np.ndarray, treatment: np.ndarray, weights: np.ndarray) -> Figure:
+    """Mirrored histograms of the propensity score by arm, unweighted and weighted."""
+    e = np.asarray(propensity, float)
+    t = np.asarray(treatment, float)
+    w = np.asarray(weights, float)
+    bins = np.linspace(0, 1, 26)
+    fig = _figure(8.0, 3.2)
+    axes = fig.subplots(1, 2, sharey=False)
+    for ax, (title, ww) in zip(axes, (("Unweighted", np.ones_like(w)), ("Weighted", w))):
+        h1, _ = np.histogram(e[t == 1], bins=bins, weights=ww[t == 1])
+        h0, _ = np.histogram(e[t == 0], bins=bins, weights=ww[t == 0])
+        centers, width = (bins[:-1] + bins[1:]) / 2, np.diff(bins)
+        ax.bar(centers, h1, width=width, color=ARM_COLORS["MT+RS"], alpha=0.85, label="MT+RS")
+        ax.bar(centers, -h0, width=width, color=ARM_COLORS["MT only"], alpha=0.85, label="MT only")
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_title(title)
+        ax.set_xlabel("Propensity score")
+        ax.set_ylabel("Patients (weighted)" if title == "Weighted" else "Patients")
+        ticks = ax.get_yticks()
+        ax.set_yticks(ticks, [f"{abs(v):g}" for v in ticks])
+    axes[0].legend(frameon=False, loc="upper center")
+    return fig
+
+
+def sweep_forest(sweep: pd.DataFrame) -> Figure:
+    """Forest plot of the low and high subgroup ATEs at every candidate cutoff."""
+    fig = _figure(6.5, 0.42 * len(sweep) + 1.4)
+    ax = fig.add_subplot()
+    y = np.arange(len(sweep))[::-1]
+    for offset, name, label, color in ((0.15, "ate_low", "Stenosis <= cutoff", ARM_COLORS["MT only"]),
+                                       (-0.15, "ate_high", "Stenosis > cutoff", ARM_COLORS["MT+RS"])):
+        est = sweep[name].to_numpy(float)
+        lo = sweep[f"{name}_ci_lower"].to_numpy(float)
+        hi = sweep[f"{name}_ci_upper"].to_numpy(float)
+        eligible = sweep["eligible"].to_numpy(bool)
+        for yy, e, l, h, ok in zip(y + offset, est, lo, hi, eligible):
+            if np.isnan(e):
+                continue
+            c = color if ok else GREY
+            ax.plot([l, h], [yy, yy], color=c, linewidth=1.2)
+            ax.plot(e, yy, "o", color=c, markersize=4.5)
+        ax.plot([], [], "o-", color=color, label=label)
+    ax.axvline(0, color="black", linewidth=0.8)
+    labels = [f"{c:g}%" + ("  (selected)" if s else "") + ("" if el else "  (not eligible)")
+              for c, s, el in zip(sweep["cutoff"], sweep["selected"], sweep["eligible"])]
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("ATE on 90-day mRS, MT+RS vs MT only (95% CI)")
+    ax.legend(frameon=False, loc="lower left", fontsize=8)
+    return fig
+
+
+def continuous_interaction_plot(band: pd.DataFrame, crossing: float, cutoff: float,
+                                stenosis: np.ndarray, treatment: np.ndarray) -> Figure:
+    """Supplementary Figure 2: ATE(s) with its pointwise band, the crossing point, the cutoff
+    used for the subgroups and a rug of patients by arm."""
+    fig = _figure(6.5, 4.2)
+    ax = fig.add_subplot()
+    s = band.iloc[:, 0].to_numpy(float)
+    ax.fill_between(s, band["ci_lower"], band["ci_upper"], color="#BBBBBB", alpha=0.6, label="95% pointwise band")
+    ax.plot(s, band["ate"], color="black", linewidth=1.6, label="ATE(stenosis)")
+    ax.axhline(0, color="black", linewidth=0.6)
+    if np.isfinite(crossing) and s.min() <= crossing <= s.max():
+        ax.axvline(crossing, color="#009E73", linestyle="--", linewidth=1.2, label=f"Crossing point {crossing:.1f}%")
+    ax.axvline(cutoff, color="#CC79A7", linestyle=":", linewidth=1.4, label=f"Cutoff {cutoff:g}%")
+    st = np.asarray(stenosis, float)
+    tr = np.asarray(treatment, float)
+    lo = min(band["ci_lower"].min(), 0)
+    span = max(band["ci_upper"].max(), 0) - lo
+    for arm, val, off in (("MT only", 0.0, 0.02), ("MT+RS", 1.0, 0.07)):
+        x = st[tr == val]
+        ax.plot(x, np.full_like(x, lo - off * span), "|", color=ARM_COLORS[arm], markersize=7, alpha=0.6, label=f"{arm} patients")
+    ax.set_xlabel("Degree of MCA stenosis (%)")
+    ax.set_ylabel("ATE on 90-day mRS (MT+RS minus MT only)")
+    ax.legend(frameon=False, fontsize=8, loc="upper right")
+    return fig
+
+
+def mrs_bars(distribution: pd.DataFrame, cutoff: float) -> Figure:
+    """Figure 1: weighted 90-day mRS distribution by arm, (a) overall, (b) stenosis > cutoff,
+    (c) stenosis <= cutoff; percentages printed in the segments."""
+    panels = (("overall", "a  Entire cohort"), ("high", f"b  Stenosis >{cutoff:g}%"),
+              ("low", f"c  Stenosis \u2264{cutoff:g}%"))
+    fig = _figure(8.0, 5.6)
+    axes = fig.subplots(3, 1, sharex=True)
+    for ax, (group, title) in zip(axes, panels):
+        g = distribution[distribution["group"] == group]
+        for row, arm in enumerate(("MT+RS", "MT only")):
+            d = g[g["arm"] == arm].sort_values("mrs")
+            left = 0.0
+            for k, pct in zip(d["mrs"], d["percent"]):
+                if np.isnan(pct):
+                    continue
+                color = MRS_COLORS[int(k)]
+                ax.barh(row, pct, left=left, color=color, edgecolor="white", linewidth=0.6, height=0.7)
+                if pct >= 3:
+                    lum = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
+                    ax.text(left + pct / 2, row, f"{pct:.0f}", ha="center", va="center", fontsize=7.5,
+                            color="black" if lum > 0.5 else "white")
+                left += pct
+        n = {arm: int(g.loc[g["arm"] == arm, "n"].iloc[0]) for arm in ("MT+RS", "MT only")}
+        ax.set_yticks([0, 1], [f"MT+RS (n={n['MT+RS']})", f"MT only (n={n['MT only']})"])
+        ax.set_title(title, loc="left", fontsize=10)
+        ax.set_xlim(0, 100)
+    axes[-1].set_xlabel("Patients (%), overlap-weighted")
+    handles = [FancyBboxPatch((0, 0), 1, 1, color=c) for c in MRS_COLORS]
+    fig.legend(handles, [f"mRS {k}" for k in range(7)], loc="outside lower center", ncol=7, frameon=False, fontsize=8)
+    return fig
+
+
+def patient_flow_figure(flow: pd.DataFrame) -> Figure:
+    """Supplementary Figure 1: patient flow, the main chain of stages with exclusions to the side."""
+    main: list[str] = []
+    side: dict[int, list[str]] = {}
+    for _, r in flow.iterrows():
+        text = f"{r['stage']}\nn = {int(r['n']):,}"
+        if pd.notna(r["n_mt_rs"]):
+            text += f"\n(MT+RS {int(r['n_mt_rs'])}, MT only {int(r['n_mt_only'])})"
+        if str(r["stage"]).startswith("Excluded"):
+            side.setdefault(len(main) - 1, []).append(text.replace("Excluded: ", "Excluded:\n", 1))
+        else:
+            main.append(text)
+    ys, y = [], 0.0
+    for i in range(len(main)):
+        ys.append(y)
+        y -= 1.3 + 1.0 * len(side.get(i, []))
+    fig = _figure(6.8, 0.62 * (-y) + 0.6)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(y + 0.9, 0.6)
+    box = {"boxstyle": "round,pad=0.4", "edgecolor": "black", "linewidth": 0.8}
+    for i, (text, yy) in enumerate(zip(main, ys)):
+        ax.text(0.3, yy, text, ha="center", va="center", fontsize=8.5, bbox={**box, "facecolor": "white"})
+        if i + 1 < len(main):
+            ax.annotate("", xy=(0.3, ys[i + 1] + 0.42), xytext=(0.3, yy - 0.42),
+                        arrowprops={"arrowstyle": "-|>", "linewidth": 0.8, "color": "black"})
+        for j, ex in enumerate(side.get(i, [])):
+            ey = yy - 0.95 - 1.0 * j
+            ax.annotate("", xy=(0.6, ey), xytext=(0.3, ey),
+                        arrowprops={"arrowstyle": "-|>", "linewidth": 0.8, "color": "black"})
+            ax.text(0.62, ey, ex, ha="left", va="center", fontsize=8, bbox={**box, "facecolor": "#F2F2F2"})
+    return fig

@@ -1,0 +1,237 @@
+"""Analysis parameters: one typed, validated object for the CLI, the notebooks and batches.
+
+Every analysis choice that ANALYSIS.md marks as a *parameter* lives here with its default.
+The notebooks declare the parameters they use in a cell tagged ``parameters`` (so that
+papermill can override them) and turn them into a :class:`Parameters` object with
+:meth:`Parameters.from_namespace`; the command line turns ``-p NAME VALUE`` pairs into the
+same object with :meth:`Parameters.from_strings`. Invalid names or values are rejected with
+one line that lists the valid choices, before any notebook runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+import yaml
+
+DEFAULT_PS_COVARIATES: tuple[str, ...] = (
+    "age",
+    "sex_female",
+    "nihss",
+    "aspects",
+    "premorbid_mrs",
+    "m1_occlusion",
+    "stenosis_pct",
+    "mtici_2b3_after_mt",
+    "hypertension",
+    "diabetes",
+    "atrial_fibrillation",
+    "general_anesthesia",
+)
+
+ESTIMANDS: tuple[str, ...] = ("ATO", "ATE", "ATT", "ATM")
+HC_TYPES: tuple[str, ...] = ("HC0", "HC1", "HC2", "HC3")
+
+
+class ParameterError(ValueError):
+    """A parameter name or value is not acceptable; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """All analysis parameters with the defaults of ANALYSIS.md.
+
+    Attributes
+    ----------
+    data_path : str
+        Registry CSV (one row per patient, columns of the data dictionary).
+    output_dir : str or None
+        Folder receiving ``tables/`` and ``figures/``; ``None`` writes nothing (interactive review).
+    published_dir : str
+        Folder with the published tables (``table1_published.csv`` ...).
+    ps_covariates : tuple of str
+        Linear terms of the propensity model (ANALYSIS.md §2).
+    estimand : {"ATO", "ATE", "ATT", "ATM"}
+        Weights: overlap (default), inverse probability, treated, matching.
+    hc_type : {"HC0", "HC1", "HC2", "HC3"}
+        Heteroskedasticity-consistent sandwich, as ``sandwich::vcovHC(type=)``.
+    cutoff : float or None
+        Stenosis cutoff for the dichotomised modifier (``stenosis_pct > cutoff`` is high);
+        ``None`` uses the cutoff selected by the sweep.
+    cutoff_min, cutoff_max, cutoff_step : float
+        Candidate cutoffs of the sweep (inclusive range).
+    min_arm_size : int
+        A cutoff is eligible only if every subgroup-arm has at least this many patients.
+    conf_level : float
+        Confidence level of every interval.
+    patients_screened, patients_icas_lvo_evt : int
+        Counts before the registry export, for the patient-flow figure.
+    seed : int
+        Seed of every random step (resampling, imputation, simulation).
+    """
+
+    data_path: str = "../data/synthetic_cohort.csv"
+    output_dir: str | None = None
+    published_dir: str = "../data/published"
+    ps_covariates: tuple[str, ...] = DEFAULT_PS_COVARIATES
+    estimand: str = "ATO"
+    hc_type: str = "HC0"
+    cutoff: float | None = 75.0
+    cutoff_min: float = 40.0
+    cutoff_max: float = 90.0
+    cutoff_step: float = 5.0
+    min_arm_size: int = 10
+    conf_level: float = 0.95
+    patients_screened: int = 18732
+    patients_icas_lvo_evt: int = 541
+    seed: int = 20260213
+
+    def __post_init__(self) -> None:
+        # Normalise types first (papermill passes lists, the CLI passes strings).
+        object.__setattr__(self, "ps_covariates", _as_name_tuple("ps_covariates", self.ps_covariates))
+        if self.cutoff is not None:
+            object.__setattr__(self, "cutoff", _as_float("cutoff", self.cutoff))
+        for name in ("cutoff_min", "cutoff_max", "cutoff_step", "conf_level"):
+            object.__setattr__(self, name, _as_float(name, getattr(self, name)))
+        for name in ("min_arm_size", "patients_screened", "patients_icas_lvo_evt", "seed"):
+            object.__setattr__(self, name, _as_int(name, getattr(self, name)))
+        object.__setattr__(self, "estimand", _choice("estimand", str(self.estimand).upper(), ESTIMANDS))
+        object.__setattr__(self, "hc_type", _choice("hc_type", str(self.hc_type).upper(), HC_TYPES))
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        if self.cutoff is not None and not 0 < self.cutoff < 100:
+            raise ParameterError(
+                f"parameter 'cutoff': {self.cutoff:g} is outside the open interval 0 to 100 "
+                "(a stenosis percentage; use 'auto' to take the cutoff selected by the sweep)"
+            )
+        if not 0 < self.cutoff_min <= self.cutoff_max < 100:
+            raise ParameterError(
+                "parameters 'cutoff_min'/'cutoff_max': need 0 < cutoff_min <= cutoff_max < 100, "
+                f"got {self.cutoff_min:g} and {self.cutoff_max:g}"
+            )
+        if self.cutoff_step <= 0:
+            raise ParameterError(f"parameter 'cutoff_step': must be positive, got {self.cutoff_step:g}")
+        if self.min_arm_size < 1:
+            raise ParameterError(f"parameter 'min_arm_size': must be at least 1, got {self.min_arm_size}")
+        if not 0.5 <= self.conf_level < 1:
+            raise ParameterError(f"parameter 'conf_level': must be in [0.5, 1), got {self.conf_level:g}")
+        if not self.ps_covariates:
+            raise ParameterError("parameter 'ps_covariates': needs at least one covariate")
+        for name in ("patients_screened", "patients_icas_lvo_evt"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"parameter '{name}': must be a count (0 or more)")
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Names of all parameters, in declaration order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Parameters":
+        """Build from a mapping, rejecting unknown names with a suggestion."""
+        known = set(cls.names())
+        for key in values:
+            if key not in known:
+                raise ParameterError(_unknown_message(key, cls.names()))
+        return cls(**dict(values))
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> "Parameters":
+        """Build from a notebook's globals: takes the names that are parameters, ignores the rest."""
+        return cls(**{k: namespace[k] for k in cls.names() if k in namespace})
+
+    @classmethod
+    def from_strings(cls, pairs: list[tuple[str, str]], base: Mapping[str, Any] | None = None) -> "Parameters":
+        """Build from command-line ``-p NAME VALUE`` pairs (values parsed as YAML scalars/lists)."""
+        values = dict(base or {})
+        for name, raw in pairs:
+            if name not in cls.names():
+                raise ParameterError(_unknown_message(name, cls.names()))
+            values[name] = parse_value(name, raw)
+        return cls.from_mapping(values)
+
+    def replace(self, **changes: Any) -> "Parameters":
+        """A copy with some parameters changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-serialisable dict (tuples become lists)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    def cutoffs(self) -> list[float]:
+        """Candidate cutoffs of the sweep: cutoff_min, cutoff_min + step, ..., <= cutoff_max."""
+        n = int(round((self.cutoff_max - self.cutoff_min) / self.cutoff_step + 1e-9))
+        return [round(self.cutoff_min + i * self.cutoff_step, 10) for i in range(n + 1)]
+
+
+def parse_value(name: str, raw: str) -> Any:
+    """Parse one command-line value for parameter ``name``."""
+    text = raw.strip()
+    if name == "cutoff" and text.lower() in {"auto", "none", "null", "selected"}:
+        return None
+    if name == "output_dir" and text.lower() in {"none", "null"}:
+        return None
+    if name == "ps_covariates" and not text.startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    if name in {"data_path", "output_dir", "published_dir", "estimand", "hc_type"}:
+        return text
+    return value
+
+
+def _unknown_message(name: str, valid: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown parameter '{name}'{hint}; valid parameters: {', '.join(valid)}"
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ParameterError(f"parameter '{name}': '{value}' is not one of {', '.join(allowed)}")
+    return value
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ParameterError(f"parameter '{name}': expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"parameter '{name}': expected a number, got {value!r}") from None
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ParameterError(f"parameter '{name}': expected a whole number, got {value!r}")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"parameter '{name}': expected a whole number, got {value!r}") from None
+    if f != int(f):
+        raise ParameterError(f"parameter '{name}': expected a whole number, got {value!r}")
+    return int(f)
+
+
+def _as_name_tuple(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        items = tuple(str(v) for v in value)
+    except TypeError:
+        raise ParameterError(f"parameter '{name}': expected a list of column names, got {value!r}") from None
+    if len(set(items)) != len(items):
+        dup = sorted({v for v in items if items.count(v) > 1})
+        raise ParameterError(f"parameter '{name}': duplicated names {', '.join(dup)}")
+    return items

@@ -1,0 +1,103 @@
+"""The paper's printed numbers beside the recomputed ones (no computation of estimates here).
+
+The published tables are the CSV files in ``data/published/`` (copied from the open-access
+paper, CC BY 4.0). Each function returns a display frame: what the paper printed, and what
+the data at hand give, so a reader sees at a glance where they agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .tables import OUTCOME_LABELS, fmt_ci, fmt_num, fmt_p, format_table1
+
+
+@dataclass(frozen=True)
+class Published:
+    """The paper's Table 1, Table 2 and text results as printed."""
+
+    table1: pd.DataFrame = field(repr=False)
+    table2: pd.DataFrame = field(repr=False)
+    text: pd.DataFrame = field(repr=False)
+
+    def __repr__(self) -> str:
+        return (f"Published(Table 1: {len(self.table1)} rows, Table 2: {len(self.table2)} rows, "
+                f"text results: {len(self.text)})")
+
+
+def load_published(published_dir: str | Path) -> Published:
+    """Read ``table1_published.csv``, ``table2_published.csv`` and ``text_results_published.csv``."""
+    d = Path(published_dir)
+    read = lambda name: pd.read_csv(d / name, dtype={"p_value_reported": str, "p_interaction_reported": str,
+                                                     "p_reported": str}, keep_default_na=False, na_values=[""])
+    return Published(table1=read("table1_published.csv"), table2=read("table2_published.csv"),
+                     text=read("text_results_published.csv"))
+
+
+def table1_beside(tidy: pd.DataFrame, published: Published) -> pd.DataFrame:
+    """Table 1 of the data beside the published Table 1, row by row."""
+    ours = format_table1(tidy)
+    pub = published.table1.copy()
+    pub["test"] = ""
+    pub = pub.rename(columns={"p_value_reported": "p_value"})
+    pub_fmt = format_table1(pub.assign(p_value=float("nan"))[tidy.columns])
+    pub_p = dict(zip(published.table1["variable"], published.table1["p_value_reported"].fillna("-")))
+    ours_cols = list(ours.columns)
+    out = pd.DataFrame({"Characteristic": ours["Characteristic"]})
+    index = {v: i for i, v in enumerate(pub["variable"])}
+    for col_ours, col_pub, arm in ((ours_cols[1], pub_fmt.columns[1], "MT only"),
+                                   (ours_cols[2], pub_fmt.columns[2], "MT+RS")):
+        out[f"{arm}: published"] = [pub_fmt.iloc[index[v]][col_pub] if v in index else "-" for v in tidy["variable"]]
+        out[f"{arm}: recomputed"] = ours[col_ours]
+    out["p: published"] = [pub_p.get(v, "-") or "-" for v in tidy["variable"]]
+    out["p: recomputed"] = ours["p"]
+    return out
+
+
+def table2_beside(tidy: pd.DataFrame, published: Published, cutoff: float) -> pd.DataFrame:
+    """Table 2 of the data beside the published Table 2 (which used the 75 % cutoff)."""
+    pub = published.table2.set_index(["outcome", "analysis", "subgroup"])
+    rows = []
+    for _, r in tidy.iterrows():
+        key = (r["outcome"], r["analysis"], r["subgroup"])
+        p = pub.loc[key] if key in pub.index else None
+        rows.append({
+            "Outcome": OUTCOME_LABELS.get(r["outcome"], r["outcome"]),
+            "Analysis": "IPTW" if r["analysis"] == "iptw" else "Unadjusted",
+            "Subgroup": r["subgroup"],
+            "Measure": r["measure"],
+            "Published (95% CI)": "-" if p is None else f"{fmt_num(p['estimate'])} ({fmt_ci(p['ci_lower'], p['ci_upper'])})",
+            "Recomputed (95% CI)": ("not estimable" if pd.isna(r["estimate"])
+                                    else f"{fmt_num(r['estimate'])} ({fmt_ci(r['ci_lower'], r['ci_upper'])})"),
+            "p: published": "-" if p is None else (p["p_value_reported"] or "-"),
+            "p: recomputed": fmt_p(r["p_value"]),
+            "p-int: published": "-" if p is None or pd.isna(p["p_interaction_reported"]) else p["p_interaction_reported"],
+            "p-int: recomputed": fmt_p(r["p_interaction"]) if r["subgroup"] != "overall" else "-",
+        })
+    out = pd.DataFrame(rows)
+    if cutoff != 75:
+        out.attrs["caption_note"] = f"the recomputed subgroups use the {cutoff:g} % cutoff, the published ones 75 %"
+    return out
+
+
+def text_results_beside(published: Published, recomputed: dict[str, float]) -> pd.DataFrame:
+    """The paper's text results (cutoff, difference, beta, crossing, patient counts) beside ours.
+
+    ``recomputed`` maps the ``quantity`` names of ``text_results_published.csv`` to values;
+    quantities without a recomputed value are shown as not applicable.
+    """
+    rows = []
+    for _, r in published.text.iterrows():
+        q = r["quantity"]
+        value = recomputed.get(q)
+        ci = "" if pd.isna(r["ci_lower"]) else f" ({fmt_ci(r['ci_lower'], r['ci_upper'], 3)})"
+        rows.append({
+            "Quantity": q.replace("_", " "),
+            "Published": f"{r['value']:g}{ci}" + (f", p {r['p_reported']}" if r["p_reported"] else ""),
+            "Recomputed": "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value)),
+            "Note": r["note"] or "",
+        })
+    return pd.DataFrame(rows)

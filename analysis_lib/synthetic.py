@@ -1,0 +1,416 @@
+"""Seeded generator of synthetic registry cohorts calibrated to the published Table 1.
+
+These are **not patient data**. The generator reproduces the published per-arm summaries of the
+study (counts, medians, quartiles) and plausible clinical relations, with a known treatment
+effect on the 90-day mRS that changes sign with stenosis severity, so that the whole pipeline
+can be run, tested and demonstrated without the registry.
+
+Data-generating process (per arm ``a``: 1 = MT+RS, 0 = MT only; arm sizes fixed)
+------------------------------------------------------------------------------------
+1. Latent factors ``F`` (vascular risk, stroke severity, age/frailty, atrial fibrillation,
+   time, lesion severity) are standard normal; each covariate has a latent score
+   ``Z_v = sum_f lambda_vf F_f + sqrt(1 - sum_f lambda_vf^2) eps_v`` (loadings in ``LOADINGS``).
+2. Binary covariates: within each arm, exactly ``round(p_a N_a)`` patients with the largest
+   ``Z_v`` get 1, ``p_a`` being the published proportion. Continuous covariates: within each
+   arm, the rank of ``Z_v`` is mapped through a piecewise-linear quantile function whose
+   knots are the published quartiles and median (tails in ``TAILS``, an assumption).
+   Hence treatment relates to covariates exactly as in Table 1: stenting goes with higher
+   stenosis, failed initial recanalization, lower NIHSS, hypertension, general anaesthesia...
+3. Centers: sizes are log-normal, and a center's stenting practice shifts which arm its
+   patients come from; each center also has a random intercept on the outcome scale.
+4. Outcomes. Final mTICI 2b-3 equals the post-MT result for MT only; for MT+RS it is 1 after
+   successful MT and 1 for all but the published number of failures otherwise. sICH and
+   re-occlusion take exactly the published per-arm counts by latent risk scores.
+   90-day mRS: latent prognosis ``L(a) = P + u_center + a * tau(s) + e`` with ``P`` a linear
+   prognostic score (age, NIHSS, ASPECTS, pre-stroke mRS, final recanalization, sICH ...),
+   ``e ~ N(0, 1)`` and the treatment effect ``tau(s)`` of :class:`TrueEffect` (default:
+   ``0.1 * (70 - s)`` latent units, harmful below 70 % stenosis and beneficial above).
+   ``L`` is cut into mRS 0-6 at cutpoints calibrated so that each arm reproduces the mRS
+   distribution in ``MRS_DISTRIBUTION`` exactly (``mrs_calibration="per_arm"``), or at common
+   cutpoints for both arms (``"common"``, used for simulation studies with a clean null).
+   Both potential outcomes of every patient are returned, so the true effects are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import load_dictionary
+
+FACTORS = ("vasc", "sev", "age", "af", "time", "lesion")
+
+LOADINGS: dict[str, dict[str, float]] = {
+    "age": {"age": 0.8},
+    "sex_female": {"age": 0.15},
+    "hypertension": {"vasc": 0.55, "age": 0.25},
+    "dyslipidemia": {"vasc": 0.5},
+    "diabetes": {"vasc": 0.55},
+    "atrial_fibrillation": {"af": 0.8, "age": 0.3},
+    "coronary_artery_disease": {"vasc": 0.5, "age": 0.2},
+    "prior_stroke": {"vasc": 0.4},
+    "prior_antiplatelets": {"vasc": 0.5},
+    "prior_anticoagulants": {"af": 0.7},
+    "premorbid_mrs": {"age": 0.4},
+    "nihss": {"sev": 0.8},
+    "left_side": {},
+    "m1_occlusion": {"sev": 0.4},
+    "aspects": {"sev": -0.55, "time": -0.25},
+    "ivt": {"time": -0.5, "af": -0.2},
+    "general_anesthesia": {"sev": 0.35},
+    "onset_to_end_min": {"time": 0.75},
+    "stenosis_pct": {"lesion": 0.75},
+    "mtici_2b3_after_mt": {"lesion": -0.5},
+}
+
+# Tails of the quantile functions (assumptions; the paper prints only median and IQR):
+# (minimum, 5th percentile, 95th percentile, maximum) for MT only and MT+RS.
+TAILS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "age": ((32, 49, 87, 95), (30, 47, 86, 94)),
+    "nihss": ((2, 4, 24, 32), (1, 3, 23, 30)),
+    "aspects": ((4, 5, 10, 10), (5, 6, 10, 10)),
+    "onset_to_end_min": ((120, 190, 900, 1440), (110, 170, 880, 1400)),
+    "stenosis_pct": ((20, 24, 93, 97), (45, 55, 96, 99)),
+}
+# premorbid mRS: share of 0 and then 1, 2, 3 (the paper prints 0 (0-0) in both arms).
+PREMORBID_MRS_SHARES = (0.82, 0.10, 0.06, 0.02)
+
+# Full 90-day mRS distributions (counts 0..6 per arm). The paper prints the median, IQR, the
+# 0-2, 0-3 and death counts; the split inside 0-2 and 4-5 is an assumption consistent with them.
+MRS_DISTRIBUTION = {
+    0: (18, 24, 22, 13, 18, 16, 20),  # MT only, n = 131
+    1: (25, 30, 29, 28, 22, 17, 21),  # MT+RS, n = 172
+}
+
+# Linear prognostic score on the latent mRS scale (higher = worse); continuous variables
+# standardised. A failed first thrombectomy (longer ischaemia, larger clot burden) worsens
+# prognosis even when stenting later recanalizes.
+PROGNOSIS: dict[str, float] = {
+    "age": 0.45,
+    "nihss": 0.6,
+    "aspects": -0.35,
+    "premorbid_mrs": 0.35,
+    "diabetes": 0.15,
+    "atrial_fibrillation": 0.1,
+    "onset_to_end_min": 0.1,
+    "failed_initial_mt": 1.5,
+    "final_mtici_2b3": -0.9,
+    "sich": 1.6,
+}
+
+CONTINUOUS = ("age", "nihss", "aspects", "onset_to_end_min", "stenosis_pct", "premorbid_mrs")
+BINARY = (
+    "sex_female", "hypertension", "dyslipidemia", "diabetes", "atrial_fibrillation",
+    "coronary_artery_disease", "prior_stroke", "prior_antiplatelets", "prior_anticoagulants",
+    "left_side", "m1_occlusion", "ivt", "general_anesthesia", "mtici_2b3_after_mt",
+)
+
+
+@dataclass(frozen=True)
+class TrueEffect:
+    """Treatment effect on the latent prognosis scale (positive = harm), as a function of stenosis.
+
+    ``kind="linear"``: ``tau(s) = slope * (crossing - s)``; ``"step"``: ``+step`` for
+    ``s <= crossing`` and ``-step`` above; ``"none"``: 0 everywhere.
+    """
+
+    kind: str = "linear"
+    crossing: float = 70.0
+    slope: float = 0.1
+    step: float = 1.0
+
+    def tau(self, s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=float)
+        if self.kind == "linear":
+            return self.slope * (self.crossing - s)
+        if self.kind == "step":
+            return np.where(s <= self.crossing, self.step, -self.step)
+        if self.kind == "none":
+            return np.zeros_like(s)
+        raise ValueError(f"TrueEffect.kind must be 'linear', 'step' or 'none', got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class SyntheticCohort:
+    """A generated cohort: the registry-shaped ``data`` and the hidden truth.
+
+    ``potential`` holds per patient ``mrs_0``/``mrs_1`` (90-day mRS without and with stenting,
+    same noise), the latent effect ``tau`` and the stenosis; ``cutpoints`` the latent cutpoints
+    per arm. Neither is written to the registry-shaped CSV.
+    """
+
+    data: pd.DataFrame
+    potential: pd.DataFrame
+    cutpoints: dict[int, np.ndarray] = field(repr=False)
+
+    def true_effects(self, cutoff: float = 75.0) -> pd.DataFrame:
+        """Sample average effects of stenting on the 90-day mRS (mean mRS(1) - mRS(0))."""
+        p = self.potential
+        diff = p["mrs_1"] - p["mrs_0"]
+        high = p["stenosis_pct"] > cutoff
+        rows = [("overall", diff), ("low", diff[~high]), ("high", diff[high])]
+        return pd.DataFrame(
+            {"subgroup": [r[0] for r in rows], "n": [len(r[1]) for r in rows],
+             "true_ate_mrs": [float(r[1].mean()) for r in rows]}
+        )
+
+
+def table1_targets(table1_published: pd.DataFrame) -> pd.DataFrame:
+    """The published Table 1 indexed by variable (the calibration targets)."""
+    return table1_published.set_index("variable")
+
+
+def generate_cohort(
+    table1_published: pd.DataFrame,
+    seed: int = 20260213,
+    n_mt_rs: int = 172,
+    n_mt_only: int = 131,
+    n_centers: int = 25,
+    effect: TrueEffect = TrueEffect(),
+    mrs_calibration: str = "per_arm",
+    noise_sd: float = 1.0,
+) -> SyntheticCohort:
+    """Generate one cohort (see the module docstring for the data-generating process).
+
+    Parameters
+    ----------
+    table1_published : DataFrame
+        The published Table 1 (``data/published/table1_published.csv``): per-arm proportions,
+        medians and quartiles to reproduce. Arm sizes other than 131/172 rescale the counts.
+    seed : int
+        Seed of NumPy's PCG64 generator; the same seed gives the same cohort.
+    effect : TrueEffect
+        The treatment effect on the latent scale.
+    mrs_calibration : {"per_arm", "common"}
+        Cutpoints calibrated per arm to the published mRS distributions, or common to both arms.
+
+    Returns
+    -------
+    SyntheticCohort
+    """
+    if mrs_calibration not in ("per_arm", "common"):
+        raise ValueError("mrs_calibration must be 'per_arm' or 'common'")
+    targets = table1_targets(table1_published)
+    rng = np.random.default_rng(seed)
+    sizes = {1: n_mt_rs, 0: n_mt_only}
+    n = n_mt_rs + n_mt_only
+    arm = np.r_[np.ones(n_mt_rs, int), np.zeros(n_mt_only, int)]
+    published_n = {1: float(targets.loc["age", "mt_rs_total"]), 0: float(targets.loc["age", "mt_only_total"])}
+    prefix = {1: "mt_rs", 0: "mt_only"}
+
+    factors = {f: rng.standard_normal(n) for f in FACTORS}
+    latent = {}
+    for var, loads in LOADINGS.items():
+        common = sum(w * factors[f] for f, w in loads.items()) if loads else np.zeros(n)
+        unique = np.sqrt(1.0 - sum(w * w for w in loads.values()))
+        latent[var] = common + unique * rng.standard_normal(n)
+
+    data: dict[str, np.ndarray] = {}
+    for var in BINARY:
+        col = np.full(n, np.nan)
+        for a in (1, 0):
+            idx = np.flatnonzero(arm == a)
+            total_pub = float(targets.loc[var, f"{prefix[a]}_total"])
+            n_missing = int(round((published_n[a] - total_pub) * sizes[a] / published_n[a]))
+            miss = rng.choice(idx, size=n_missing, replace=False) if n_missing else np.array([], int)
+            known = np.setdiff1d(idx, miss)
+            # The printed percentage is the calibration target (where the paper's n/N and
+            # percentage disagree, the percentage wins; see data/README.md).
+            share = float(targets.loc[var, f"{prefix[a]}_pct"]) / 100.0
+            k = int(round(share * known.size))
+            order = known[np.argsort(-latent[var][known], kind="stable")]
+            col[known] = 0.0
+            col[order[:k]] = 1.0
+        data[var] = col
+    for var in CONTINUOUS:
+        col = np.empty(n)
+        for a in (1, 0):
+            idx = np.flatnonzero(arm == a)
+            u = (_ranks(latent[var][idx]) - 0.5) / idx.size
+            col[idx] = _quantile_function(var, a, targets, prefix[a])(u)
+        data[var] = _round_continuous(var, col, rng)
+
+    center, center_effect = _centers(rng, arm, n_centers)
+
+    # ---- outcomes
+    final = data["mtici_2b3_after_mt"].copy()
+    rs_failed = np.flatnonzero((arm == 1) & (final == 0))
+    k_final = int(round(float(targets.loc["final_mtici_2b3", "mt_rs_n"]) / published_n[1] * sizes[1]))
+    n_still_failed = max(0, sizes[1] - k_final)
+    risk = latent["stenosis_pct"][rs_failed] + rng.standard_normal(rs_failed.size)
+    still_failed = rs_failed[np.argsort(-risk, kind="stable")[:n_still_failed]]
+    final[rs_failed] = 1.0
+    final[still_failed] = 0.0
+    data["final_mtici_2b3"] = final
+
+    z = {v: _z(data[v]) for v in ("age", "nihss", "aspects", "stenosis_pct", "onset_to_end_min")}
+    sich_risk = 0.35 * z["nihss"] + 0.2 * z["age"] + 0.3 * data["ivt"] + 0.2 * data["atrial_fibrillation"]
+    data["sich"] = _exact_counts(rng, arm, sich_risk + rng.standard_normal(n), targets, "sich", sizes, published_n)
+
+    reocc_risk = np.where(arm == 0, 0.9 * z["stenosis_pct"], -0.5 * z["stenosis_pct"]) + rng.standard_normal(n)
+    reocc = np.full(n, np.nan)
+    for a in (1, 0):
+        idx = np.flatnonzero(arm == a)
+        total = int(round(float(targets.loc["reocclusion", f"{prefix[a]}_total"]) / published_n[a] * sizes[a]))
+        k = int(round(float(targets.loc["reocclusion", f"{prefix[a]}_n"]) / published_n[a] * sizes[a]))
+        known = rng.choice(idx, size=min(total, idx.size), replace=False)
+        order = known[np.argsort(-reocc_risk[known], kind="stable")]
+        reocc[known] = 0.0
+        reocc[order[:k]] = 1.0
+    data["reocclusion"] = reocc
+
+    prognosis = center_effect + sum(
+        coef * (z[var] if var in z else (1.0 - data["mtici_2b3_after_mt"]) if var == "failed_initial_mt" else data[var])
+        for var, coef in PROGNOSIS.items()
+    )
+    noise = noise_sd * rng.standard_normal(n)
+    tau = effect.tau(data["stenosis_pct"])
+    latent0 = prognosis + noise
+    latent1 = latent0 + tau
+    observed = np.where(arm == 1, latent1, latent0)
+    cutpoints = _mrs_cutpoints(observed, latent0, arm, sizes, mrs_calibration)
+    mrs0 = np.searchsorted(cutpoints[0], latent0).astype(float)
+    mrs1 = np.searchsorted(cutpoints[1], latent1).astype(float)
+    data["mrs_90d"] = np.where(arm == 1, mrs1, mrs0)
+    data["death_90d"] = (data["mrs_90d"] == 6).astype(float)
+
+    regimen = np.full(n, None, dtype=object)
+    rs_idx = rng.permutation(np.flatnonzero(arm == 1))
+    start = 0
+    for var in targets.index:
+        if not var.startswith("antiplatelet_regimen="):
+            continue
+        k = int(round(float(targets.loc[var, "mt_rs_n"]) / published_n[1] * sizes[1]))
+        regimen[rs_idx[start:start + k]] = var.split("=", 1)[1]
+        start += k
+    data["antiplatelet_regimen"] = regimen
+
+    order = rng.permutation(n)  # shuffle rows so that file order carries no information
+    frame = pd.DataFrame({
+        "patient_id": [f"SYN-{i + 1:04d}" for i in range(n)],
+        "center": center[order],
+        "rescue_stenting": arm[order],
+        **{k: v[order] for k, v in data.items()},
+    })
+    columns = [c for c in load_dictionary() if c in frame.columns]
+    frame = frame[columns]
+    potential = pd.DataFrame({
+        "patient_id": frame["patient_id"],
+        "stenosis_pct": data["stenosis_pct"][order],
+        "tau": tau[order],
+        "mrs_0": mrs0[order],
+        "mrs_1": mrs1[order],
+    })
+    return SyntheticCohort(data=frame, potential=potential, cutpoints=cutpoints)
+
+
+def write_cohort(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a registry-shaped frame as UTF-8 CSV: whole numbers without decimals, missing empty."""
+    out = frame.copy()
+    dictionary = load_dictionary()
+    for col in out.columns:
+        spec = dictionary.get(col)
+        if spec is not None and spec.type in ("integer", "number"):
+            values = out[col].astype(float)
+            whole = values.dropna().eq(values.dropna().round()).all()
+            if whole:
+                out[col] = values.map(lambda v: "" if np.isnan(v) else str(int(v)))
+            else:
+                out[col] = values.map(lambda v: "" if np.isnan(v) else repr(float(v)))
+    out.to_csv(path, index=False, lineterminator="\n")
+
+
+# ------------------------------------------------------------------------------ helpers
+def _ranks(x: np.ndarray) -> np.ndarray:
+    r = np.empty(x.size)
+    r[np.argsort(x, kind="stable")] = np.arange(1, x.size + 1)
+    return r
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, float)
+    return (x - np.nanmean(x)) / np.nanstd(x)
+
+
+def _quantile_function(var: str, arm: int, targets: pd.DataFrame, prefix: str):
+    if var == "premorbid_mrs":
+        shares = np.cumsum(PREMORBID_MRS_SHARES)
+
+        def q(u: np.ndarray) -> np.ndarray:
+            return np.searchsorted(shares, u, side="right").astype(float)
+
+        return q
+    med = float(targets.loc[var, f"{prefix}_median"])
+    q1 = float(targets.loc[var, f"{prefix}_q1"])
+    q3 = float(targets.loc[var, f"{prefix}_q3"])
+    lo, p05, p95, hi = TAILS[var][0 if arm == 0 else 1]
+    probs = [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0]
+    knots = [lo, min(p05, q1), q1, med, q3, max(p95, q3), max(hi, q3)]
+    return lambda u: np.interp(u, probs, knots)
+
+
+def _round_continuous(var: str, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if var == "stenosis_pct":
+        # Angiographic readings: most reported in steps of 5 %, the rest as whole percent.
+        to_five = rng.random(x.size) < 0.6
+        return np.clip(np.where(to_five, 5 * np.round(x / 5), np.round(x)), 0, 100)
+    if var == "onset_to_end_min":
+        return 5 * np.round(x / 5)
+    return np.round(x)
+
+
+def _centers(rng: np.random.Generator, arm: np.ndarray, n_centers: int) -> tuple[np.ndarray, np.ndarray]:
+    size = rng.lognormal(0.0, 0.6, n_centers)
+    practice = rng.normal(0.0, 0.6, n_centers)
+    outcome_effect = rng.normal(0.0, 0.35, n_centers)
+    assigned = np.empty(arm.size, int)
+    for a, sign in ((1, 1.0), (0, -1.0)):
+        p = size * np.exp(sign * practice / 2)
+        idx = np.flatnonzero(arm == a)
+        assigned[idx] = rng.choice(n_centers, size=idx.size, p=p / p.sum())
+    counts = np.bincount(assigned, minlength=n_centers)
+    for c in np.flatnonzero(counts < 2):  # every center enrols at least two patients
+        while counts[c] < 2:
+            donor = int(np.argmax(counts))
+            moved = np.flatnonzero(assigned == donor)[0]
+            assigned[moved] = c
+            counts = np.bincount(assigned, minlength=n_centers)
+    labels = np.array([f"C{j + 1:02d}" for j in range(n_centers)], dtype=object)
+    return labels[assigned], outcome_effect[assigned]
+
+
+def _exact_counts(rng, arm, risk, targets, var, sizes, published_n) -> np.ndarray:
+    prefix = {1: "mt_rs", 0: "mt_only"}
+    out = np.zeros(arm.size)
+    for a in (1, 0):
+        idx = np.flatnonzero(arm == a)
+        k = int(round(float(targets.loc[var, f"{prefix[a]}_n"]) / published_n[a] * sizes[a]))
+        out[idx[np.argsort(-risk[idx], kind="stable")[:k]]] = 1.0
+    return out
+
+
+def _mrs_cutpoints(observed, latent0, arm, sizes, calibration) -> dict[int, np.ndarray]:
+    """Latent cutpoints c_1..c_6 such that mRS = number of cutpoints below the latent value."""
+
+    def calibrate(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        v = np.sort(values)
+        cum = np.cumsum(counts)[:-1]
+        cum = np.clip(cum, 1, v.size - 1)
+        return (v[cum - 1] + v[cum]) / 2
+
+    def scaled(a: int) -> np.ndarray:
+        base = np.asarray(MRS_DISTRIBUTION[a], float)
+        counts = np.floor(base / base.sum() * sizes[a]).astype(int)
+        counts[np.argsort(-(base / base.sum() * sizes[a] - counts))[: sizes[a] - counts.sum()]] += 1
+        return counts
+
+    if calibration == "per_arm":
+        return {a: calibrate(observed[arm == a], scaled(a)) for a in (0, 1)}
+    pooled = np.asarray(MRS_DISTRIBUTION[0], float)
+    counts = np.floor(pooled / pooled.sum() * arm.size).astype(int)
+    counts[-1] += arm.size - counts.sum()
+    common = calibrate(latent0, counts)
+    return {0: common, 1: common}

@@ -1,0 +1,168 @@
+"""Formatted tables for the manuscript, built from the tidy frames (no computation here).
+
+Conventions of the paper: estimates with two decimals, ``95 % CI`` as ``lower to upper``,
+p-values with two decimals, three below 0.01 and ``<0.001`` below 0.001.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .descriptives import TABLE1_VARIABLES
+
+OUTCOME_LABELS = {
+    "mrs_90d": "90-day mRS score",
+    "mrs_0_2": "90-day mRS 0-2",
+    "mrs_0_3": "90-day mRS 0-3",
+    "final_mtici_2b3": "mTICI 2b-3",
+    "reocclusion": "Post-procedure re-occlusion",
+    "sich": "sICH",
+    "death_90d": "90-day mortality",
+}
+ABBREVIATIONS = (
+    "ATE average treatment effect (difference in mean 90-day mRS, MT+RS minus MT only; negative favours "
+    "MT+RS); CI confidence interval; ESS effective sample size; IQR interquartile range; IPTW inverse "
+    "probability of treatment weighting (here overlap weights unless stated); MT mechanical thrombectomy; "
+    "mRS modified Rankin Scale; mTICI modified Treatment In Cerebral Infarction; RR relative risk (MT only "
+    "is the reference); RS rescue stenting; SMD standardised mean difference; sICH symptomatic intracranial "
+    "hemorrhage."
+)
+
+
+def fmt_p(p: float) -> str:
+    """``<0.001``, three decimals below 0.01, two otherwise; a dash when missing."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "-"
+    if p < 0.001:
+        return "<0.001"
+    if p < 0.01:
+        return f"{p:.3f}"
+    return f"{p:.2f}"
+
+
+def fmt_num(x: float, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-" if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return f"{x:.{digits}f}"
+
+
+def fmt_ci(lo: float, hi: float, digits: int = 2) -> str:
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (lo, hi)):
+        return "-"
+    return f"{fmt_num(lo, digits)} to {fmt_num(hi, digits)}"
+
+
+def _count(n, total, pct) -> str:
+    if total is None or (isinstance(total, float) and math.isnan(total)) or total == 0 or pd.isna(n):
+        return "-"
+    return f"{int(n)}/{int(total)} ({pct:.1f})"
+
+
+def _median(med, q1, q3) -> str:
+    if pd.isna(med):
+        return "-"
+    return f"{med:g} ({q1:g}-{q3:g})"
+
+
+def format_table1(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 as printed: variable (unit), n/N (%) or median (IQR) per arm, p and test."""
+    labels = {v.name: v.label for v in TABLE1_VARIABLES}
+    n0 = int(tidy.loc[tidy["variable"] == "age", "mt_only_total"].iloc[0]) if (tidy["variable"] == "age").any() else None
+    n1 = int(tidy.loc[tidy["variable"] == "age", "mt_rs_total"].iloc[0]) if (tidy["variable"] == "age").any() else None
+    rows = []
+    for _, r in tidy.iterrows():
+        name = r["variable"]
+        if "=" in name:
+            base, level = name.split("=", 1)
+            label = f"{labels.get(base, base)}: {level}"
+        else:
+            label = labels.get(name, name)
+        if r["summary"] == "median":
+            label += ", median (IQR)"
+            a = _median(r["mt_only_median"], r["mt_only_q1"], r["mt_only_q3"])
+            b = _median(r["mt_rs_median"], r["mt_rs_q1"], r["mt_rs_q3"])
+        else:
+            label += ", n/N (%)"
+            a = _count(r["mt_only_n"], r["mt_only_total"], r["mt_only_pct"])
+            b = _count(r["mt_rs_n"], r["mt_rs_total"], r["mt_rs_pct"])
+        rows.append({"Characteristic": label, f"MT only (N = {n0})": a, f"MT+RS (N = {n1})": b,
+                     "p": fmt_p(r["p_value"]), "Test": r["test"] or "-"})
+    return pd.DataFrame(rows)
+
+
+def format_effect(measure: str, est: float, lo: float, hi: float) -> str:
+    if pd.isna(est):
+        return "not estimable"
+    return f"{fmt_num(est)} ({fmt_ci(lo, hi)})"
+
+
+def format_table2(tidy: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    """Table 2 as printed: one row per outcome and subgroup, unadjusted and IPTW side by side."""
+    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    rows = []
+    for (outcome, subgroup), g in tidy.groupby(["outcome", "subgroup"], sort=False):
+        first = g.iloc[0]
+        row = {"Outcome": OUTCOME_LABELS.get(outcome, outcome), "Subgroup": names[subgroup],
+               "Measure": first["measure"]}
+        for analysis, label in (("unadjusted", "Unadjusted"), ("iptw", "IPTW")):
+            r = g[g["analysis"] == analysis].iloc[0]
+            row[f"{label} (95% CI)"] = format_effect(r["measure"], r["estimate"], r["ci_lower"], r["ci_upper"])
+            row[f"{label} p"] = fmt_p(r["p_value"])
+            row[f"{label} p-int"] = fmt_p(r["p_interaction"]) if subgroup != "overall" else "-"
+        row["Note"] = "; ".join(sorted({n for n in g["note"] if isinstance(n, str) and n}))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_balance(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Supplementary Table 1: SMDs and variance ratios before and after weighting, as bal.tab."""
+    return pd.DataFrame({
+        "Covariate": tidy["covariate"],
+        "Type": tidy["type"],
+        "SMD unweighted": tidy["smd_unweighted"].map(lambda v: fmt_num(v, 3)),
+        "SMD weighted": tidy["smd_weighted"].map(lambda v: fmt_num(v, 3)),
+        "Variance ratio unweighted": tidy["variance_ratio_unweighted"].map(lambda v: fmt_num(v, 2)),
+        "Variance ratio weighted": tidy["variance_ratio_weighted"].map(lambda v: fmt_num(v, 2)),
+        "Balance (|SMD| < 0.1)": tidy["balanced"],
+    })
+
+
+def format_sample_sizes(tidy: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "Arm": tidy["arm"], "Patients": tidy["n"],
+        "ESS unweighted": tidy["ess_unweighted"].map(lambda v: fmt_num(v, 1)),
+        "ESS weighted": tidy["ess_weighted"].map(lambda v: fmt_num(v, 1)),
+    })
+
+
+def format_sweep(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Supplementary Table 2: the cutoff sweep."""
+    return pd.DataFrame({
+        "Cutoff (%)": tidy["cutoff"].map(lambda v: f"{v:g}"),
+        "n low / high": [f"{a} / {b}" for a, b in zip(tidy["n_low"], tidy["n_high"])],
+        "ATE low (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
+                             zip(tidy["ate_low"], tidy["ate_low_ci_lower"], tidy["ate_low_ci_upper"])],
+        "p low": tidy["ate_low_p"].map(fmt_p),
+        "ATE high (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
+                              zip(tidy["ate_high"], tidy["ate_high_ci_lower"], tidy["ate_high_ci_upper"])],
+        "p high": tidy["ate_high_p"].map(fmt_p),
+        "Difference": tidy["difference"].map(fmt_num),
+        "p-interaction": tidy["p_interaction"].map(fmt_p),
+        "Eligible": np.where(tidy["eligible"], "yes", "no"),
+        "Selected": np.where(tidy["selected"], "selected", ""),
+    })
+
+
+def format_continuous(summary: pd.DataFrame, crossing: pd.DataFrame) -> pd.DataFrame:
+    """The continuous interaction: beta per 1 % stenosis and the crossing point with both CIs."""
+    r = summary.iloc[0]
+    rows = [{"Quantity": "Interaction beta per 1% stenosis", "Estimate": fmt_num(r["interaction_beta"], 3),
+             "95% CI": fmt_ci(r["interaction_ci_lower"], r["interaction_ci_upper"], 3),
+             "p": fmt_p(r["interaction_p"]), "Note": ""}]
+    for _, c in crossing.iterrows():
+        rows.append({"Quantity": f"Crossing point, % ({c['method']} CI)", "Estimate": fmt_num(c["estimate"], 1),
+                     "95% CI": fmt_ci(c["ci_lower"], c["ci_upper"], 1), "p": "-", "Note": c["note"]})
+    return pd.DataFrame(rows)

@@ -1,0 +1,102 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. Effect of rescue stenting on outcomes (Table 2, Figure 1)
+#
+# The primary outcome is the ordinal 90-day mRS, analysed as its mean: the ATE is the
+# difference in mean mRS between MT+RS and MT only from a weighted linear model (negative
+# favours stenting). Binary outcomes are compared as relative risks from a weighted Poisson
+# model with log link (modified Poisson), MT only as the reference. Variances are
+# heteroskedasticity-consistent sandwiches (HC0 by default, as `sandwich::vcovHC`); linear
+# models use t intervals on the residual degrees of freedom, Poisson models normal ones. The
+# unadjusted analysis is the same model with unit weights. Effect modification: one model with
+# `rescue_stenting * high`, subgroup effects as linear combinations, p-interaction the Wald p of
+# the interaction. Each outcome model uses the patients whose outcome is known, with the weights
+# of the whole analysis sample.
+
+# %% tags=["parameters"]
+data_path = "../data/synthetic_cohort.csv"
+output_dir = None
+published_dir = "../data/published"
+ps_covariates = [
+    "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",
+    "mtici_2b3_after_mt", "hypertension", "diabetes", "atrial_fibrillation", "general_anesthesia",
+]
+estimand = "ATO"
+hc_type = "HC0"
+cutoff = 75.0
+cutoff_min = 40.0
+cutoff_max = 90.0
+cutoff_step = 5.0
+min_arm_size = 10
+conf_level = 0.95
+
+# %%
+# %matplotlib inline
+from analysis_lib.descriptives import mrs_distribution
+from analysis_lib.effects import table2
+from analysis_lib.figures import mrs_bars
+from analysis_lib.outputs import save_figure, save_table
+from analysis_lib.params import Parameters
+from analysis_lib.published import load_published, table2_beside
+from analysis_lib.study import analysis_cutoff, load_study
+from analysis_lib.tables import format_table2
+
+params = Parameters.from_namespace(globals())
+study = load_study(params)
+cutoff_used = analysis_cutoff(study)
+print(f"{study!r}\nStenosis subgroups: <= {cutoff_used:g} % (low) and > {cutoff_used:g} % (high)")
+
+# %% [markdown]
+# ## Table 2
+#
+# A subgroup in which one arm has no events has no estimable relative risk: the row is left
+# empty with a note, never filled with a number from a diverging fit.
+
+# %%
+t2 = table2(study.data, study.weights, cutoff_used, params.hc_type, params.conf_level)
+save_table(t2, "table2", params.output_dir, formatted=format_table2(t2, cutoff_used),
+           caption="Table 2. Effect of rescue stenting on outcomes.")
+format_table2(t2, cutoff_used)
+
+# %% [markdown]
+# **Table 2.** Effect of rescue stenting on outcomes, unadjusted and overlap-weighted (IPTW),
+# in the entire cohort and by stenosis subgroup. ATE average treatment effect (difference in
+# mean 90-day mRS); RR relative risk (MT only reference); CI confidence interval; p-int
+# p-value of the treatment x subgroup interaction; mRS modified Rankin Scale; mTICI modified
+# Treatment In Cerebral Infarction; sICH symptomatic intracranial hemorrhage.
+
+# %% [markdown]
+# ## Published beside recomputed
+
+# %%
+table2_beside(t2, load_published(params.published_dir), cutoff_used)
+
+# %% [markdown]
+# ## Figure 1
+#
+# The weighted distribution of the 90-day mRS in each arm: the whole cohort, and each stenosis
+# subgroup. Percentages use the overlap weights of the whole analysis sample.
+
+# %%
+distribution = mrs_distribution(study.data, study.weights, cutoff_used)
+save_table(distribution, "mrs_distribution", params.output_dir)
+figure_1 = mrs_bars(distribution, cutoff_used)
+save_figure(figure_1, "figure_1_mrs_distribution", params.output_dir)
+figure_1
+
+# %% [markdown]
+# **Figure 1.** Distribution of 90-day modified Rankin Scale scores by treatment group and
+# stenosis severity after overlap weighting: (a) entire cohort; (b) stenosis above and (c) at
+# or below the cutoff. Values are percentages of patients at each mRS score.

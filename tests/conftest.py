@@ -1,0 +1,63 @@
+"""Shared fixtures: the reference cohorts, their R results, and numeric comparison helpers."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis_lib.data import analysis_sample, load_cohort
+from analysis_lib.params import DEFAULT_PS_COVARIATES
+from analysis_lib.weighting import compute_weights, fit_propensity
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "tests" / "reference"
+COHORTS = {
+    "synthetic": ROOT / "data" / "synthetic_cohort.csv",
+    "missing": REFERENCE / "cohorts" / "missing.csv",
+    "small": REFERENCE / "cohorts" / "small.csv",
+}
+RTOL = 1e-6
+
+
+def expected(cohort: str, name: str) -> pd.DataFrame:
+    """A reference table written by tests/reference/make_reference.R."""
+    return pd.read_csv(REFERENCE / "expected" / cohort / f"{name}.csv")
+
+
+@lru_cache(maxsize=None)
+def sample(cohort: str) -> pd.DataFrame:
+    """The analysis sample of a reference cohort (complete cases on the default covariates)."""
+    return analysis_sample(load_cohort(COHORTS[cohort]), DEFAULT_PS_COVARIATES).data
+
+
+@lru_cache(maxsize=None)
+def weights(cohort: str, estimand: str = "ATO") -> np.ndarray:
+    s = sample(cohort)
+    model = fit_propensity(s, DEFAULT_PS_COVARIATES)
+    return compute_weights(model.propensity, s["rescue_stenting"].to_numpy(), estimand)
+
+
+def assert_close(actual, reference, rtol: float = RTOL, atol: float = 1e-10, what: str = "") -> None:
+    """Element-wise ``|a - r| <= atol + rtol |r|``, with missing values required in the same places."""
+    a = np.asarray(actual, dtype=float)
+    r = np.asarray(reference, dtype=float)
+    assert a.shape == r.shape, f"{what}: shapes {a.shape} and {r.shape}"
+    nan_a, nan_r = np.isnan(a), np.isnan(r)
+    assert np.array_equal(nan_a, nan_r), f"{what}: missing at {np.flatnonzero(nan_a != nan_r)}"
+    ok = ~nan_a
+    both_inf = np.isinf(a) & np.isinf(r) & (np.sign(a) == np.sign(r))
+    close = np.abs(a - r) <= atol + rtol * np.abs(r)
+    bad = ok & ~(close | both_inf)
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} values differ, e.g. index {np.flatnonzero(bad)[:5]}: "
+        f"{a[bad][:5]} vs reference {r[bad][:5]}"
+    )
+
+
+@pytest.fixture(params=list(COHORTS))
+def cohort(request) -> str:
+    return request.param

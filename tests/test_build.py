@@ -1,0 +1,137 @@
+"""The build end to end: output contract, numbers equal to the library's, determinism, and
+failures that leave earlier outputs untouched with a one-line message."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis_lib.build import NOTEBOOKS, BuildError, run_build
+from analysis_lib.cutoffs import CONTINUOUS_COLUMNS, SWEEP_COLUMNS
+from analysis_lib.descriptives import TABLE1_COLUMNS
+from analysis_lib.effects import TABLE2_COLUMNS, table2
+
+from conftest import ROOT, sample, weights
+
+SYNTHETIC = ROOT / "data" / "synthetic_cohort.csv"
+CONTRACT = {
+    "table1.csv": TABLE1_COLUMNS,
+    "weights.csv": ["patient_id", "propensity", "weight"],
+    "balance.csv": ["covariate", "smd_unweighted", "smd_weighted", "variance_ratio_unweighted",
+                    "variance_ratio_weighted"],
+    "table2.csv": TABLE2_COLUMNS,
+    "cutoff_sweep.csv": SWEEP_COLUMNS,
+    "continuous_interaction.csv": CONTINUOUS_COLUMNS,
+}
+FIGURES = ["figure_1_mrs_distribution", "supplementary_figure_1_patient_flow",
+           "supplementary_figure_2_continuous_interaction", "love_plot", "propensity_overlap",
+           "cutoff_sweep_forest"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build") / "outputs"
+    result = run_build(SYNTHETIC, out, log=lambda m: None)
+    return result
+
+
+def test_output_contract(built):
+    out = built.out
+    for name, columns in CONTRACT.items():
+        frame = pd.read_csv(out / "tables" / name)
+        assert list(frame.columns) == columns, name
+    for name in FIGURES:
+        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert (out / "figures" / f"{name}.pdf").exists()
+    for name in NOTEBOOKS:
+        nb = nbformat.read(out / "notebooks" / f"{name}.ipynb", as_version=4)
+        assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    assert (out / "README.md").read_text() == (ROOT / "outputs" / "README.md").read_text()
+    assert not list(out.parent.glob(".outputs.partial-*"))
+
+
+def test_tables_hold_the_library_numbers_unrounded(built):
+    csv = pd.read_csv(built.out / "tables" / "table2.csv")
+    direct = table2(sample("synthetic"), weights("synthetic"), 75)
+    for col in ("estimate", "ci_lower", "ci_upper", "p_value", "p_interaction"):
+        np.testing.assert_array_equal(csv[col].to_numpy(float), direct[col].to_numpy(float))
+    w = pd.read_csv(built.out / "tables" / "weights.csv")
+    np.testing.assert_array_equal(w["weight"].to_numpy(), weights("synthetic"))
+
+
+def test_same_inputs_give_byte_identical_tables(built, tmp_path):
+    again = run_build(SYNTHETIC, tmp_path / "again", log=lambda m: None).out
+    for path in sorted((built.out / "tables").iterdir()):
+        assert path.read_bytes() == (again / "tables" / path.name).read_bytes(), path.name
+
+
+def _cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "analysis_lib", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def previous(tmp_path):
+    out = tmp_path / "outputs"
+    (out / "tables").mkdir(parents=True)
+    (out / "tables" / "table2.csv").write_text("an earlier, good result\n")
+    return out
+
+
+def test_bad_parameter_stops_before_anything_runs(previous):
+    before = _snapshot(previous)
+    run = _cli("build", "--data", str(SYNTHETIC), "--out", str(previous), "-p", "cutoff", "150")
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "error: parameter 'cutoff': 150 is outside the open interval 0 to 100 "
+        "(a stenosis percentage; use 'auto' to take the cutoff selected by the sweep)"]
+    assert _snapshot(previous) == before
+
+
+def test_bad_data_lists_every_problem_and_leaves_outputs(previous, tmp_path):
+    frame = pd.read_csv(SYNTHETIC, dtype=str, keep_default_na=False)
+    frame.loc[2, "age"] = "250"
+    frame.loc[4, "rescue_stenting"] = "3"
+    bad = tmp_path / "registry.csv"
+    frame.to_csv(bad, index=False)
+    before = _snapshot(previous)
+    run = _cli("build", "--data", str(bad), "--out", str(previous))
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("error: registry.csv: ") for line in lines)
+    assert "Traceback" not in run.stderr
+    assert _snapshot(previous) == before
+
+
+def test_failing_notebook_names_notebook_and_cell(previous, tmp_path):
+    source = jupytext.reads("# %% tags=[\"parameters\"]\ndata_path = ''\n\n# %%\nx = 1\n\n# %%\nraise ValueError('planted failure')\n",
+                            fmt="py:percent")
+    source.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nbformat.write(source, folder / "99_broken.ipynb")
+    before = _snapshot(previous)
+    with pytest.raises(BuildError) as err:
+        run_build(SYNTHETIC, previous, notebooks=("99_broken",), notebook_dir=folder, log=lambda m: None)
+    message = str(err.value)
+    assert message.startswith("build failed in notebook 99_broken.ipynb, cell In [4] (raise ValueError('planted failure')): "
+                              "ValueError: planted failure")
+    assert "\n" not in message
+    assert _snapshot(previous) == before
+    assert (previous.parent / "outputs.failed" / "notebooks" / "99_broken.ipynb").exists()
+
+
+def test_notebooks_and_percent_scripts_are_paired():
+    for name in NOTEBOOKS:
+        py = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+        nb = jupytext.read(ROOT / "notebooks" / f"{name}.ipynb")
+        assert [(c.cell_type, c.source) for c in py.cells] == [(c.cell_type, c.source) for c in nb.cells], name

@@ -1,0 +1,186 @@
+"""Reading and validation: every rule of the data dictionary gives one line naming the column,
+the rows and the rule; derived outcomes; the analysis sample."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis_lib.data import (DataError, analysis_sample, derive_outcomes, load_cohort, load_dictionary,
+                               read_registry, validate)
+from analysis_lib.params import DEFAULT_PS_COVARIATES
+
+from conftest import COHORTS
+
+SYNTHETIC = COHORTS["synthetic"]
+
+
+def raw():
+    return read_registry(SYNTHETIC)
+
+
+def problems_of(frame):
+    return validate(frame)[1]
+
+
+def one_problem(frame):
+    problems = problems_of(frame)
+    assert len(problems) == 1, problems
+    assert "\n" not in problems[0]
+    return problems[0]
+
+
+def test_shipped_cohort_is_valid():
+    assert problems_of(raw()) == []
+
+
+def test_dictionary_covers_the_contract():
+    d = load_dictionary()
+    assert d["age"].value_range == (18, 110)
+    assert d["sex_female"].value_set == {0.0, 1.0}
+    assert "aspirin+gpi" in d["antiplatelet_regimen"].value_set
+
+
+def test_missing_column_with_rename_hint():
+    frame = raw().rename(columns={"nihss": "NIHSS"})
+    message = one_problem(frame)
+    assert message.startswith("nihss: required column is missing; found 'NIHSS' - rename it")
+
+
+def test_out_of_range_names_rows_ids_and_rule():
+    frame = raw()
+    frame.loc[[3, 8], "age"] = ["150", "7"]
+    message = one_problem(frame)
+    assert message == ("age: 2 rows break the rule 'must be from 18 to 110': "
+                       f"row 4 ({frame.loc[3, 'patient_id']}) = '150', row 9 ({frame.loc[8, 'patient_id']}) = '7'")
+
+
+def test_at_most_five_rows_listed():
+    frame = raw()
+    frame.loc[:9, "nihss"] = "50"
+    message = one_problem(frame)
+    assert "10 rows break the rule 'must be from 0 to 42'" in message and message.endswith("and 5 more")
+    assert message.count("row ") == 5  # five rows listed, the rest counted
+
+
+@pytest.mark.parametrize("column,value,rule", [
+    ("rescue_stenting", "2", "must be 0 or 1"),
+    ("sex_female", "yes", "must be a whole number"),
+    ("premorbid_mrs", "1.5", "must be a whole number"),
+    ("aspects", "11", "must be from 0 to 10"),
+    ("stenosis_pct", "", "must not be empty"),
+    ("stenosis_pct", "101", "must be from 0 to 100"),
+    ("onset_to_end_min", "-5", "must be from 0 to 10080"),
+    ("center", "", "must not be empty"),
+    ("mrs_90d", "7", "must be from 0 to 6"),
+])
+def test_rule_violations(column, value, rule):
+    frame = raw()
+    frame.loc[5, column] = value
+    message = one_problem(frame)
+    assert message.startswith(f"{column}: 1 row break") and f"'{rule}'" in message and "row 6 (" in message
+
+
+def test_unknown_regimen_and_regimen_for_mt_only():
+    frame = raw()
+    mt_only = frame.index[frame["rescue_stenting"] == "0"][0]
+    frame.loc[mt_only, "antiplatelet_regimen"] = "aspirin"
+    assert "must be empty for MT-only patients" in one_problem(frame)
+    frame = raw()
+    rs = frame.index[frame["rescue_stenting"] == "1"][0]
+    frame.loc[rs, "antiplatelet_regimen"] = "heparin"
+    assert "antiplatelet_regimen: 1 row break the rule 'must be one of: none, aspirin" in one_problem(frame)
+
+
+def test_duplicate_ids():
+    frame = raw()
+    frame.loc[1, "patient_id"] = frame.loc[0, "patient_id"]
+    message = one_problem(frame)
+    assert message.startswith("patient_id: 2 rows break the rule 'must be unique (duplicated patient ID)'")
+
+
+def test_death_inconsistent_with_mrs():
+    frame = raw()
+    alive = frame.index[frame["mrs_90d"] == "2"][0]
+    frame.loc[alive, "death_90d"] = "1"
+    assert one_problem(frame).startswith("death_90d: 1 row break the rule 'must equal (mrs_90d == 6)")
+
+
+def test_arm_without_patients():
+    frame = raw()
+    frame["rescue_stenting"] = "1"
+    frame["antiplatelet_regimen"] = frame["antiplatelet_regimen"].replace("", "none")
+    assert one_problem(frame) == "rescue_stenting: no patient in the MT only (0) arm; both arms are needed"
+
+
+def test_every_problem_reported_at_once():
+    frame = raw()
+    frame.loc[0, "age"] = "abc"
+    frame.loc[1, "nihss"] = "99"
+    frame = frame.drop(columns=["sich"])
+    problems = problems_of(frame)
+    assert len(problems) == 3
+    assert {p.split(":")[0] for p in problems} == {"age", "nihss", "sich"}
+
+
+def test_load_cohort_raises_with_file_name(tmp_path):
+    frame = raw()
+    frame.loc[0, "age"] = "abc"
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as err:
+        load_cohort(path)
+    assert err.value.problems == [f"bad.csv: age: 1 row break the rule 'must be a number': row 1 ({frame.loc[0, 'patient_id']}) = 'abc'"]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "the file is empty"),
+    (b"patient_id,center\n", "has a header row but no patient rows"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not a text CSV file"),
+    (b"patient_id;center\n\xe9t\xe9;1\n", "not valid UTF-8"),
+])
+def test_unreadable_files(tmp_path, content, message):
+    path = tmp_path / "registry.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_registry(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="data file not found"):
+        read_registry(tmp_path / "nope.csv")
+
+
+def test_bom_and_trailing_blank_rows_are_tolerated(tmp_path):
+    text = SYNTHETIC.read_text(encoding="utf-8")
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode() + b",,,,\n\n")
+    frame = read_registry(path)
+    assert list(frame.columns)[0] == "patient_id" and len(frame) == 303
+    assert problems_of(frame) == []
+
+
+def test_derived_outcomes():
+    df = pd.DataFrame({"mrs_90d": [0, 2, 3, 4, 6, np.nan]})
+    out = derive_outcomes(df)
+    assert out["mrs_0_2"].tolist()[:5] == [1, 1, 0, 0, 0]
+    assert out["mrs_0_3"].tolist()[:5] == [1, 1, 1, 0, 0]
+    assert out["death_90d"].tolist()[:5] == [0, 0, 0, 0, 1]
+    assert out.iloc[5][["mrs_0_2", "mrs_0_3", "death_90d"]].isna().all()
+
+
+def test_death_derived_when_column_absent(tmp_path):
+    frame = raw().drop(columns=["death_90d"])
+    path = tmp_path / "no_death.csv"
+    frame.to_csv(path, index=False)
+    cohort = load_cohort(path)
+    assert (cohort["death_90d"] == (cohort["mrs_90d"] == 6)).all()
+
+
+def test_analysis_sample_counts_exclusions_once():
+    cohort = load_cohort(COHORTS["missing"])
+    smp = analysis_sample(cohort, DEFAULT_PS_COVARIATES)
+    incomplete = cohort[list(DEFAULT_PS_COVARIATES)].isna().any(axis=1)
+    assert smp.n == int((~incomplete).sum())
+    assert smp.exclusions["n"].sum() == int(incomplete.sum())
+    assert smp.data[list(DEFAULT_PS_COVARIATES)].notna().all().all()
+    assert smp.data["mrs_90d"].isna().sum() > 0  # outcomes may stay missing

@@ -1,0 +1,98 @@
+"""The synthetic cohort: calibrated to the published Table 1, reproducible, with a known truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis_lib.data import derive_outcomes, load_cohort
+from analysis_lib.descriptives import table1
+from analysis_lib.synthetic import TrueEffect, generate_cohort, write_cohort
+
+from conftest import ROOT
+
+PUBLISHED = pd.read_csv(ROOT / "data" / "published" / "table1_published.csv")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_cohort(ROOT / "data" / "synthetic_cohort.csv")
+
+
+def test_size_arms_centers(shipped):
+    assert len(shipped) == 303
+    assert (shipped["rescue_stenting"] == 1).sum() == 172
+    assert (shipped["rescue_stenting"] == 0).sum() == 131
+    assert shipped["center"].nunique() == 25
+
+
+def test_matches_published_table1(shipped):
+    """Every proportion within 2 percentage points of the printed one, every median within 5 %
+    (at least 1 unit) and quartiles within 5 % (at least 1 unit), in both arms."""
+    ours = table1(shipped).set_index("variable")
+    failures = []
+    for _, pub in PUBLISHED.iterrows():
+        var = pub["variable"]
+        for arm in ("mt_only", "mt_rs"):
+            if pub["summary"] == "count":
+                if pd.isna(pub[f"{arm}_pct"]):
+                    continue
+                diff = ours.loc[var, f"{arm}_pct"] - pub[f"{arm}_pct"]
+                if abs(diff) > 2:
+                    failures.append(f"{var} {arm}: {ours.loc[var, f'{arm}_pct']:.1f} vs {pub[f'{arm}_pct']}")
+            else:
+                for stat in ("median", "q1", "q3"):
+                    got, want = ours.loc[var, f"{arm}_{stat}"], pub[f"{arm}_{stat}"]
+                    if abs(got - want) > max(1.0, 0.05 * abs(want)):
+                        failures.append(f"{var} {arm} {stat}: {got} vs {want}")
+    assert not failures, failures
+
+
+def test_committed_file_is_the_generator_output(tmp_path, shipped):
+    cohort = generate_cohort(PUBLISHED)
+    path = tmp_path / "regenerated.csv"
+    write_cohort(cohort.data, path)
+    assert path.read_bytes() == (ROOT / "data" / "synthetic_cohort.csv").read_bytes()
+
+
+def test_seed_determines_the_cohort():
+    a = generate_cohort(PUBLISHED, seed=5).data
+    b = generate_cohort(PUBLISHED, seed=5).data
+    c = generate_cohort(PUBLISHED, seed=6).data
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+
+
+def test_treatment_relations_are_those_of_table1(shipped):
+    rs = shipped["rescue_stenting"] == 1
+    assert shipped.loc[rs, "stenosis_pct"].median() > shipped.loc[~rs, "stenosis_pct"].median()
+    assert shipped.loc[rs, "mtici_2b3_after_mt"].mean() < shipped.loc[~rs, "mtici_2b3_after_mt"].mean()
+    # final recanalization after MT only is the post-MT result
+    mt = shipped[~rs]
+    assert (mt["final_mtici_2b3"] == mt["mtici_2b3_after_mt"]).all()
+
+
+def test_true_effect_changes_sign_with_stenosis():
+    cohort = generate_cohort(PUBLISHED)
+    truth = cohort.true_effects(75).set_index("subgroup")["true_ate_mrs"]
+    assert truth["low"] > 0.5 and truth["high"] < -0.5
+    p = cohort.potential
+    assert np.all(np.diff(p.groupby(pd.cut(p["stenosis_pct"], [0, 50, 70, 90, 100]), observed=True)["tau"].mean()) < 0)
+
+
+def test_sharp_null_with_common_cutpoints():
+    cohort = generate_cohort(PUBLISHED, seed=3, effect=TrueEffect("none"), mrs_calibration="common")
+    assert (cohort.potential["mrs_0"] == cohort.potential["mrs_1"]).all()
+
+
+def test_step_effect():
+    eff = TrueEffect("step", crossing=75, step=1.0)
+    assert eff.tau(np.array([60.0, 75.0, 75.5])).tolist() == [1.0, 1.0, -1.0]
+    with pytest.raises(ValueError):
+        TrueEffect("wiggly").tau(np.array([1.0]))
+
+
+def test_other_sizes_rescale_counts():
+    df = derive_outcomes(generate_cohort(PUBLISHED, seed=1, n_mt_rs=60, n_mt_only=40, n_centers=8).data)
+    assert len(df) == 100 and df["center"].nunique() == 8
+    t1 = table1(df).set_index("variable")
+    assert abs(t1.loc["atrial_fibrillation", "mt_only_pct"] - 38.2) < 2.5
