@@ -20,7 +20,7 @@ from .data import DataError
 from .params import Parameters, ParameterError
 from .study import analysis_cutoff, load_study
 
-NOTEBOOKS: tuple[str, ...] = ("01_cohort", "02_weighting", "03_cutoffs", "04_outcomes")
+NOTEBOOKS: tuple[str, ...] = ("01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity")
 PATH_PARAMETERS = ("data_path", "output_dir", "published_dir")
 
 
@@ -45,6 +45,10 @@ the `.html` tables are formatted for the manuscript.
 | `tables/continuous_band.csv` | ATE(stenosis) with its pointwise band (Supplementary Figure 2) |
 | `tables/table2.csv` | Table 2: every outcome, unadjusted and weighted, overall and by subgroup |
 | `tables/mrs_distribution.csv` | Figure 1: weighted 90-day mRS distribution |
+| `tables/center_sensitivity.csv` | Supplementary Table 3: every Table 2 outcome with a random intercept for center |
+| `tables/center_models.csv` | variance components, p-interaction and convergence of those models |
+| `tables/cluster_robust.csv` | every weighted Table 2 row with center-clustered standard errors |
+| `tables/evalues.csv` | E-values of every weighted Table 2 row |
 | `figures/*.png`, `figures/*.pdf` | figures at 300 dpi and as vector PDF |
 """
 

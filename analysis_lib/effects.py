@@ -163,12 +163,12 @@ class CellFit:
 
     For cell ``c`` with weights ``w_i``, ``W_c = sum w_i`` and weighted mean
     ``m_c = sum w_i y_i / W_c``, the link-scale coefficient is ``m_c`` (identity) or
-    ``log m_c`` (log), and the sandwich variance is
-
-    ``var = sum_i omega_i w_i^2 (y_i - m_c)^2 / W_c^2`` (identity) or divided further by
-    ``m_c^2`` (log), with ``omega`` as :func:`hc_omega`, hat values ``h_i = w_i / W_c`` and, for
-    HC1, ``n`` the rows in the model and ``k`` the non-empty cells. Cells are independent, so
-    contrasts add variances.
+    ``log m_c`` (log). The sandwich is ``A^-1 M A^-1`` with ``A = diag(W_c)`` (identity) or
+    ``diag(m_c W_c)`` (log) and, for the HC types, the diagonal meat
+    ``M_cc = sum_i omega_i w_i^2 (y_i - m_c)^2`` (``omega`` as :func:`hc_omega`, hat values
+    ``h_i = w_i / W_c``; HC1 uses ``n`` rows and ``k`` non-empty cells). With a ``cluster``,
+    the meat is ``G / (G - 1) S'S`` with ``S[g, c] = sum_{i in g, c} w_i (y_i - m_c)``, as
+    ``sandwich::vcovCL(type = "HC0", cadjust = TRUE)``; cells are then correlated.
     """
 
     family: str
@@ -178,27 +178,36 @@ class CellFit:
     sum_w: np.ndarray
     mean: np.ndarray
     coef: np.ndarray
-    var: np.ndarray
+    vcov: np.ndarray
     n: int
     rank: int
+
+    @property
+    def var(self) -> np.ndarray:
+        return np.diag(self.vcov)
 
     @property
     def df_resid(self) -> int:
         return self.n - self.rank
 
-    def estimable(self, c: int) -> bool:
-        return bool(self.count[c] > 0 and np.isfinite(self.coef[c]))
-
     def contrast(self, plus: list[int], minus: list[int]) -> tuple[float, float]:
         """Estimate and standard error of ``sum coef[plus] - sum coef[minus]``."""
-        est = float(self.coef[plus].sum() - self.coef[minus].sum())
-        se = float(np.sqrt(self.var[plus].sum() + self.var[minus].sum()))
-        return est, se
+        L = np.zeros(self.coef.size)
+        L[plus] += 1.0
+        L[minus] -= 1.0
+        used = L != 0
+        est = float(L[used] @ self.coef[used])
+        V = self.vcov[np.ix_(used, used)]
+        return est, float(np.sqrt(L[used] @ V @ L[used]))
 
 
 def fit_cells(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, family: str = "gaussian",
-              hc_type: str = "HC0") -> CellFit:
-    """Weighted cell means and their sandwich variances (see :class:`CellFit`)."""
+              hc_type: str = "HC0", cluster: np.ndarray | None = None) -> CellFit:
+    """Weighted cell means and their sandwich covariance (see :class:`CellFit`).
+
+    ``cluster`` (labels, one per row) switches to the center-clustered sandwich; ``hc_type``
+    is then reported as ``"CL"``.
+    """
     y = np.asarray(y, float)
     w = np.asarray(w, float)
     cell = np.asarray(cell, int)
@@ -210,21 +219,31 @@ def fit_cells(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, fami
         mean = np.where(count > 0, sum_wy / sum_w, np.nan)
     n, rank = y.size, int((count > 0).sum())
     resid = y - mean[cell]
-    hat = w / sum_w[cell]
-    omega = hc_omega(w * resid, hat, n, rank, hc_type)
-    meat = np.bincount(cell, weights=omega, minlength=n_cells)
     with np.errstate(divide="ignore", invalid="ignore"):
         if family == "gaussian":
             coef = mean
-            var = meat / sum_w ** 2
+            bread = 1.0 / sum_w
         elif family == "poisson":
             coef = np.where(mean > 0, np.log(mean), -np.inf)
-            var = np.where(mean > 0, meat / (mean * sum_w) ** 2, np.nan)
+            bread = np.where(mean > 0, 1.0 / (mean * sum_w), np.nan)
         else:
             raise ValueError(f"family must be 'gaussian' or 'poisson', got {family!r}")
-    var = np.where(count > 0, var, np.nan)
+    bread = np.where(count > 0, bread, np.nan)
+    if cluster is None:
+        hat = w / sum_w[cell]
+        omega = hc_omega(w * resid, hat, n, rank, hc_type)
+        meat = np.diag(np.bincount(cell, weights=omega, minlength=n_cells))
+    else:
+        groups, index = np.unique(np.asarray(cluster), return_inverse=True)
+        G = groups.size
+        S = np.zeros((G, n_cells))
+        np.add.at(S, (index, cell), w * np.nan_to_num(resid))
+        meat = S.T @ S * G / (G - 1)
+        hc_type = "CL"
+    with np.errstate(invalid="ignore"):
+        vcov = bread[:, None] * meat * bread[None, :]
     return CellFit(family=family, hc_type=hc_type, count=count, events=events, sum_w=sum_w, mean=mean,
-                   coef=coef, var=var, n=n, rank=rank)
+                   coef=coef, vcov=vcov, n=n, rank=rank)
 
 
 # --------------------------------------------------------------------- effect rows
@@ -275,7 +294,7 @@ def _row(fit: CellFit, plus: list[int], minus: list[int], problem: str, conf_lev
 def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None = None,
                     high: np.ndarray | None = None, cutoff: float | None = None,
                     treatment: str = TREATMENT, measure: str | None = None, hc_type: str = "HC0",
-                    conf_level: float = 0.95) -> pd.DataFrame:
+                    conf_level: float = 0.95, cluster: np.ndarray | None = None) -> pd.DataFrame:
     """Effect of the treatment on one outcome, overall or by a binary modifier.
 
     Parameters
@@ -296,6 +315,8 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
     measure : {"ATE", "RR"}, optional
         Difference in means by weighted least squares (t, residual df) or relative risk by
         modified Poisson (normal); default from the outcome values.
+    cluster : array, optional
+        Cluster labels (centers) aligned with ``df``: center-clustered sandwich instead of HC.
 
     Returns
     -------
@@ -307,17 +328,18 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
     y = y_all[keep]
     t = df[treatment].to_numpy(int)[keep]
     w = np.ones(y.size) if weights is None else np.asarray(weights, float)[keep]
+    cl = None if cluster is None else np.asarray(cluster)[keep]
     measure = measure or measure_for(y)
     family = "gaussian" if measure == "ATE" else "poisson"
     if high is None:
-        fit = fit_cells(y, w, t, 2, family, hc_type)
+        fit = fit_cells(y, w, t, 2, family, hc_type, cl)
         problem = _cell_problem(fit, 0, 1, "")
         row = {"subgroup": "overall", "measure": measure, **_row(fit, [1], [0], problem, conf_level),
                "p_interaction": np.nan, "n": int(y.size), "note": problem}
         return pd.DataFrame([row])
     h = np.asarray(high, bool)[keep]
     cell = t + 2 * h.astype(int)  # 0 control-low, 1 treated-low, 2 control-high, 3 treated-high
-    fit = fit_cells(y, w, cell, 4, family, hc_type)
+    fit = fit_cells(y, w, cell, 4, family, hc_type, cl)
     problems = {"low": _cell_problem(fit, 0, 1, _where("low", cutoff)),
                 "high": _cell_problem(fit, 2, 3, _where("high", cutoff))}
     if problems["low"] or problems["high"]:

@@ -172,6 +172,7 @@ def generate_cohort(
     effect: TrueEffect = TrueEffect(),
     mrs_calibration: str = "per_arm",
     noise_sd: float = 1.0,
+    center_size_sd: float = 0.6,
 ) -> SyntheticCohort:
     """Generate one cohort (see the module docstring for the data-generating process).
 
@@ -186,6 +187,8 @@ def generate_cohort(
         The treatment effect on the latent scale.
     mrs_calibration : {"per_arm", "common"}
         Cutpoints calibrated per arm to the published mRS distributions, or common to both arms.
+    center_size_sd : float
+        SD of the log center sizes (larger: more unequal centers).
 
     Returns
     -------
@@ -233,7 +236,7 @@ def generate_cohort(
             col[idx] = _quantile_function(var, a, targets, prefix[a])(u)
         data[var] = _round_continuous(var, col, rng)
 
-    center, center_effect = _centers(rng, arm, n_centers)
+    center, center_effect = _centers(rng, arm, n_centers, center_size_sd)
 
     # ---- outcomes
     final = data["mtici_2b3_after_mt"].copy()
@@ -362,8 +365,9 @@ def _round_continuous(var: str, x: np.ndarray, rng: np.random.Generator) -> np.n
     return np.round(x)
 
 
-def _centers(rng: np.random.Generator, arm: np.ndarray, n_centers: int) -> tuple[np.ndarray, np.ndarray]:
-    size = rng.lognormal(0.0, 0.6, n_centers)
+def _centers(rng: np.random.Generator, arm: np.ndarray, n_centers: int,
+             size_sd: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    size = rng.lognormal(0.0, size_sd, n_centers)
     practice = rng.normal(0.0, 0.6, n_centers)
     outcome_effect = rng.normal(0.0, 0.35, n_centers)
     assigned = np.empty(arm.size, int)

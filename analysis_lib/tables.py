@@ -166,3 +166,60 @@ def format_continuous(summary: pd.DataFrame, crossing: pd.DataFrame) -> pd.DataF
         rows.append({"Quantity": f"Crossing point, % ({c['method']} CI)", "Estimate": fmt_num(c["estimate"], 1),
                      "95% CI": fmt_ci(c["ci_lower"], c["ci_upper"], 1), "p": "-", "Note": c["note"]})
     return pd.DataFrame(rows)
+
+
+def _beside(primary: pd.DataFrame, other: pd.DataFrame, label: str, cutoff: float) -> pd.DataFrame:
+    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    iptw = primary[primary["analysis"] == "iptw"].set_index(["outcome", "subgroup"])
+    rows = []
+    for _, r in other.iterrows():
+        p = iptw.loc[(r["outcome"], r["subgroup"])]
+        rows.append({
+            "Outcome": OUTCOME_LABELS.get(r["outcome"], r["outcome"]), "Subgroup": names[r["subgroup"]],
+            "Measure": r["measure"],
+            "Primary IPTW (95% CI)": format_effect(p["measure"], p["estimate"], p["ci_lower"], p["ci_upper"]),
+            "Primary p": fmt_p(p["p_value"]),
+            f"{label} (95% CI)": format_effect(r["measure"], r["estimate"], r["ci_lower"], r["ci_upper"]),
+            f"{label} p": fmt_p(r["p_value"]),
+            "Note": r["note"] if isinstance(r.get("note"), str) else "",
+        })
+    return pd.DataFrame(rows)
+
+
+def format_center(center: pd.DataFrame, primary: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    """Supplementary Table 3: random intercept for center beside the primary IPTW estimates."""
+    return _beside(primary, center, "Center random intercept", cutoff)
+
+
+def format_cluster(cluster: pd.DataFrame, primary: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    """Center-clustered sandwich beside the primary (HC) IPTW estimates."""
+    out = _beside(primary, cluster, "Center-clustered", cutoff)
+    out.insert(out.columns.get_loc("Note"), "Clustered p-int",
+               [fmt_p(v) if s != "overall" else "-" for v, s in zip(cluster["p_interaction"], cluster["subgroup"])])
+    return out
+
+
+def format_evalues(ev: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    return pd.DataFrame({
+        "Outcome": ev["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
+        "Subgroup": ev["subgroup"].map(names),
+        "Measure": ev["measure"],
+        "Estimate": ev["estimate"].map(fmt_num),
+        "E-value (point)": ev["evalue_point"].map(fmt_num),
+        "E-value (CI)": ev["evalue_ci"].map(fmt_num),
+        "Note": ev["note"],
+    })
+
+
+def format_center_models(models: pd.DataFrame) -> pd.DataFrame:
+    """Variance components of the center models, as summary(lmer) reports them."""
+    return pd.DataFrame({
+        "Outcome": models["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
+        "Model": models["model"], "Method": models["method"].fillna("-"),
+        "Patients": models["n"], "Centers": models["n_centers"],
+        "Center variance": models["center_variance"].map(lambda v: fmt_num(v, 3)),
+        "Residual variance": models["residual_variance"].map(lambda v: fmt_num(v, 3)),
+        "p-interaction": models["p_interaction"].map(fmt_p),
+        "Note": models["note"],
+    })

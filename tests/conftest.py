@@ -19,6 +19,7 @@ COHORTS = {
     "synthetic": ROOT / "data" / "synthetic_cohort.csv",
     "missing": REFERENCE / "cohorts" / "missing.csv",
     "small": REFERENCE / "cohorts" / "small.csv",
+    "centers40": REFERENCE / "cohorts" / "centers40.csv",
 }
 RTOL = 1e-6
 

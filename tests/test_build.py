@@ -16,6 +16,7 @@ from analysis_lib.build import NOTEBOOKS, BuildError, run_build
 from analysis_lib.cutoffs import CONTINUOUS_COLUMNS, SWEEP_COLUMNS
 from analysis_lib.descriptives import TABLE1_COLUMNS
 from analysis_lib.effects import TABLE2_COLUMNS, table2
+from analysis_lib.sensitivity import CENTER_COLUMNS, CLUSTER_COLUMNS, EVALUE_COLUMNS
 
 from conftest import ROOT, sample, weights
 
@@ -28,6 +29,9 @@ CONTRACT = {
     "table2.csv": TABLE2_COLUMNS,
     "cutoff_sweep.csv": SWEEP_COLUMNS,
     "continuous_interaction.csv": CONTINUOUS_COLUMNS,
+    "center_sensitivity.csv": CENTER_COLUMNS,
+    "cluster_robust.csv": CLUSTER_COLUMNS,
+    "evalues.csv": EVALUE_COLUMNS,
 }
 FIGURES = ["figure_1_mrs_distribution", "supplementary_figure_1_patient_flow",
            "supplementary_figure_2_continuous_interaction", "love_plot", "propensity_overlap",

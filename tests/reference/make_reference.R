@@ -1,7 +1,7 @@
 # Reference results computed with the paper's R toolchain (glm, lm, sandwich, lmtest).
 #
 # Run from the project root:   Rscript tests/reference/make_reference.R
-# Needs: r-base-core, r-cran-sandwich, r-cran-lmtest (Debian packages). The test suite reads the
+# Needs: r-base-core, r-cran-sandwich, r-cran-lmtest, r-cran-lme4 (Debian packages). The test suite reads the
 # CSV files this script writes to tests/reference/expected/<cohort>/ and never needs R itself.
 #
 # Conventions (ANALYSIS.md): complete cases on treatment, stenosis and the propensity
@@ -14,6 +14,7 @@
 suppressPackageStartupMessages({
   library(sandwich)
   library(lmtest)
+  library(lme4)
 })
 
 ps_covariates <- c("age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion",
@@ -27,8 +28,10 @@ level <- 0.95
 cohorts <- list(
   synthetic = "data/synthetic_cohort.csv",
   missing = "tests/reference/cohorts/missing.csv",
-  small = "tests/reference/cohorts/small.csv"
+  small = "tests/reference/cohorts/small.csv",
+  centers40 = "tests/reference/cohorts/centers40.csv"
 )
+sensitivity_cohorts <- c("synthetic", "missing", "centers40")
 
 write <- function(df, cohort, name) {
   dir <- file.path("tests/reference/expected", cohort)
@@ -244,6 +247,102 @@ table1_tests <- function(s) {
   do.call(rbind, rows)
 }
 
+# ---------------------------------------------------------------- center sensitivity
+lmer_tight <- lmerControl(optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-12))
+
+# lmer(mRS ~ t (* high) + (1 | center), weights = w, REML = TRUE): fixed effects, model-based SEs,
+# variance components, REML criterion, and the subgroup effects with Wald (normal) intervals.
+center_lmm <- function(s, w, cutoff) {
+  known <- !is.na(s$mrs_90d)
+  d <- data.frame(y = s$mrs_90d[known], trt = s$rescue_stenting[known], center = s$center[known],
+                  high = as.numeric(s$stenosis_pct[known] > cutoff), wt = w[known])
+  z <- qnorm(1 - (1 - level) / 2)
+  out <- list()
+  for (model in c("overall", "interaction")) {
+    f <- if (model == "overall") y ~ trt + (1 | center) else y ~ trt * high + (1 | center)
+    m <- lmer(f, data = d, weights = wt, REML = TRUE, control = lmer_tight)
+    V <- as.matrix(vcov(m)); b <- fixef(m)
+    vc <- as.data.frame(VarCorr(m))
+    combos <- if (model == "overall") list(overall = c(0, 1)) else list(low = c(0, 1, 0, 0), high = c(0, 1, 0, 1))
+    for (sub in names(combos)) {
+      L <- combos[[sub]]; est <- sum(L * b); se <- sqrt(drop(t(L) %*% V %*% L))
+      out[[length(out) + 1]] <- data.frame(model = model, subgroup = sub, estimate = est, std_error = se,
+        ci_lower = est - z * se, ci_upper = est + z * se, p_value = 2 * pnorm(-abs(est / se)),
+        center_variance = vc$vcov[vc$grp == "center"], residual_variance = vc$vcov[vc$grp == "Residual"],
+        reml_criterion = REMLcrit(m), b_treat = b[["trt"]], se_treat = sqrt(V["trt", "trt"]))
+    }
+  }
+  do.call(rbind, out)
+}
+
+# glmer(y ~ t * high + (1 | center), family = poisson), with unit weights or with the given
+# prior weights: the fixed effects (and SEs and theta) the Laplace implementation must reproduce.
+center_glmm <- function(s, cutoff, w = NULL) {
+  out <- list()
+  for (o in outcomes[outcomes != "mrs_90d"]) {
+    known <- !is.na(s[[o]])
+    d <- data.frame(y = s[[o]][known], trt = s$rescue_stenting[known], center = s$center[known],
+                    high = as.numeric(s$stenosis_pct[known] > cutoff))
+    d$wt <- if (is.null(w)) 1 else w[known]
+    cells <- tapply(d$y, list(d$trt, d$high), sum)
+    for (model in c("overall", "interaction")) {
+      if (model == "interaction" && (any(is.na(cells)) || any(cells == 0))) next
+      if (model == "overall" && any(tapply(d$y, d$trt, sum) == 0)) next
+      f <- if (model == "overall") y ~ trt + (1 | center) else y ~ trt * high + (1 | center)
+      m <- suppressWarnings(suppressMessages(glmer(f, data = d, family = poisson, weights = wt)))
+      b <- fixef(m); se <- sqrt(diag(as.matrix(vcov(m))))
+      se_rx <- sqrt(diag(as.matrix(suppressWarnings(vcov(m, use.hessian = FALSE)))))
+      out[[length(out) + 1]] <- data.frame(outcome = o, model = model, term = names(b), estimate = unname(b),
+        std_error = unname(se), std_error_rx = unname(se_rx), theta = unname(getME(m, "theta")),
+        singular = isSingular(m))
+    }
+  }
+  do.call(rbind, out)
+}
+
+# vcovCL(fit, cluster = ~ center, type = "HC0", cadjust = TRUE) on every weighted Table 2 row.
+# Where a subgroup has a cell without events, the estimable subgroup is fitted on its own rows
+# and its meat adjustment converted from G_sub / (G_sub - 1) to G / (G - 1) (same cells, same
+# cluster sums).
+cluster_table <- function(s, w, cutoff) {
+  out <- list()
+  for (o in outcomes) {
+    binary <- o != "mrs_90d"
+    known <- !is.na(s[[o]])
+    d <- data.frame(y = s[[o]][known], trt = s$rescue_stenting[known], center = s$center[known],
+                    high = as.numeric(s$stenosis_pct[known] > cutoff))
+    wt <- w[known]
+    G <- length(unique(d$center))
+    row <- function(sub, r, pint) data.frame(outcome = o, subgroup = sub, measure = if (binary) "RR" else "ATE",
+      estimate = r[1], ci_lower = r[2], ci_upper = r[3], p_value = r[4], p_interaction = pint)
+    r <- if (cell_ok(d$y, d$trt, binary)) {
+      fit <- fit_model(y ~ trt, d, wt, binary)
+      lincomb(fit, vcovCL(fit, cluster = d$center, type = "HC0", cadjust = TRUE), c(0, 1), binary)
+    } else rep(NA, 4)
+    out[[length(out) + 1]] <- row("overall", r, NA)
+    lo <- d$high == 0; hi <- d$high == 1
+    ok_lo <- cell_ok(d$y[lo], d$trt[lo], binary); ok_hi <- cell_ok(d$y[hi], d$trt[hi], binary)
+    if (ok_lo && ok_hi) {
+      fit <- fit_model(y ~ trt * high, d, wt, binary)
+      V <- vcovCL(fit, cluster = d$center, type = "HC0", cadjust = TRUE)
+      r_lo <- lincomb(fit, V, c(0, 1, 0, 0), binary); r_hi <- lincomb(fit, V, c(0, 1, 0, 1), binary)
+      pint <- coeftest(fit, vcov. = V)["trt:high", 4]
+    } else {
+      alone <- function(rows) {
+        fit <- fit_model(y ~ trt, d[rows, ], wt[rows], binary)
+        V <- vcovCL(fit, cluster = d$center[rows], type = "HC0", cadjust = FALSE) * G / (G - 1)
+        lincomb(fit, V, c(0, 1), binary)
+      }
+      r_lo <- if (ok_lo) alone(lo) else rep(NA, 4)
+      r_hi <- if (ok_hi) alone(hi) else rep(NA, 4)
+      pint <- NA
+    }
+    out[[length(out) + 1]] <- row("low", r_lo, pint)
+    out[[length(out) + 1]] <- row("high", r_hi, pint)
+  }
+  do.call(rbind, out)
+}
+
 # ---------------------------------------------------------------- run
 options(digits = 17)
 for (cohort in names(cohorts)) {
@@ -267,7 +366,14 @@ for (cohort in names(cohorts)) {
     write(continuous(s, W[, est], "HC0"), cohort, paste0("continuous_", est, "_HC0"))
   }
   write(table2(s, W[, "ATO"], 70, "HC0"), cohort, "table2_ATO_HC0_70")
+  if (cohort %in% sensitivity_cohorts) {
+    write(center_lmm(s, W[, "ATO"], 75), cohort, "center_lmm_ATO_75")
+    write(center_glmm(s, 75), cohort, "center_glmm_unweighted_75")
+    write(center_glmm(s, 75, W[, "ATO"]), cohort, "center_glmm_ATO_75")
+    write(cluster_table(s, W[, "ATO"], 75), cohort, "cluster_ATO_75")
+  }
   cat(cohort, ": n =", nrow(s), "\n")
 }
 writeLines(c(paste("R", getRversion()), paste("sandwich", packageVersion("sandwich")),
-             paste("lmtest", packageVersion("lmtest"))), "tests/reference/expected/VERSIONS.txt")
+             paste("lmtest", packageVersion("lmtest")), paste("lme4", packageVersion("lme4"))),
+           "tests/reference/expected/VERSIONS.txt")

@@ -1,0 +1,109 @@
+"""Plain-language sentences from result tables, for the notebooks and the supplement.
+
+Nothing is estimated here: each function reads tidy frames computed elsewhere and says what
+they mean for the paper's conclusion, so the text stays true when the data change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .tables import OUTCOME_LABELS, fmt_ci, fmt_num, fmt_p
+
+
+def _row(table: pd.DataFrame, outcome: str, subgroup: str, analysis: str | None = None) -> pd.Series:
+    sel = (table["outcome"] == outcome) & (table["subgroup"] == subgroup)
+    if analysis is not None and "analysis" in table.columns:
+        sel &= table["analysis"] == analysis
+    return table[sel].iloc[0]
+
+
+def _effect(r: pd.Series, with_p: bool = False) -> str:
+    if pd.isna(r["estimate"]):
+        return "not estimable"
+    sign = "+" if r["measure"] == "ATE" and r["estimate"] > 0 else ""
+    p = f"; p {fmt_p(r['p_value'])}" if with_p else ""
+    return f"{sign}{fmt_num(r['estimate'])} (95% CI {fmt_ci(r['ci_lower'], r['ci_upper'])}{p})"
+
+
+def _verdict(primary: pd.Series, other: pd.Series, alpha: float = 0.05) -> str:
+    null = 0.0 if primary["measure"] == "ATE" else 1.0
+    if pd.isna(other["estimate"]):
+        return "cannot be compared"
+    same_sign = np.sign(primary["estimate"] - null) == np.sign(other["estimate"] - null)
+    sig_p, sig_o = primary["p_value"] < alpha, other["p_value"] < alpha
+    if not same_sign:
+        return "changes direction"
+    if sig_p == sig_o:
+        return "keeps its direction and significance"
+    return "keeps its direction but loses significance" if sig_p else "keeps its direction and becomes significant"
+
+
+def center_summary(center: pd.DataFrame, primary: pd.DataFrame, cutoff: float) -> str:
+    """What the random-intercept analysis means for the mRS result and the binary outcomes."""
+    iptw = primary[primary["analysis"] == "iptw"]
+    low_p, high_p = _row(iptw, "mrs_90d", "low"), _row(iptw, "mrs_90d", "high")
+    low_c, high_c = _row(center, "mrs_90d", "low"), _row(center, "mrs_90d", "high")
+    verdicts = {_verdict(low_p, low_c), _verdict(high_p, high_c)}
+    conclusion = ("so differences between centers do not explain the effect modification by stenosis"
+                  if verdicts == {"keeps its direction and significance"} else
+                  "so the conclusion is sensitive to differences between centers: " + "; ".join(sorted(verdicts)))
+    text = (f"With a random intercept for center, stenting changes the mean 90-day mRS by {_effect(low_c)} at or "
+            f"below {cutoff:g}% stenosis and by {_effect(high_c)} above, against {_effect(low_p)} and "
+            f"{_effect(high_p)} in the primary analysis, {conclusion}.")
+    binary = center[center["outcome"] != "mrs_90d"]
+    missing = binary["estimate"].isna()
+    if missing.any():
+        singular = int(binary.loc[missing, "note"].str.contains("singular").sum())
+        other = int(missing.sum()) - singular
+        reasons = []
+        if singular:
+            reasons.append(f"{singular} singular fits, where the center variance is estimated at zero and the model "
+                           "adds nothing to the primary one")
+        if other:
+            reasons.append(f"{other} with a subgroup-arm without events or a fit that did not converge")
+        text += (f" For {int(missing.sum())} of {len(binary)} binary-outcome rows the random-intercept Poisson model "
+                 f"gives no number ({'; '.join(reasons)}).")
+    return text
+
+
+def cluster_summary(cluster: pd.DataFrame, primary: pd.DataFrame) -> str:
+    """What center-clustered standard errors change."""
+    iptw = primary[primary["analysis"] == "iptw"]
+    rows = []
+    changed = []
+    for _, c in cluster.iterrows():
+        p = _row(iptw, c["outcome"], c["subgroup"])
+        if pd.isna(c["p_value"]) or pd.isna(p["p_value"]):
+            continue
+        rows.append(c)
+        if (c["p_value"] < 0.05) != (p["p_value"] < 0.05):
+            changed.append(f"{OUTCOME_LABELS.get(c['outcome'], c['outcome'])} ({c['subgroup']}: p {fmt_p(p['p_value'])} "
+                           f"becomes {fmt_p(c['p_value'])})")
+    low, high = _row(cluster, "mrs_90d", "low"), _row(cluster, "mrs_90d", "high")
+    text = (f"Allowing for correlation of outcomes within centers, the mRS effects are {_effect(low, True)} "
+            f"below and {_effect(high, True)} above the cutoff, with p-interaction {fmt_p(low['p_interaction'])}. ")
+    if changed:
+        text += f"Significance at 5% changes for {len(changed)} of {len(rows)} rows: " + "; ".join(changed) + "."
+    else:
+        text += f"No row of Table 2 changes its significance at 5% ({len(rows)} rows compared)."
+    return text
+
+
+def evalue_summary(ev: pd.DataFrame, cutoff: float) -> str:
+    """How strong an unmeasured confounder would have to be."""
+    low, high = _row(ev, "mrs_90d", "low"), _row(ev, "mrs_90d", "high")
+
+    def part(r: pd.Series, where: str) -> str:
+        if pd.isna(r["evalue_point"]):
+            return f"{where}: not estimable"
+        ci = ("the confidence interval already includes no effect" if r["evalue_ci"] == 1 else
+              f"{fmt_num(r['evalue_ci'])} to move its confidence interval to include no effect")
+        return f"{where}, a risk ratio of {fmt_num(r['evalue_point'])} to explain the effect away and {ci}"
+
+    return ("To explain away the effects on the 90-day mRS, an unmeasured confounder would need to be associated "
+            "with both stenting and the outcome by, "
+            + part(low, f"at or below {cutoff:g}% stenosis") + "; " + part(high, f"above {cutoff:g}%")
+            + ". An E-value near 1 means that weak unmeasured confounding could explain the estimate; the larger "
+            "it is, the stronger such confounding would have to be, beyond the measured covariates.")
