@@ -46,3 +46,4 @@ clean:
 
 benchmark: $(STAMP)  ## time each notebook and the whole build (printed, never asserted)
 	$(BIN)/python benchmarks/benchmark_build.py
+	$(BIN)/python benchmarks/benchmark_analyses.py

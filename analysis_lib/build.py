@@ -20,7 +20,8 @@ from .data import DataError
 from .params import Parameters, ParameterError
 from .study import analysis_cutoff, load_study
 
-NOTEBOOKS: tuple[str, ...] = ("01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity")
+NOTEBOOKS: tuple[str, ...] = ("01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
+                               "06_specification")
 PATH_PARAMETERS = ("data_path", "output_dir", "published_dir")
 
 
@@ -49,6 +50,10 @@ the `.html` tables are formatted for the manuscript.
 | `tables/center_models.csv` | variance components, p-interaction and convergence of those models |
 | `tables/cluster_robust.csv` | every weighted Table 2 row with center-clustered standard errors |
 | `tables/evalues.csv` | E-values of every weighted Table 2 row |
+| `tables/propensity_specifications.csv` | the primary, richer-formula and CBPS propensity models side by side |
+| `tables/weight_sensitivity.csv` | mRS, mRS 0-2 and sICH under ATO, ATE, ATT, ATM, truncated and trimmed weights |
+| `tables/mi_sensitivity.csv` | the same rows after multiple imputation of missing covariates (Rubin's rules) |
+| `tables/specification_curve.csv` | the multiverse: subgroup ATEs on the mRS over every combination of choices |
 | `figures/*.png`, `figures/*.pdf` | figures at 300 dpi and as vector PDF |
 """
 

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
 from .data import MODIFIER, TREATMENT
-from .effects import ModelFit, fit_cells, fit_weighted, wald
+from .effects import ModelFit, critical_value, fit_cells, fit_weighted, wald
 
 SWEEP_COLUMNS = [
     "cutoff", "n_low", "n_high",
@@ -173,7 +171,7 @@ def continuous_interaction(df: pd.DataFrame, weights: np.ndarray, hc_type: str =
     b1, b3 = fit.coef[1], fit.coef[3]
     V = fit.vcov
     v11, v13, v33 = V[1, 1], V[1, 3], V[3, 3]
-    q = stats.t.ppf(1 - (1 - conf_level) / 2, fit.df_resid)
+    q = critical_value(conf_level, fit.df_resid)
     beta, beta_lo, beta_hi, beta_p = wald(b3, np.sqrt(v33), fit.df_resid, conf_level)
     cross = -b1 / b3
     grad = np.array([-1 / b3, b1 / b3 ** 2])

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .data import TREATMENT, load_dictionary
 
@@ -72,6 +71,8 @@ def fisher_exact_p(table: np.ndarray) -> float:
     The two-sided p sums the hypergeometric probabilities not larger than that of the
     observed table, with R's relative tolerance 1 + 1e-7 (scipy implements the same rule).
     """
+    from scipy import stats
+
     table = np.asarray(table, dtype=np.int64)
     if table.shape != (2, 2):
         raise ValueError("fisher_exact_p needs a 2x2 table")
@@ -85,6 +86,8 @@ def mann_whitney_p(x: np.ndarray, y: np.ndarray) -> float:
     are no ties; otherwise the normal approximation with tie correction and continuity
     correction. scipy's ``method="auto"`` uses a different switch, so the rule is set here.
     """
+    from scipy import stats
+
     x = np.asarray(x, float)
     y = np.asarray(y, float)
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]

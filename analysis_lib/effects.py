@@ -3,10 +3,11 @@
 Two paths compute the same statistics:
 
 * :func:`fit_weighted` fits any design matrix: weighted least squares (``lm(..., weights = w)``)
-  or the modified Poisson model (``glm(..., family = poisson, weights = w)``) with statsmodels,
-  and the heteroskedasticity-consistent covariance of :func:`hc_vcov`, a transcription of
-  ``sandwich::vcovHC`` (statsmodels' own robust covariances for weighted GLMs do not follow
-  sandwich's HC2/HC3 definitions, and the paper's numbers come from sandwich).
+  or the modified Poisson model (``glm(..., family = poisson, weights = w)``), and the
+  heteroskedasticity-consistent covariance of :func:`hc_vcov`, a transcription of
+  ``sandwich::vcovHC``. The fits are written with NumPy (:func:`newton_glm`, QR least squares):
+  importing statsmodels and ``scipy.stats`` costs two seconds in every notebook kernel, more
+  than all the statistics of a build; the tests pin these fits to statsmodels and to R.
 * :func:`fit_cells` is the closed form of the same models when the design is saturated in a
   few cells, which is the case of every Table 2 and cutoff-sweep model (``y ~ t`` and
   ``y ~ t * high``): the weighted least-squares and Poisson maximum-likelihood fits are then
@@ -17,19 +18,82 @@ Two paths compute the same statistics:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from scipy import stats
+from scipy import special
 
 from .data import OUTCOMES, TREATMENT
 
 TABLE2_COLUMNS = ["outcome", "analysis", "subgroup", "measure", "estimate", "ci_lower", "ci_upper",
                   "p_value", "p_interaction", "n", "note"]
 ARM_LABEL = {0: "MT-only", 1: "MT+RS"}
+
+
+# ----------------------------------------------------------------------- distributions
+def critical_value(conf_level: float, df: float | None = None) -> float:
+    """Two-sided critical value: the t quantile with ``df`` degrees of freedom, or the normal
+    quantile when ``df`` is None or infinite (``scipy.special``, as ``scipy.stats`` computes them)."""
+    p = 1 - (1 - conf_level) / 2
+    if df is None or not np.isfinite(df):
+        return float(special.ndtri(p))
+    return float(special.stdtrit(df, p))
+
+
+def two_sided_p(z: float, df: float | None = None) -> float:
+    """Two-sided p of a Wald statistic ``z`` (t with ``df`` degrees of freedom, or normal)."""
+    if df is None or not np.isfinite(df):
+        return float(2 * special.ndtr(-abs(z)))
+    return float(2 * special.stdtr(df, -abs(z)))
+
+
+def newton_glm(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, family: str = "binomial",
+               tol: float = 1e-12, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """Maximum likelihood of a GLM with canonical link by Newton's method (= Fisher scoring).
+
+    ``family="binomial"``: logit link, ``mu = 1 / (1 + exp(-X b))``; ``family="poisson"``: log
+    link, ``mu = exp(X b)``; prior weights ``w``. Each step solves
+    ``(X' diag(w v) X) delta = X' w (y - mu)`` with ``v = mu (1 - mu)`` or ``mu``, starting, as
+    R's ``glm``, from ``mu = (y + 0.5) / 2`` (binomial) or ``y + 0.1`` (Poisson); it stops when
+    the largest step is below ``tol`` relative to the coefficients, far below R's default
+    deviance criterion. Returns ``(beta, mu, iterations, converged)``.
+    """
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    w = np.ones(y.size) if w is None else np.asarray(w, float)
+    if family == "binomial":
+        mu = (y + 0.5) / 2
+        eta = np.log(mu / (1 - mu))
+    elif family == "poisson":
+        mu = y + 0.1
+        eta = np.log(mu)
+    else:
+        raise ValueError(f"family must be 'binomial' or 'poisson', got {family!r}")
+    # first step: weighted least squares on the working response, as IRLS starts
+    v = mu * (1 - mu) if family == "binomial" else mu
+    z = eta + (y - mu) / v
+    sw = np.sqrt(w * v)
+    beta = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+    converged = False
+    for iteration in range(1, max_iter + 1):
+        eta = np.clip(X @ beta, -700, 700)
+        mu = 1 / (1 + np.exp(-eta)) if family == "binomial" else np.exp(eta)
+        v = mu * (1 - mu) if family == "binomial" else mu
+        info = X.T @ ((w * v)[:, None] * X)
+        try:
+            step = np.linalg.solve(info, X.T @ (w * (y - mu)))
+        except np.linalg.LinAlgError:
+            break
+        beta = beta + step
+        if not np.all(np.isfinite(beta)):
+            break
+        if np.max(np.abs(step)) <= tol * (1 + np.max(np.abs(beta))):
+            converged = True
+            break
+    eta = np.clip(X @ beta, -700, 700)
+    mu = 1 / (1 + np.exp(-eta)) if family == "binomial" else np.exp(eta)
+    return beta, mu, iteration, converged
 
 
 # --------------------------------------------------------------------------- sandwich
@@ -116,23 +180,19 @@ def fit_weighted(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, family: str = "g
     ``family="gaussian"``: weighted least squares as ``lm(y ~ X, weights = w)``;
     ``family="poisson"``: log-link Poisson quasi-likelihood with ``w`` as prior (variance)
     weights, as ``glm(y ~ X, family = poisson, weights = w)`` (the modified Poisson model of
-    Zou 2004 when ``y`` is binary). Statsmodels fits; :func:`hc_vcov` gives the covariance.
+    Zou 2004 when ``y`` is binary). QR least squares or :func:`newton_glm` fit;
+    :func:`hc_vcov` gives the covariance.
     """
     Xv = np.asarray(X, float)
     y = np.asarray(y, float)
     w = np.asarray(w, float)
     names = tuple(X.columns) if isinstance(X, pd.DataFrame) else tuple(f"x{j}" for j in range(Xv.shape[1]))
     if family == "gaussian":
-        res = sm.WLS(y, Xv, weights=w).fit()
-        beta = np.asarray(res.params, float)
+        sw = np.sqrt(w)
+        beta = np.linalg.lstsq(Xv * sw[:, None], y * sw, rcond=None)[0]
         work, score = w, w * (y - Xv @ beta)
     elif family == "poisson":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = sm.GLM(y, Xv, family=sm.families.Poisson(), var_weights=w).fit(
-                method="IRLS", tol=1e-13, maxiter=200)
-        beta = np.asarray(res.params, float)
-        mu = np.exp(Xv @ beta)
+        beta, mu, _, _ = newton_glm(Xv, y, w, "poisson", tol=1e-13, max_iter=200)
         work, score = w * mu, w * (y - mu)
     else:
         raise ValueError(f"family must be 'gaussian' or 'poisson', got {family!r}")
@@ -146,13 +206,8 @@ def wald(estimate: float, se: float, df: float | None, conf_level: float = 0.95)
 
     Returns ``(estimate, lower, upper, p)`` on the scale of ``estimate``.
     """
-    alpha = 1 - conf_level
-    if df is None:
-        q = stats.norm.ppf(1 - alpha / 2)
-        p = 2 * stats.norm.sf(abs(estimate / se)) if se > 0 else float("nan")
-    else:
-        q = stats.t.ppf(1 - alpha / 2, df)
-        p = 2 * stats.t.sf(abs(estimate / se), df) if se > 0 else float("nan")
+    q = critical_value(conf_level, df)
+    p = two_sided_p(estimate / se, df) if se > 0 else float("nan")
     return estimate, estimate - q * se, estimate + q * se, float(p)
 
 
@@ -281,14 +336,20 @@ def _cell_problem(fit: CellFit, control: int, treated: int, where: str) -> str:
 
 
 def _row(fit: CellFit, plus: list[int], minus: list[int], problem: str, conf_level: float) -> dict:
-    if problem and not problem.startswith("CI not estimable"):
-        return {"estimate": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan}
-    est, se = fit.contrast(plus, minus)
+    """Estimate, interval and p on the natural scale, plus the link-scale coefficient (``coef``:
+    difference in means or log RR), its standard error and the t degrees of freedom (``inf``
+    for the Poisson model)."""
     df = fit.df_resid if fit.family == "gaussian" else None
+    extra = {"df_resid": float(df) if df is not None else np.inf}
+    if problem and not problem.startswith("CI not estimable"):
+        return {"estimate": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan,
+                "coef": np.nan, "std_error": np.nan, **extra}
+    est, se = fit.contrast(plus, minus)
     b, lo, hi, p = wald(est, se, df, conf_level) if not problem else (est, np.nan, np.nan, np.nan)
     if fit.family == "poisson":
         b, lo, hi = np.exp(b), np.exp(lo), np.exp(hi)
-    return {"estimate": b, "ci_lower": lo, "ci_upper": hi, "p_value": p}
+    return {"estimate": b, "ci_lower": lo, "ci_upper": hi, "p_value": p, "coef": est,
+            "std_error": se if not problem else np.nan, **extra}
 
 
 def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None = None,
@@ -321,7 +382,9 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
     Returns
     -------
     DataFrame
-        ``subgroup, measure, estimate, ci_lower, ci_upper, p_value, p_interaction, n, note``.
+        ``subgroup, measure, estimate, ci_lower, ci_upper, p_value, p_interaction, n, note`` and,
+        for pooling and resampling, ``coef`` (difference in means or log RR), ``std_error`` and
+        ``df_resid``.
     """
     y_all = df[outcome].to_numpy(float)
     keep = ~np.isnan(y_all)

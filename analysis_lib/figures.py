@@ -183,3 +183,54 @@ def patient_flow_figure(flow: pd.DataFrame) -> Figure:
                         arrowprops={"arrowstyle": "-|>", "linewidth": 0.8, "color": "black"})
             ax.text(0.62, ey, ex, ha="left", va="center", fontsize=8, bbox={**box, "facecolor": "#F2F2F2"})
     return fig
+
+
+def specification_curve_figure(curve: pd.DataFrame) -> Figure:
+    """Specification curve (Simonsohn, Simmons & Nelson 2020) of the low and high subgroup ATEs:
+    eligible specifications sorted by estimate with their 95% CIs (coloured when they agree with
+    the primary result in sign and significance), the primary one marked, and beneath, which
+    choice each specification made."""
+    choices = ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size"]
+    labels = {"ps_spec": "Propensity model", "estimand": "Estimand", "hc_type": "Variance",
+              "cutoff": "Cutoff (%)", "min_arm_size": "Min. arm size"}
+    fig = _figure(11.0, 8.5)
+    levels = {c: sorted(curve[c].unique(), key=lambda v: (isinstance(v, str), v)) for c in choices}
+    n_rows = sum(len(v) for v in levels.values())
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.0, 0.09 * n_rows + 0.2])
+    for col, subgroup in enumerate(("low", "high")):
+        d = curve[(curve["subgroup"] == subgroup) & curve["eligible"]].sort_values("estimate").reset_index(drop=True)
+        x = np.arange(len(d))
+        top = fig.add_subplot(grid[0, col])
+        colors = np.where(d["agrees"], ARM_COLORS["MT+RS"] if subgroup == "high" else ARM_COLORS["MT only"], GREY)
+        top.vlines(x, d["ci_lower"], d["ci_upper"], colors=colors, alpha=0.25, linewidth=0.6)
+        top.scatter(x, d["estimate"], c=colors, s=4, zorder=3)
+        prim = d.index[d["primary"]]
+        if len(prim):
+            top.scatter(prim, d.loc[prim, "estimate"], marker="D", s=40, facecolors="none", edgecolors="black",
+                        zorder=4, label="primary analysis")
+            top.legend(frameon=False, loc="upper left", fontsize=8)
+        top.axhline(0, color="black", linewidth=0.7)
+        top.set_title(f"Stenosis {'<= cutoff' if subgroup == 'low' else '> cutoff'}: "
+                      f"{int(d['agrees'].sum())} of {len(d)} agree", fontsize=10)
+        top.set_ylabel("ATE on 90-day mRS (95% CI)" if col == 0 else "")
+        top.set_xlim(-1, len(d))
+        top.set_xticks([])
+        bottom = fig.add_subplot(grid[1, col], sharex=top)
+        y = 0
+        ticks, names = [], []
+        for c in choices:
+            for level in levels[c]:
+                hit = x[(d[c] == level).to_numpy()]
+                bottom.scatter(hit, np.full(hit.size, y), s=1.5, color="black", marker="|")
+                ticks.append(y)
+                names.append(f"{labels[c]}: {level:g}" if isinstance(level, (int, float, np.integer, np.floating))
+                             else f"{labels[c]}: {level}")
+                y -= 1
+            y -= 0.6
+        bottom.set_yticks(ticks, names if col == 0 else [""] * len(names), fontsize=7)
+        bottom.set_ylim(y, 1)
+        bottom.set_xlabel("Specifications, sorted by estimate")
+        bottom.tick_params(axis="y", length=0)
+        for side in ("top", "right", "left"):
+            bottom.spines[side].set_visible(False)
+    return fig

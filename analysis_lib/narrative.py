@@ -107,3 +107,49 @@ def evalue_summary(ev: pd.DataFrame, cutoff: float) -> str:
             + part(low, f"at or below {cutoff:g}% stenosis") + "; " + part(high, f"above {cutoff:g}%")
             + ". An E-value near 1 means that weak unmeasured confounding could explain the estimate; the larger "
             "it is, the stronger such confounding would have to be, beyond the measured covariates.")
+
+
+def multiverse_summary(curve: pd.DataFrame) -> str:
+    """One sentence: how many specifications agree in sign and significance with the primary."""
+    eligible = curve[curve["eligible"]]
+    keys = ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size"]
+    per_spec = eligible.groupby(keys)["agrees"].agg(["all", "size"])
+    both = per_spec[per_spec["size"] == 2]
+    agree = int(both["all"].sum())
+    return (f"Of {len(both)} specifications with an eligible cutoff, {agree} ({100 * agree / max(len(both), 1):.0f}%) "
+            "agree with the primary result in sign and in significance at 5% in both stenosis subgroups "
+            f"({int(eligible.loc[eligible.subgroup == 'low', 'agrees'].sum())} of "
+            f"{int((eligible.subgroup == 'low').sum())} below the cutoff, "
+            f"{int(eligible.loc[eligible.subgroup == 'high', 'agrees'].sum())} of "
+            f"{int((eligible.subgroup == 'high').sum())} above).")
+
+
+def weights_summary(table: pd.DataFrame, cutoff: float) -> str:
+    """How the mRS subgroup effects move across weightings."""
+    mrs = table[(table["outcome"] == "mrs_90d") & table["subgroup"].isin(["low", "high"])]
+    parts = []
+    for subgroup, label in (("low", f"at or below {cutoff:g}%"), ("high", f"above {cutoff:g}%")):
+        d = mrs[mrs["subgroup"] == subgroup]
+        sig = int((d["p_value"] < 0.05).sum())
+        parts.append(f"{label} from {fmt_num(d['estimate'].min())} to {fmt_num(d['estimate'].max())} "
+                     f"({sig} of {len(d)} weightings significant at 5%)")
+    return ("Across the six weightings, the effect of stenting on the mean 90-day mRS ranges "
+            + " and ".join(parts) + "; the effective sample size shows what each weighting costs in precision.")
+
+
+def imputation_summary(mi: pd.DataFrame, primary: pd.DataFrame, n_excluded: int) -> str:
+    """Multiple imputation against the complete-case primary analysis."""
+    if mi.empty:
+        return "Multiple imputation was skipped (mi_imputations = 0)."
+    iptw = primary[primary["analysis"] == "iptw"]
+    low_m, high_m = _row(mi, "mrs_90d", "low"), _row(mi, "mrs_90d", "high")
+    low_p, high_p = _row(iptw, "mrs_90d", "low"), _row(iptw, "mrs_90d", "high")
+    if n_excluded == 0:
+        return ("No patient was excluded for missing propensity covariates, so multiple imputation reproduces "
+                f"the complete-case analysis ({_effect(low_m)} and {_effect(high_m)}).")
+    verdicts = {_verdict(low_p, low_m), _verdict(high_p, high_m)}
+    return (f"Imputing the covariates of the {n_excluded} patients excluded from the primary analysis, stenting changes "
+            f"the mean 90-day mRS by {_effect(low_m, True)} below and {_effect(high_m, True)} above the cutoff "
+            f"(complete cases: {_effect(low_p)} and {_effect(high_p)}); the result "
+            + ("is robust to the exclusions" if verdicts == {"keeps its direction and significance"}
+               else "; ".join(sorted(verdicts))) + ".")

@@ -32,7 +32,17 @@ DEFAULT_PS_COVARIATES: tuple[str, ...] = (
     "general_anesthesia",
 )
 
+# A richer propensity specification for the sensitivity analyses: a cubic spline in age, squares
+# of NIHSS and of the stenosis degree, and recanalization after MT by stenosis. (A spline in the
+# stenosis would separate the arms: nobody is stented at the lowest degrees of stenosis.)
+RICH_PS_FORMULA = (
+    "bs(age, df=3) + sex_female + nihss + I(nihss**2) + aspects + premorbid_mrs + m1_occlusion"
+    " + stenosis_pct + I(stenosis_pct**2) + mtici_2b3_after_mt + mtici_2b3_after_mt:stenosis_pct"
+    " + hypertension + diabetes + atrial_fibrillation + general_anesthesia"
+)
+
 ESTIMANDS: tuple[str, ...] = ("ATO", "ATE", "ATT", "ATM")
+PS_METHODS: tuple[str, ...] = ("logistic", "cbps")
 HC_TYPES: tuple[str, ...] = ("HC0", "HC1", "HC2", "HC3")
 
 
@@ -54,6 +64,12 @@ class Parameters:
         Folder with the published tables (``table1_published.csv`` ...).
     ps_covariates : tuple of str
         Linear terms of the propensity model (ANALYSIS.md §2).
+    ps_formula : str or None
+        A Wilkinson formula for the propensity model (formulaic syntax: ``I(x**2)``,
+        ``bs(x, df=3)``, ``C(x)``, ``x:z``); when given it replaces ``ps_covariates``.
+    ps_method : {"logistic", "cbps"}
+        Maximum likelihood, or the just-identified covariate balancing propensity score
+        (Imai & Ratkovic 2014) for the ATE (the ATT when ``estimand`` is ATT).
     estimand : {"ATO", "ATE", "ATT", "ATM"}
         Weights: overlap (default), inverse probability, treated, matching.
     hc_type : {"HC0", "HC1", "HC2", "HC3"}
@@ -71,12 +87,20 @@ class Parameters:
         Counts before the registry export, for the patient-flow figure.
     seed : int
         Seed of every random step (resampling, imputation, simulation).
+    mi_imputations : int
+        Imputed data sets of the multiple-imputation analysis (0 skips it).
+    multiverse_formula : str
+        The richer propensity specification of the multiverse.
+    multiverse_min_arm_sizes : tuple of int
+        ``min_arm_size`` values of the multiverse.
     """
 
     data_path: str = "../data/synthetic_cohort.csv"
     output_dir: str | None = None
     published_dir: str = "../data/published"
     ps_covariates: tuple[str, ...] = DEFAULT_PS_COVARIATES
+    ps_formula: str | None = None
+    ps_method: str = "logistic"
     estimand: str = "ATO"
     hc_type: str = "HC0"
     cutoff: float | None = 75.0
@@ -88,6 +112,9 @@ class Parameters:
     patients_screened: int = 18732
     patients_icas_lvo_evt: int = 541
     seed: int = 20260213
+    mi_imputations: int = 20
+    multiverse_formula: str = RICH_PS_FORMULA
+    multiverse_min_arm_sizes: tuple[int, ...] = (5, 10, 20)
 
     def __post_init__(self) -> None:
         # Normalise types first (papermill passes lists, the CLI passes strings).
@@ -96,8 +123,19 @@ class Parameters:
             object.__setattr__(self, "cutoff", _as_float("cutoff", self.cutoff))
         for name in ("cutoff_min", "cutoff_max", "cutoff_step", "conf_level"):
             object.__setattr__(self, name, _as_float(name, getattr(self, name)))
-        for name in ("min_arm_size", "patients_screened", "patients_icas_lvo_evt", "seed"):
+        for name in ("min_arm_size", "patients_screened", "patients_icas_lvo_evt", "seed", "mi_imputations"):
             object.__setattr__(self, name, _as_int(name, getattr(self, name)))
+        sizes = self.multiverse_min_arm_sizes
+        if isinstance(sizes, str):
+            sizes = [v for v in sizes.split(",") if v.strip()]
+        elif isinstance(sizes, (int, float)):
+            sizes = [sizes]
+        object.__setattr__(self, "multiverse_min_arm_sizes",
+                           tuple(_as_int("multiverse_min_arm_sizes", v) for v in sizes))
+        object.__setattr__(self, "ps_method", _choice("ps_method", str(self.ps_method).lower(), PS_METHODS))
+        if self.ps_formula is not None:
+            object.__setattr__(self, "ps_formula", _check_formula("ps_formula", self.ps_formula))
+        object.__setattr__(self, "multiverse_formula", _check_formula("multiverse_formula", self.multiverse_formula))
         object.__setattr__(self, "estimand", _choice("estimand", str(self.estimand).upper(), ESTIMANDS))
         object.__setattr__(self, "hc_type", _choice("hc_type", str(self.hc_type).upper(), HC_TYPES))
         self._check_ranges()
@@ -121,6 +159,10 @@ class Parameters:
             raise ParameterError(f"parameter 'conf_level': must be in [0.5, 1), got {self.conf_level:g}")
         if not self.ps_covariates:
             raise ParameterError("parameter 'ps_covariates': needs at least one covariate")
+        if self.mi_imputations < 0 or self.mi_imputations == 1:
+            raise ParameterError(f"parameter 'mi_imputations': 0 (skip) or at least 2, got {self.mi_imputations}")
+        if not self.multiverse_min_arm_sizes or min(self.multiverse_min_arm_sizes) < 1:
+            raise ParameterError("parameter 'multiverse_min_arm_sizes': positive whole numbers, e.g. 5,10,20")
         for name in ("patients_screened", "patients_icas_lvo_evt"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"parameter '{name}': must be a count (0 or more)")
@@ -178,7 +220,7 @@ def parse_value(name: str, raw: str) -> Any:
     text = raw.strip()
     if name == "cutoff" and text.lower() in {"auto", "none", "null", "selected"}:
         return None
-    if name == "output_dir" and text.lower() in {"none", "null"}:
+    if name in ("output_dir", "ps_formula") and text.lower() in {"none", "null", ""}:
         return None
     if name == "ps_covariates" and not text.startswith("["):
         return [part.strip() for part in text.split(",") if part.strip()]
@@ -186,7 +228,8 @@ def parse_value(name: str, raw: str) -> Any:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         value = text
-    if name in {"data_path", "output_dir", "published_dir", "estimand", "hc_type"}:
+    if name in {"data_path", "output_dir", "published_dir", "estimand", "hc_type", "ps_formula", "ps_method",
+                "multiverse_formula", "multiverse_min_arm_sizes"}:
         return text
     return value
 
@@ -222,6 +265,22 @@ def _as_int(name: str, value: Any) -> int:
     if f != int(f):
         raise ParameterError(f"parameter '{name}': expected a whole number, got {value!r}")
     return int(f)
+
+
+def _check_formula(name: str, value: Any) -> str:
+    """A right-hand-side formula that formulaic can parse (a leading ``~`` is allowed)."""
+    from formulaic import Formula
+
+    text = str(value).strip()
+    if text.startswith("~"):
+        text = text[1:].strip()
+    if "~" in text:
+        raise ParameterError(f"parameter '{name}': give only the right-hand side, e.g. 'age + I(age**2) + C(x)'")
+    try:
+        Formula(text)
+    except Exception as err:  # formulaic raises several parser exception types
+        raise ParameterError(f"parameter '{name}': not a valid formula ({str(err).splitlines()[0]})") from None
+    return text
 
 
 def _as_name_tuple(name: str, value: Any) -> tuple[str, ...]:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 from scipy.special import gammaln
 
 from .data import CENTER, MODIFIER, OUTCOMES, TREATMENT
-from .effects import _cell_problem, _where, estimate_effect, fit_cells, fit_weighted, measure_for
+from .effects import (_cell_problem, _where, critical_value, estimate_effect, fit_cells, fit_weighted, measure_for,
+                      two_sided_p)
 
 CENTER_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value", "note"]
 CLUSTER_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value",
@@ -77,6 +77,8 @@ def fit_lmm(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.ndarray) -
     model-based covariance of the fixed effects is ``sigma^2 A^-1`` (``vcov(lmer)``).
     ``criterion`` is lme4's ``REMLcrit``.
     """
+    from scipy import optimize
+
     Xv = np.asarray(X, float)
     y = np.asarray(y, float)
     w = np.asarray(w, float)
@@ -169,6 +171,8 @@ def fit_poisson_glmm(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.n
     ``glmer`` fit with its default ``use.hessian = TRUE``. A fit whose ``sigma`` is on the
     boundary (below ``SINGULAR_TOL``) is flagged ``singular``.
     """
+    from scipy import optimize
+
     Xv = np.asarray(X, float)
     y = np.asarray(y, float)
     w = np.asarray(w, float)
@@ -267,7 +271,7 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
     A binary outcome with a cell without events, a fit that does not converge or a singular
     Poisson fit gives a note and no number.
     """
-    z = stats.norm.ppf(1 - (1 - conf_level) / 2)
+    z = critical_value(conf_level)
     rows, models = [], []
     for outcome in outcomes:
         y_all = df[outcome].to_numpy(float)
@@ -303,7 +307,7 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
                     model_note = "singular fit: center variance estimated at 0"
             p_int = np.nan
             if fit is not None and model_name == "interaction" and np.isfinite(fit.vcov[3, 3]):
-                p_int = float(2 * stats.norm.sf(abs(fit.coef[3] / np.sqrt(fit.vcov[3, 3]))))
+                p_int = two_sided_p(fit.coef[3] / np.sqrt(fit.vcov[3, 3]))
             models.append({"outcome": outcome, "model": model_name, "family": family,
                            "method": None if fit is None else fit.method, "n": int(y.size),
                            "n_centers": int(np.unique(groups).size),
@@ -324,7 +328,7 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
                 else:
                     b, se = fit.combination(L)
                     lo, hi = b - z * se, b + z * se
-                    pv = float(2 * stats.norm.sf(abs(b / se)))
+                    pv = two_sided_p(b / se)
                     est = b
                     if family == "poisson":
                         est, lo, hi = np.exp(b), np.exp(lo), np.exp(hi)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .data import TREATMENT, AnalysisSample, analysis_sample, load_cohort
 from .params import Parameters
-from .weighting import PropensityModel, compute_weights, fit_propensity
+from .weighting import PropensityModel, balance_variables, compute_weights, fit_propensity, ps_variables
 
 
 @dataclass(frozen=True)
@@ -29,15 +29,34 @@ class Study:
         return self.sample.data
 
 
-def load_study(params: Parameters) -> Study:
-    """Read and validate ``params.data_path``, build the complete-case sample, fit the
-    propensity model on ``params.ps_covariates`` and compute ``params.estimand`` weights
+def load_sample(params: Parameters, cohort: pd.DataFrame | None = None) -> AnalysisSample:
+    """The complete-case analysis sample of ``params.data_path`` (or of a validated ``cohort``),
+    complete on the treatment, the stenosis and the propensity variables."""
+    cohort = load_cohort(params.data_path) if cohort is None else cohort
+    return analysis_sample(cohort, ps_variables(params.ps_covariates, params.ps_formula))
+
+
+def load_study(params: Parameters, cohort: pd.DataFrame | None = None) -> Study:
+    """Read and validate ``params.data_path`` (or take an already validated ``cohort``), build the
+    complete-case sample on the propensity variables, fit the propensity model
+    (``ps_covariates`` or ``ps_formula``; ``ps_method``) and compute ``params.estimand`` weights
     normalised to mean 1."""
-    cohort = load_cohort(params.data_path)
-    sample = analysis_sample(cohort, params.ps_covariates)
-    model = fit_propensity(sample.data, params.ps_covariates)
+    cohort = load_cohort(params.data_path) if cohort is None else cohort
+    sample = load_sample(params, cohort)
+    model = fit_propensity(sample.data, params.ps_covariates, formula=params.ps_formula,
+                           method=params.ps_method, estimand=params.estimand)
     weights = compute_weights(model.propensity, sample.data[TREATMENT].to_numpy(), params.estimand)
     return Study(params=params, cohort=cohort, sample=sample, propensity=model, weights=weights)
+
+
+def covariate_balance(study: Study) -> pd.DataFrame:
+    """Balance (Supplementary Table 1) on the variables of the propensity model: the covariates,
+    or the terms of ``ps_formula`` as cobalt reports them."""
+    from .balance import balance_table
+
+    terms = balance_variables(study.data, study.params.ps_covariates, study.params.ps_formula)
+    frame = pd.concat([terms, study.data[[TREATMENT]]], axis=1)
+    return balance_table(frame, list(terms.columns), study.weights)
 
 
 def analysis_cutoff(study: Study) -> float:

@@ -223,3 +223,38 @@ def format_center_models(models: pd.DataFrame) -> pd.DataFrame:
         "p-interaction": models["p_interaction"].map(fmt_p),
         "Note": models["note"],
     })
+
+
+def format_weight_sensitivity(tidy: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    return pd.DataFrame({
+        "Weights": tidy["estimand"], "Outcome": tidy["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
+        "Subgroup": tidy["subgroup"].map(names), "Measure": tidy["measure"],
+        "Estimate (95% CI)": [format_effect(m, e, l, h) for m, e, l, h in
+                              zip(tidy["measure"], tidy["estimate"], tidy["ci_lower"], tidy["ci_upper"])],
+        "p": tidy["p_value"].map(fmt_p), "Patients": tidy["n"],
+        "ESS": tidy["effective_n"].map(lambda v: fmt_num(v, 1)), "Note": tidy["note"],
+    })
+
+
+def format_imputation(mi: pd.DataFrame, primary: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    if mi.empty:
+        return pd.DataFrame({"Multiple imputation": ["skipped (mi_imputations = 0)"]})
+    out = _beside(primary, mi, "Multiple imputation", cutoff)
+    out.insert(out.columns.get_loc("Note"), "Fraction of missing information",
+               mi["fraction_missing_info"].map(lambda v: fmt_num(v, 3)).to_numpy())
+    return out.rename(columns={"Primary IPTW (95% CI)": "Complete case (95% CI)", "Primary p": "Complete case p"})
+
+
+def format_propensity_specifications(tidy: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "Propensity model": tidy["ps_spec"], "Method": tidy["method"], "Terms": tidy["terms"],
+        "Max |SMD| unweighted": tidy["max_abs_smd_unweighted"].map(lambda v: fmt_num(v, 3)),
+        "Max |SMD| weighted": tidy["max_abs_smd_weighted"].map(lambda v: fmt_num(v, 3)),
+        "ESS MT only": tidy["ess_mt_only"].map(lambda v: fmt_num(v, 1)),
+        "ESS MT+RS": tidy["ess_mt_rs"].map(lambda v: fmt_num(v, 1)),
+        "ATE low (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
+                             zip(tidy["ate_low"], tidy["ate_low_ci_lower"], tidy["ate_low_ci_upper"])],
+        "ATE high (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
+                              zip(tidy["ate_high"], tidy["ate_high_ci_lower"], tidy["ate_high_ci_upper"])],
+    })

@@ -31,17 +31,18 @@ ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",
     "mtici_2b3_after_mt", "hypertension", "diabetes", "atrial_fibrillation", "general_anesthesia",
 ]
+ps_formula = None
 patients_screened = 18732
 patients_icas_lvo_evt = 541
 
 # %%
 # %matplotlib inline
-from analysis_lib.data import analysis_sample, load_cohort
 from analysis_lib.descriptives import patient_flow, table1
 from analysis_lib.figures import patient_flow_figure
 from analysis_lib.outputs import save_figure, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.published import load_published, table1_beside
+from analysis_lib.study import load_sample
 from analysis_lib.tables import format_table1
 
 params = Parameters.from_namespace(globals())
@@ -56,7 +57,7 @@ params = Parameters.from_namespace(globals())
 # be missing; each outcome model later uses the patients whose outcome is known.
 
 # %%
-sample = analysis_sample(load_cohort(params.data_path), params.ps_covariates)
+sample = load_sample(params)
 sample
 
 # %% [markdown]

@@ -28,16 +28,18 @@ ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",
     "mtici_2b3_after_mt", "hypertension", "diabetes", "atrial_fibrillation", "general_anesthesia",
 ]
+ps_formula = None
+ps_method = "logistic"
 estimand = "ATO"
 
 # %%
 # %matplotlib inline
-from analysis_lib.balance import balance_table, sample_sizes, BALANCE_COLUMNS
+from analysis_lib.balance import BALANCE_COLUMNS, sample_sizes
 from analysis_lib.data import TREATMENT
 from analysis_lib.figures import love_plot, propensity_overlap
 from analysis_lib.outputs import save_figure, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.study import load_study
+from analysis_lib.study import covariate_balance, load_study
 from analysis_lib.tables import format_balance, format_sample_sizes
 from analysis_lib.weighting import weight_summary, weights_table
 
@@ -73,10 +75,12 @@ weight_summary(study.weights, study.data[TREATMENT]).round(3)
 # for every covariate (binary ones standardised too, as the paper reports SMDs for all).
 # |SMD| < 0.1 is adequate balance. Overlap weights from a logistic model balance the means of
 # the model's covariates exactly, so the weighted SMDs are zero up to rounding. Variance ratios
-# (treated over control) are shown for continuous covariates, as cobalt does.
+# (treated over control) are shown for continuous covariates, as cobalt does. With a
+# `ps_formula`, balance is reported on the formula's terms (squares, spline bases, interactions,
+# every level of a factor), as cobalt does.
 
 # %%
-balance = balance_table(study.data, params.ps_covariates, study.weights)
+balance = covariate_balance(study)
 save_table(balance[BALANCE_COLUMNS], "balance", params.output_dir, formatted=format_balance(balance),
            caption="Supplementary Table 1. Covariate balance before and after weighting.")
 format_balance(balance)

@@ -27,6 +27,8 @@ ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",
     "mtici_2b3_after_mt", "hypertension", "diabetes", "atrial_fibrillation", "general_anesthesia",
 ]
+ps_formula = None
+ps_method = "logistic"
 estimand = "ATO"
 hc_type = "HC0"
 cutoff = 75.0

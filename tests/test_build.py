@@ -17,6 +17,7 @@ from analysis_lib.cutoffs import CONTINUOUS_COLUMNS, SWEEP_COLUMNS
 from analysis_lib.descriptives import TABLE1_COLUMNS
 from analysis_lib.effects import TABLE2_COLUMNS, table2
 from analysis_lib.sensitivity import CENTER_COLUMNS, CLUSTER_COLUMNS, EVALUE_COLUMNS
+from analysis_lib.specification import MI_COLUMNS, WEIGHT_SENSITIVITY_COLUMNS
 
 from conftest import ROOT, sample, weights
 
@@ -32,10 +33,14 @@ CONTRACT = {
     "center_sensitivity.csv": CENTER_COLUMNS,
     "cluster_robust.csv": CLUSTER_COLUMNS,
     "evalues.csv": EVALUE_COLUMNS,
+    "weight_sensitivity.csv": WEIGHT_SENSITIVITY_COLUMNS,
+    "mi_sensitivity.csv": MI_COLUMNS,
+    "specification_curve.csv": ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size", "subgroup", "estimate",
+                                "ci_lower", "ci_upper", "p_value", "eligible", "primary", "agrees"],
 }
 FIGURES = ["figure_1_mrs_distribution", "supplementary_figure_1_patient_flow",
            "supplementary_figure_2_continuous_interaction", "love_plot", "propensity_overlap",
-           "cutoff_sweep_forest"]
+           "cutoff_sweep_forest", "specification_curve"]
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,20 @@ def test_bad_values_are_rejected_in_one_line(pairs, message):
     assert "\n" not in str(err.value)
 
 
+def test_specification_parameters():
+    p = Parameters.from_strings([("ps_formula", "~ age + I(age**2) + C(m1_occlusion)"), ("ps_method", "CBPS"),
+                                 ("multiverse_min_arm_sizes", "5,15"), ("mi_imputations", "10")])
+    assert p.ps_formula == "age + I(age**2) + C(m1_occlusion)" and p.ps_method == "cbps"
+    assert p.multiverse_min_arm_sizes == (5, 15) and p.mi_imputations == 10
+    assert Parameters.from_strings([("ps_formula", "none")]).ps_formula is None
+    for pairs, message in (([("ps_formula", "age + (")], "parameter 'ps_formula': not a valid formula"),
+                           ([("ps_formula", "y ~ age")], "parameter 'ps_formula': give only the right-hand side"),
+                           ([("ps_method", "probit")], "parameter 'ps_method': 'probit' is not one of logistic, cbps"),
+                           ([("mi_imputations", "1")], "parameter 'mi_imputations': 0 (skip) or at least 2")):
+        with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            Parameters.from_strings(pairs)
+
+
 def test_from_namespace_takes_only_parameters():
     p = Parameters.from_namespace({"estimand": "ATM", "study": object(), "__name__": "x"})
     assert p.estimand == "ATM"

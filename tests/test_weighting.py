@@ -89,3 +89,25 @@ def test_weights_table_and_summary():
     summary = weight_summary(w, s["rescue_stenting"])
     assert summary["n"].sum() == len(s)
     assert summary["sum"].sum() == pytest.approx(len(s))
+
+
+def test_newton_fits_equal_statsmodels():
+    """The NumPy Newton fits are pinned to statsmodels' GLM (logistic; Poisson with variance weights)."""
+    import statsmodels.api as sm
+
+    from analysis_lib.effects import newton_glm
+
+    s = sample("missing")
+    X = sm.add_constant(s[list(DEFAULT_PS_COVARIATES)].to_numpy(float))
+    t = s["rescue_stenting"].to_numpy(float)
+    beta, mu, _, converged = newton_glm(X, t, family="binomial")
+    ref = sm.GLM(t, X, family=sm.families.Binomial()).fit(tol=1e-14, maxiter=200)
+    assert converged
+    assert_close(beta, ref.params, rtol=1e-9, atol=1e-12, what="logistic coefficients")
+    w = weights("missing")
+    y = s["mrs_0_3"].to_numpy(float)
+    known = ~np.isnan(y)
+    beta, mu, _, converged = newton_glm(X[known], y[known], w[known], family="poisson")
+    ref = sm.GLM(y[known], X[known], family=sm.families.Poisson(), var_weights=w[known]).fit(tol=1e-14, maxiter=200)
+    assert converged
+    assert_close(beta, ref.params, rtol=1e-8, atol=1e-11, what="Poisson coefficients")

@@ -15,6 +15,7 @@ suppressPackageStartupMessages({
   library(sandwich)
   library(lmtest)
   library(lme4)
+  library(splines)
 })
 
 ps_covariates <- c("age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion",
@@ -68,6 +69,11 @@ weights_for <- function(e, t, estimand) {
     ATM = pmin(e, 1 - e) / ifelse(t == 1, e, 1 - e))
   w / mean(w)
 }
+
+# The richer specification of the sensitivity analyses (formulaic's bs() is R's splines::bs()).
+rich_formula <- rescue_stenting ~ bs(age, df = 3) + sex_female + nihss + I(nihss^2) + aspects +
+  premorbid_mrs + m1_occlusion + stenosis_pct + I(stenosis_pct^2) + mtici_2b3_after_mt +
+  mtici_2b3_after_mt:stenosis_pct + hypertension + diabetes + atrial_fibrillation + general_anesthesia
 
 # ---------------------------------------------------------------- balance
 is_bin <- function(x) length(unique(x)) == 2 && all(x %in% c(0, 1))
@@ -355,6 +361,8 @@ for (cohort in names(cohorts)) {
                    w_ATT = W[, "ATT"], w_ATM = W[, "ATM"]), cohort, "weights")
   write(data.frame(term = names(coef(fit)), estimate = unname(coef(fit))), cohort, "propensity_coefficients")
   write(table1_tests(s), cohort, "table1")
+  rich <- glm(rich_formula, family = binomial, data = s, control = tight)
+  write(data.frame(patient_id = s$patient_id, propensity = fitted(rich)), cohort, "propensity_rich")
   for (est in c("ATO", "ATE")) write(balance(s, W[, est]), cohort, paste0("balance_", est))
   for (hc in c("HC0", "HC1", "HC2", "HC3")) {
     write(table2(s, W[, "ATO"], 75, hc), cohort, paste0("table2_ATO_", hc, "_75"))
