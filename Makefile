@@ -47,3 +47,4 @@ clean:
 benchmark: $(STAMP)  ## time each notebook and the whole build (printed, never asserted)
 	$(BIN)/python benchmarks/benchmark_build.py
 	$(BIN)/python benchmarks/benchmark_analyses.py
+	$(BIN)/python benchmarks/benchmark_resample.py

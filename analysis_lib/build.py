@@ -44,6 +44,9 @@ the `.html` tables are formatted for the manuscript.
 | `tables/continuous_interaction.csv` | interaction per 1 % stenosis and crossing point (delta CI) |
 | `tables/crossing_point.csv` | crossing point with delta-method and Fieller intervals |
 | `tables/continuous_band.csv` | ATE(stenosis) with its pointwise band (Supplementary Figure 2) |
+| `tables/cutoff_selection.csv` | how often each cutoff is selected in bootstrap samples of the whole procedure |
+| `tables/crossing_bootstrap.csv` | percentile intervals of the crossing point and of the selected difference |
+| `tables/selection_test.csv` | the test of the largest difference, adjusted for the selection |
 | `tables/table2.csv` | Table 2: every outcome, unadjusted and weighted, overall and by subgroup |
 | `tables/mrs_distribution.csv` | Figure 1: weighted 90-day mRS distribution |
 | `tables/center_sensitivity.csv` | Supplementary Table 3: every Table 2 outcome with a random intercept for center |

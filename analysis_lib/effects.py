@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from .data import OUTCOMES, TREATMENT
 
@@ -35,6 +34,8 @@ ARM_LABEL = {0: "MT-only", 1: "MT+RS"}
 def critical_value(conf_level: float, df: float | None = None) -> float:
     """Two-sided critical value: the t quantile with ``df`` degrees of freedom, or the normal
     quantile when ``df`` is None or infinite (``scipy.special``, as ``scipy.stats`` computes them)."""
+    from scipy import special  # imported on first use: resampling needs no distributions
+
     p = 1 - (1 - conf_level) / 2
     if df is None or not np.isfinite(df):
         return float(special.ndtri(p))
@@ -43,6 +44,8 @@ def critical_value(conf_level: float, df: float | None = None) -> float:
 
 def two_sided_p(z: float, df: float | None = None) -> float:
     """Two-sided p of a Wald statistic ``z`` (t with ``df`` degrees of freedom, or normal)."""
+    from scipy import special
+
     if df is None or not np.isfinite(df):
         return float(2 * special.ndtr(-abs(z)))
     return float(2 * special.stdtr(df, -abs(z)))

@@ -12,6 +12,12 @@ import pandas as pd
 from .tables import OUTCOME_LABELS, fmt_ci, fmt_num, fmt_p
 
 
+def _p(p: float) -> str:
+    """``p < 0.001`` or ``p = 0.03``, for sentences."""
+    text = fmt_p(p)
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
+
+
 def _row(table: pd.DataFrame, outcome: str, subgroup: str, analysis: str | None = None) -> pd.Series:
     sel = (table["outcome"] == outcome) & (table["subgroup"] == subgroup)
     if analysis is not None and "analysis" in table.columns:
@@ -23,7 +29,7 @@ def _effect(r: pd.Series, with_p: bool = False) -> str:
     if pd.isna(r["estimate"]):
         return "not estimable"
     sign = "+" if r["measure"] == "ATE" and r["estimate"] > 0 else ""
-    p = f"; p {fmt_p(r['p_value'])}" if with_p else ""
+    p = f"; {_p(r['p_value'])}" if with_p else ""
     return f"{sign}{fmt_num(r['estimate'])} (95% CI {fmt_ci(r['ci_lower'], r['ci_upper'])}{p})"
 
 
@@ -79,11 +85,11 @@ def cluster_summary(cluster: pd.DataFrame, primary: pd.DataFrame) -> str:
             continue
         rows.append(c)
         if (c["p_value"] < 0.05) != (p["p_value"] < 0.05):
-            changed.append(f"{OUTCOME_LABELS.get(c['outcome'], c['outcome'])} ({c['subgroup']}: p {fmt_p(p['p_value'])} "
+            changed.append(f"{OUTCOME_LABELS.get(c['outcome'], c['outcome'])} ({c['subgroup']}: {_p(p['p_value'])} "
                            f"becomes {fmt_p(c['p_value'])})")
     low, high = _row(cluster, "mrs_90d", "low"), _row(cluster, "mrs_90d", "high")
     text = (f"Allowing for correlation of outcomes within centers, the mRS effects are {_effect(low, True)} "
-            f"below and {_effect(high, True)} above the cutoff, with p-interaction {fmt_p(low['p_interaction'])}. ")
+            f"below and {_effect(high, True)} above the cutoff, with p-interaction {_p(low['p_interaction'])[2:]}. ")
     if changed:
         text += f"Significance at 5% changes for {len(changed)} of {len(rows)} rows: " + "; ".join(changed) + "."
     else:
@@ -153,3 +159,28 @@ def imputation_summary(mi: pd.DataFrame, primary: pd.DataFrame, n_excluded: int)
             f"(complete cases: {_effect(low_p)} and {_effect(high_p)}); the result "
             + ("is robust to the exclusions" if verdicts == {"keeps its direction and significance"}
                else "; ".join(sorted(verdicts))) + ".")
+
+
+def resampling_summary(result, sweep: pd.DataFrame) -> str:
+    """How much the data-driven cutoff can be trusted."""
+    if result is None:
+        return "The resampling analysis was skipped (bootstrap_replicates = 0)."
+    chosen = sweep[sweep["selected"]]
+    if chosen.empty:
+        return "No cutoff was eligible, so none was selected."
+    cutoff = float(chosen["cutoff"].iloc[0])
+    sel = result.cutoff_selection.set_index("cutoff")
+    share = float(sel.loc[cutoff, "share"]) if cutoff in sel.index else 0.0
+    top = result.cutoff_selection.sort_values("share", ascending=False).head(3)
+    cross = result.crossing_bootstrap.set_index("quantity").loc["crossing_point"]
+    test = result.selection_test.iloc[0]
+    return (f"The sweep selects {cutoff:g}%, but the same procedure selects it in only {100 * share:.0f}% of "
+            f"{int(result.crossing_bootstrap['replicates'].iloc[0])} bootstrap samples (most often: "
+            + ", ".join(f"{r.cutoff:g}% in {100 * r.share:.0f}%" for r in top.itertuples())
+            + f"); the crossing point of the continuous model is {fmt_num(cross['estimate'], 1)}% "
+            f"(bootstrap 95% CI {fmt_ci(cross['ci_lower'], cross['ci_upper'], 1)}). Accounting for the choice of the "
+            f"largest of the eligible differences, the effect modification has {_p(test['p_value'])} "
+            f"(naive p-interaction at the selected cutoff: {_p(chosen['p_interaction'].iloc[0])[2:]}): "
+            + ("the evidence for effect modification survives the data-driven choice, while the exact cutoff is "
+               "uncertain." if test["p_value"] < 0.05 else
+               "once the selection is accounted for, the data do not show effect modification at the 5% level."))

@@ -8,9 +8,12 @@ shortest round-trip form, figures without creation dates.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # matplotlib is imported by whoever draws the figure, not to write tables
+    from matplotlib.figure import Figure
 
 FIGURE_DPI = 300
 

@@ -89,6 +89,8 @@ class Parameters:
         Seed of every random step (resampling, imputation, simulation).
     mi_imputations : int
         Imputed data sets of the multiple-imputation analysis (0 skips it).
+    bootstrap_replicates : int
+        Replicates of the bootstrap of the cutoff selection and of its null test (0 skips them).
     multiverse_formula : str
         The richer propensity specification of the multiverse.
     multiverse_min_arm_sizes : tuple of int
@@ -113,6 +115,7 @@ class Parameters:
     patients_icas_lvo_evt: int = 541
     seed: int = 20260213
     mi_imputations: int = 20
+    bootstrap_replicates: int = 2000
     multiverse_formula: str = RICH_PS_FORMULA
     multiverse_min_arm_sizes: tuple[int, ...] = (5, 10, 20)
 
@@ -123,7 +126,8 @@ class Parameters:
             object.__setattr__(self, "cutoff", _as_float("cutoff", self.cutoff))
         for name in ("cutoff_min", "cutoff_max", "cutoff_step", "conf_level"):
             object.__setattr__(self, name, _as_float(name, getattr(self, name)))
-        for name in ("min_arm_size", "patients_screened", "patients_icas_lvo_evt", "seed", "mi_imputations"):
+        for name in ("min_arm_size", "patients_screened", "patients_icas_lvo_evt", "seed", "mi_imputations",
+                     "bootstrap_replicates"):
             object.__setattr__(self, name, _as_int(name, getattr(self, name)))
         sizes = self.multiverse_min_arm_sizes
         if isinstance(sizes, str):
@@ -135,7 +139,8 @@ class Parameters:
         object.__setattr__(self, "ps_method", _choice("ps_method", str(self.ps_method).lower(), PS_METHODS))
         if self.ps_formula is not None:
             object.__setattr__(self, "ps_formula", _check_formula("ps_formula", self.ps_formula))
-        object.__setattr__(self, "multiverse_formula", _check_formula("multiverse_formula", self.multiverse_formula))
+        if self.multiverse_formula != RICH_PS_FORMULA:  # the default is valid; parsing costs an import
+            object.__setattr__(self, "multiverse_formula", _check_formula("multiverse_formula", self.multiverse_formula))
         object.__setattr__(self, "estimand", _choice("estimand", str(self.estimand).upper(), ESTIMANDS))
         object.__setattr__(self, "hc_type", _choice("hc_type", str(self.hc_type).upper(), HC_TYPES))
         self._check_ranges()
@@ -159,6 +164,8 @@ class Parameters:
             raise ParameterError(f"parameter 'conf_level': must be in [0.5, 1), got {self.conf_level:g}")
         if not self.ps_covariates:
             raise ParameterError("parameter 'ps_covariates': needs at least one covariate")
+        if self.bootstrap_replicates < 0:
+            raise ParameterError(f"parameter 'bootstrap_replicates': 0 (skip) or more, got {self.bootstrap_replicates}")
         if self.mi_imputations < 0 or self.mi_imputations == 1:
             raise ParameterError(f"parameter 'mi_imputations': 0 (skip) or at least 2, got {self.mi_imputations}")
         if not self.multiverse_min_arm_sizes or min(self.multiverse_min_arm_sizes) < 1:

@@ -258,3 +258,32 @@ def format_propensity_specifications(tidy: pd.DataFrame) -> pd.DataFrame:
         "ATE high (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
                               zip(tidy["ate_high"], tidy["ate_high_ci_lower"], tidy["ate_high_ci_upper"])],
     })
+
+
+def format_resampling(result, sweep: pd.DataFrame) -> pd.DataFrame:
+    """The resampling analysis in one table: how often each cutoff is selected, percentile
+    intervals, and the naive and selection-adjusted tests of the largest difference."""
+    if result is None:
+        return pd.DataFrame({"Resampling": ["skipped (bootstrap_replicates = 0)"]})
+    rows = []
+    chosen = sweep[sweep["selected"]]
+    cross = result.crossing_bootstrap.set_index("quantity")
+    test = result.selection_test.iloc[0]
+    for name, label, digits in (("crossing_point", "Crossing point, %", 1), ("selected_difference",
+                                                                            "Difference of ATEs at the selected cutoff", 2)):
+        r = cross.loc[name]
+        rows.append({"Quantity": label, "Value": fmt_num(r["estimate"], digits),
+                     "Bootstrap 95% CI (percentile)": fmt_ci(r["ci_lower"], r["ci_upper"], digits),
+                     "Replicates": int(r["replicates"])})
+    rows.append({"Quantity": "p-interaction at the selected cutoff, naive",
+                 "Value": fmt_p(chosen["p_interaction"].iloc[0]) if len(chosen) else "-",
+                 "Bootstrap 95% CI (percentile)": "-", "Replicates": "-"})
+    rows.append({"Quantity": "p of the largest |difference|, adjusted for the selection", "Value": fmt_p(test["p_value"]),
+                 "Bootstrap 95% CI (percentile)": "-", "Replicates": int(test["replicates"])})
+    return pd.DataFrame(rows)
+
+
+def format_cutoff_selection(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"Cutoff (%)": table["cutoff"].map(lambda v: f"{v:g}"),
+                         "Selected in bootstrap samples": table["times_selected"],
+                         "Share": table["share"].map(lambda v: f"{100 * v:.1f}%")})

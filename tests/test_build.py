@@ -18,6 +18,7 @@ from analysis_lib.descriptives import TABLE1_COLUMNS
 from analysis_lib.effects import TABLE2_COLUMNS, table2
 from analysis_lib.sensitivity import CENTER_COLUMNS, CLUSTER_COLUMNS, EVALUE_COLUMNS
 from analysis_lib.specification import MI_COLUMNS, WEIGHT_SENSITIVITY_COLUMNS
+from analysis_lib.resample import CROSSING_COLUMNS, SELECTION_COLUMNS, TEST_COLUMNS
 
 from conftest import ROOT, sample, weights
 
@@ -35,6 +36,9 @@ CONTRACT = {
     "evalues.csv": EVALUE_COLUMNS,
     "weight_sensitivity.csv": WEIGHT_SENSITIVITY_COLUMNS,
     "mi_sensitivity.csv": MI_COLUMNS,
+    "cutoff_selection.csv": SELECTION_COLUMNS,
+    "crossing_bootstrap.csv": CROSSING_COLUMNS,
+    "selection_test.csv": TEST_COLUMNS,
     "specification_curve.csv": ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size", "subgroup", "estimate",
                                 "ci_lower", "ci_upper", "p_value", "eligible", "primary", "agrees"],
 }
