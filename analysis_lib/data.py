@@ -254,13 +254,112 @@ def derive_outcomes(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def load_cohort(path: str | Path) -> pd.DataFrame:
-    """Read, validate and derive: the typed cohort, or :class:`DataError` with every problem."""
-    raw = read_registry(path)
-    typed, problems = validate(raw)
-    if problems:
-        raise DataError([f"{Path(path).name}: {p}" for p in problems])
+def load_cohort(path: str | Path, cache: str | Path | None = None) -> pd.DataFrame:
+    """Read, validate and derive: the typed cohort, or :class:`DataError` with every problem.
+
+    A valid file is read by :func:`_fast_load`; anything it does not accept goes through
+    :func:`read_registry` and :func:`validate`, which quote the offending cells. ``cache`` is a
+    file written by :func:`write_cohort_cache` for this very file (the build validates once and
+    its notebooks read the result); a cache of another or a changed file is ignored.
+    """
+    cached = _read_cache(path, cache)
+    if cached is not None:
+        return cached
+    typed = _fast_load(path)
+    if typed is None:
+        raw = read_registry(path)
+        typed, problems = validate(raw)
+        if problems:
+            raise DataError([f"{Path(path).name}: {p}" for p in problems])
     return derive_outcomes(typed)
+
+
+def _source_stamp(path: str | Path) -> tuple[str, int, int]:
+    stat = Path(path).stat()
+    return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
+
+
+def write_cohort_cache(cohort: pd.DataFrame, path: str | Path, cache: str | Path) -> None:
+    """Store the validated cohort of ``path`` for :func:`load_cohort` (pickle, private to a build)."""
+    pd.to_pickle({"source": _source_stamp(path), "cohort": cohort}, cache)
+
+
+def _read_cache(path: str | Path, cache: str | Path | None) -> pd.DataFrame | None:
+    if cache is None or not Path(cache).exists() or not Path(path).exists():
+        return None
+    stored = pd.read_pickle(cache)
+    return stored["cohort"].copy() if stored.get("source") == _source_stamp(path) else None
+
+
+# The common spellings of a missing value; a file using others takes the text path (NA_TOKENS).
+_FAST_NA = ["", "NA", "na", "N/A", "n/a", "NaN", "nan", "NAN", "null", "NULL", "Null", "."]
+
+
+def _fast_load(path: str | Path) -> pd.DataFrame | None:
+    """The typed frame of a file that meets every rule, read with numeric columns parsed directly
+    as numbers (fast at registry scale), or ``None`` when anything is unusual or wrong.
+
+    Equivalent to :func:`read_registry` + :func:`validate` for valid files: the same columns,
+    values, missing cells and order. It only accepts, it never reports: a ``None`` sends the file
+    through the text path, which finds and quotes every problem.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            header = [c.strip() for c in handle.readline().rstrip("\r\n").split(",")]
+    except (OSError, UnicodeDecodeError):
+        return None
+    dictionary = load_dictionary()
+    required = [c for c in dictionary if c != "death_90d"]
+    if len(set(header)) != len(header) or any(c not in header for c in required):
+        return None
+    numeric = {c for c in header if c in dictionary and dictionary[c].type in ("integer", "number")}
+    dtypes = {c: ("float64" if c in numeric else "object") for c in header}
+    try:
+        df = pd.read_csv(path, dtype=dtypes, na_values=_FAST_NA, keep_default_na=False, encoding="utf-8-sig",
+                         skip_blank_lines=True)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+    if list(df.columns) != header or df.empty:
+        return None
+    df = df.loc[~df.isna().all(axis=1)].reset_index(drop=True)  # blank trailing rows, as the text path
+    for c in header:
+        spec = dictionary.get(c)
+        x = df[c]
+        if spec is None:
+            continue
+        missing = x.isna()
+        if not spec.missing_allowed and missing.any():
+            return None
+        if c in numeric:
+            v = x.to_numpy()
+            known = v[~missing.to_numpy()]
+            if spec.type == "integer" and np.any(known != np.floor(known)):
+                return None
+            rng, allowed = spec.value_range, spec.value_set
+            if rng is not None and (np.any(known < rng[0]) or np.any(known > rng[1])):
+                return None
+            if rng is None and allowed is not None and not np.isin(known, list(allowed)).all():
+                return None
+        else:
+            text = x[~missing].astype(str)
+            if (text != text.str.strip()).any() or text.str.lower().isin(NA_TOKENS).any():
+                return None
+            if spec.value_set is not None and not text.isin(spec.value_set).all():
+                return None
+            df[c] = x.astype(object)
+    if df[ID].duplicated().any():
+        return None
+    if "death_90d" in df.columns:
+        both = df["death_90d"].notna() & df["mrs_90d"].notna()
+        if (df.loc[both, "death_90d"] != (df.loc[both, "mrs_90d"] == 6)).any():
+            return None
+    arms = set(df[TREATMENT].unique())
+    if arms != {0.0, 1.0}:
+        return None
+    if (df["antiplatelet_regimen"].notna() & (df[TREATMENT] == 0)).any():
+        return None
+    return df
 
 
 # ------------------------------------------------------------------------- analysis sample

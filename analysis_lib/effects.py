@@ -266,6 +266,12 @@ def fit_cells(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, fami
     ``cluster`` (labels, one per row) switches to the center-clustered sandwich; ``hc_type``
     is then reported as ``"CL"``.
     """
+    return fit_cells_hc(y, w, cell, n_cells, family, (hc_type,), cluster)[hc_type]
+
+
+def fit_cells_hc(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, family: str = "gaussian",
+                 hc_types: tuple[str, ...] = ("HC0",), cluster: np.ndarray | None = None) -> dict[str, CellFit]:
+    """:func:`fit_cells` for several HC types at once, sharing the sums (the multiverse uses all four)."""
     y = np.asarray(y, float)
     w = np.asarray(w, float)
     cell = np.asarray(cell, int)
@@ -287,21 +293,26 @@ def fit_cells(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, fami
         else:
             raise ValueError(f"family must be 'gaussian' or 'poisson', got {family!r}")
     bread = np.where(count > 0, bread, np.nan)
+    meats = {}
     if cluster is None:
         hat = w / sum_w[cell]
-        omega = hc_omega(w * resid, hat, n, rank, hc_type)
-        meat = np.diag(np.bincount(cell, weights=omega, minlength=n_cells))
+        score = w * resid
+        for hc in hc_types:
+            omega = hc_omega(score, hat, n, rank, hc)
+            meats[hc] = np.diag(np.bincount(cell, weights=omega, minlength=n_cells))
     else:
-        groups, index = np.unique(np.asarray(cluster), return_inverse=True)
+        index, groups = pd.factorize(np.asarray(cluster))  # hashing: fast for many string labels
         G = groups.size
         S = np.zeros((G, n_cells))
         np.add.at(S, (index, cell), w * np.nan_to_num(resid))
-        meat = S.T @ S * G / (G - 1)
-        hc_type = "CL"
-    with np.errstate(invalid="ignore"):
-        vcov = bread[:, None] * meat * bread[None, :]
-    return CellFit(family=family, hc_type=hc_type, count=count, events=events, sum_w=sum_w, mean=mean,
-                   coef=coef, vcov=vcov, n=n, rank=rank)
+        meats = {hc: S.T @ S * G / (G - 1) for hc in hc_types}
+    fits = {}
+    for hc, meat in meats.items():
+        with np.errstate(invalid="ignore"):
+            vcov = bread[:, None] * meat * bread[None, :]
+        fits[hc] = CellFit(family=family, hc_type="CL" if cluster is not None else hc, count=count, events=events,
+                           sum_w=sum_w, mean=mean, coef=coef, vcov=vcov, n=n, rank=rank)
+    return fits
 
 
 # --------------------------------------------------------------------- effect rows

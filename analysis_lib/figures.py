@@ -15,6 +15,7 @@ from matplotlib.patches import FancyBboxPatch
 
 ARM_COLORS = {"MT only": "#0072B2", "MT+RS": "#D55E00"}  # Okabe-Ito blue and vermillion
 GREY = "#7F7F7F"
+RUG_MAX = 2000  # patients per arm drawn in a rug
 MRS_COLORS = [colormaps["cividis"](x) for x in np.linspace(0.95, 0.15, 6)] + [(0.1, 0.1, 0.1, 1.0)]
 
 
@@ -95,7 +96,8 @@ def sweep_forest(sweep: pd.DataFrame) -> Figure:
 def continuous_interaction_plot(band: pd.DataFrame, crossing: float, cutoff: float,
                                 stenosis: np.ndarray, treatment: np.ndarray) -> Figure:
     """Supplementary Figure 2: ATE(s) with its pointwise band, the crossing point, the cutoff
-    used for the subgroups and a rug of patients by arm."""
+    used for the subgroups and a rug of patients by arm (at most ``RUG_MAX`` per arm, drawn at
+    random with a fixed seed, in larger cohorts)."""
     fig = _figure(6.5, 4.2)
     ax = fig.add_subplot()
     s = band.iloc[:, 0].to_numpy(float)
@@ -107,6 +109,11 @@ def continuous_interaction_plot(band: pd.DataFrame, crossing: float, cutoff: flo
     ax.axvline(cutoff, color="#CC79A7", linestyle=":", linewidth=1.4, label=f"Cutoff {cutoff:g}%")
     st = np.asarray(stenosis, float)
     tr = np.asarray(treatment, float)
+    if st.size > 2 * RUG_MAX:  # a registry of any size: a fixed random subset per arm keeps the figure light
+        rng = np.random.default_rng(0)
+        keep = np.concatenate([rng.choice(np.flatnonzero(tr == a), min(RUG_MAX, int((tr == a).sum())), replace=False)
+                               for a in (0.0, 1.0)])
+        st, tr = st[keep], tr[keep]
     lo = min(band["ci_lower"].min(), 0)
     span = max(band["ci_upper"].max(), 0) - lo
     for arm, val, off in (("MT only", 0.0, 0.02), ("MT+RS", 1.0, 0.07)):
@@ -233,4 +240,25 @@ def specification_curve_figure(curve: pd.DataFrame) -> Figure:
         bottom.tick_params(axis="y", length=0)
         for side in ("top", "right", "left"):
             bottom.spines[side].set_visible(False)
+    return fig
+
+
+def simulation_figure(summary: pd.DataFrame) -> Figure:
+    """Rejection rates of "significant effect modification" by scenario, naive and
+    selection-adjusted, with 95% Monte-Carlo intervals; the 5% line marks the nominal level."""
+    d = summary[summary["quantity"].str.startswith("significant effect modification")]
+    scenarios = list(dict.fromkeys(d["scenario"]))
+    fig = _figure(7.0, 3.6)
+    ax = fig.add_subplot()
+    x = np.arange(len(scenarios))
+    for offset, key, label, color in ((-0.18, "naive", "Naive (at the selected cutoff)", GREY),
+                                      (0.18, "selection-adjusted", "Selection-adjusted", ARM_COLORS["MT+RS"])):
+        rows = d[d["quantity"].str.contains(key)].set_index("scenario").loc[scenarios]
+        ax.bar(x + offset, 100 * rows["value"], width=0.34, color=color, label=label,
+               yerr=196 * rows["mc_se"], capsize=3)
+    ax.axhline(5, color="black", linestyle="--", linewidth=0.8)
+    ax.set_xticks(x, scenarios)
+    ax.set_ylabel("Cohorts with p < 0.05 (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
     return fig

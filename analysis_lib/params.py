@@ -91,6 +91,16 @@ class Parameters:
         Imputed data sets of the multiple-imputation analysis (0 skips it).
     bootstrap_replicates : int
         Replicates of the bootstrap of the cutoff selection and of its null test (0 skips them).
+    simulation_replicates : int
+        Replicates per scenario of the simulation study (0 skips it).
+    simulation_null_replicates : int
+        Null replicates of the selection-adjusted test inside each simulated cohort.
+    dask_scheduler : str or None
+        Address of an existing Dask scheduler (``tcp://host:8786``) for the simulation study;
+        ``None`` runs it on the local cores.
+    data_cache : str or None
+        Set by the build, not by users: the cohort validated once by the build, read by the
+        notebooks instead of parsing ``data_path`` again (ignored unless it belongs to that file).
     multiverse_formula : str
         The richer propensity specification of the multiverse.
     multiverse_min_arm_sizes : tuple of int
@@ -116,6 +126,10 @@ class Parameters:
     seed: int = 20260213
     mi_imputations: int = 20
     bootstrap_replicates: int = 2000
+    simulation_replicates: int = 100
+    simulation_null_replicates: int = 199
+    dask_scheduler: str | None = None
+    data_cache: str | None = None
     multiverse_formula: str = RICH_PS_FORMULA
     multiverse_min_arm_sizes: tuple[int, ...] = (5, 10, 20)
 
@@ -127,7 +141,7 @@ class Parameters:
         for name in ("cutoff_min", "cutoff_max", "cutoff_step", "conf_level"):
             object.__setattr__(self, name, _as_float(name, getattr(self, name)))
         for name in ("min_arm_size", "patients_screened", "patients_icas_lvo_evt", "seed", "mi_imputations",
-                     "bootstrap_replicates"):
+                     "bootstrap_replicates", "simulation_replicates", "simulation_null_replicates"):
             object.__setattr__(self, name, _as_int(name, getattr(self, name)))
         sizes = self.multiverse_min_arm_sizes
         if isinstance(sizes, str):
@@ -164,6 +178,13 @@ class Parameters:
             raise ParameterError(f"parameter 'conf_level': must be in [0.5, 1), got {self.conf_level:g}")
         if not self.ps_covariates:
             raise ParameterError("parameter 'ps_covariates': needs at least one covariate")
+        if self.simulation_replicates < 0:
+            raise ParameterError(f"parameter 'simulation_replicates': 0 (skip) or more, got {self.simulation_replicates}")
+        if self.simulation_null_replicates < 1:
+            raise ParameterError("parameter 'simulation_null_replicates': at least 1")
+        if self.dask_scheduler is not None and "://" not in str(self.dask_scheduler):
+            raise ParameterError(f"parameter 'dask_scheduler': an address such as tcp://host:8786, "
+                                 f"got {self.dask_scheduler!r}")
         if self.bootstrap_replicates < 0:
             raise ParameterError(f"parameter 'bootstrap_replicates': 0 (skip) or more, got {self.bootstrap_replicates}")
         if self.mi_imputations < 0 or self.mi_imputations == 1:
@@ -227,7 +248,7 @@ def parse_value(name: str, raw: str) -> Any:
     text = raw.strip()
     if name == "cutoff" and text.lower() in {"auto", "none", "null", "selected"}:
         return None
-    if name in ("output_dir", "ps_formula") and text.lower() in {"none", "null", ""}:
+    if name in ("output_dir", "ps_formula", "dask_scheduler", "data_cache") and text.lower() in {"none", "null", ""}:
         return None
     if name == "ps_covariates" and not text.startswith("["):
         return [part.strip() for part in text.split(",") if part.strip()]
@@ -236,7 +257,7 @@ def parse_value(name: str, raw: str) -> Any:
     except yaml.YAMLError:
         value = text
     if name in {"data_path", "output_dir", "published_dir", "estimand", "hc_type", "ps_formula", "ps_method",
-                "multiverse_formula", "multiverse_min_arm_sizes"}:
+                "multiverse_formula", "multiverse_min_arm_sizes", "dask_scheduler", "data_cache"}:
         return text
     return value
 

@@ -59,8 +59,9 @@ class Design:
 
 def prepare(df: pd.DataFrame, ps_covariates, cutoffs, estimand: str = "ATO", min_arm_size: int = 10,
             ps_formula: str | None = None, outcome: str = "mrs_90d", treatment: str = TREATMENT,
-            modifier: str = MODIFIER) -> Design:
-    """Arrays of the selection procedure for the analysis sample ``df``."""
+            modifier: str = MODIFIER, model=None) -> Design:
+    """Arrays of the selection procedure for the analysis sample ``df`` (``model``: its fitted
+    propensity model, refitted here when not given)."""
     from .weighting import fit_propensity
 
     X = design_matrix(df, ps_covariates, ps_formula).to_numpy()
@@ -74,7 +75,8 @@ def prepare(df: pd.DataFrame, ps_covariates, cutoffs, estimand: str = "ATO", min
     for c in cutoffs:
         index = tk.astype(int) + 2 * (s > c).astype(int)
         cells.append(np.eye(4)[index])
-    model = fit_propensity(df, ps_covariates, formula=ps_formula, treatment=treatment)
+    if model is None:
+        model = fit_propensity(df, ps_covariates, formula=ps_formula, treatment=treatment)
     beta0 = model.coefficients.dropna().to_numpy()
     return Design(X_ps=X, t=t, known=known, y=y, s=s, cutoffs=cutoffs, cell_indicators=np.hstack(cells),
                   continuous_X=np.column_stack([np.ones_like(s), tk, s, tk * s]), beta0=beta0,

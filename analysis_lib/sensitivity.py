@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.special import gammaln
 
 from .data import CENTER, MODIFIER, OUTCOMES, TREATMENT
-from .effects import (_cell_problem, _where, critical_value, estimate_effect, fit_cells, fit_weighted, measure_for,
+from .effects import (_cell_problem, _where, critical_value, estimate_effect, fit_cells, measure_for, newton_glm,
                       two_sided_p)
 
 CENTER_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value", "note"]
@@ -55,9 +55,8 @@ class MixedFit:
 def _group_sums(groups: np.ndarray, n_groups: int, values: np.ndarray) -> np.ndarray:
     if values.ndim == 1:
         return np.bincount(groups, weights=values, minlength=n_groups)
-    out = np.zeros((n_groups, values.shape[1]))
-    np.add.at(out, groups, values)
-    return out
+    return np.column_stack([np.bincount(groups, weights=values[:, j], minlength=n_groups)
+                            for j in range(values.shape[1])])
 
 
 def fit_lmm(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.ndarray) -> MixedFit:
@@ -82,7 +81,7 @@ def fit_lmm(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.ndarray) -
     Xv = np.asarray(X, float)
     y = np.asarray(y, float)
     w = np.asarray(w, float)
-    labels, g = np.unique(np.asarray(groups), return_inverse=True)
+    g, labels = pd.factorize(np.asarray(groups))
     G = labels.size
     n, p = Xv.shape
     XtWX = Xv.T @ (w[:, None] * Xv)
@@ -119,20 +118,20 @@ def fit_lmm(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.ndarray) -
                     criterion=float(reml), converged=True, singular=theta < SINGULAR_TOL)
 
 
-def _poisson_loglik(beta, sigma, Xv, y, w, g, G, nodes, node_weights, const):
+def _poisson_loglik(beta, sigma, Xv, wy, w, g, G, nodes, node_weights, const):
     """Marginal log-likelihood of the random-intercept Poisson model by adaptive Gauss-Hermite
-    quadrature (one node: the Laplace approximation)."""
+    quadrature (one node: the Laplace approximation), on records with summed ``w y`` and ``w``."""
     eta = np.clip(Xv @ beta, -700, 700)
 
     def h_of(u):
         e = np.clip(eta + sigma * u[g], -700, 700)
-        return _group_sums(g, G, w * (y * e - np.exp(e))) - u ** 2 / 2
+        return _group_sums(g, G, wy * e - w * np.exp(e)) - u ** 2 / 2
 
     u = np.zeros(G)
     h = h_of(u)
     for _ in range(200):  # Newton with backtracking for the conditional modes (h is concave in u)
         mu = np.exp(np.clip(eta + sigma * u[g], -700, 700))
-        grad = sigma * _group_sums(g, G, w * (y - mu)) - u
+        grad = sigma * _group_sums(g, G, wy - w * mu) - u
         hess = -(sigma ** 2) * _group_sums(g, G, w * mu) - 1.0
         step = -grad / hess  # Newton ascent step (hess < 0)
         t = np.ones(G)
@@ -154,6 +153,23 @@ def _poisson_loglik(beta, sigma, Xv, y, w, g, G, nodes, node_weights, const):
     return float(log_int.sum()) + const
 
 
+def _aggregate(Xv: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray):
+    """Records with identical group and design row, with summed ``w y`` and ``w``: the Poisson
+    log-likelihood ``sum w (y eta - exp(eta))`` depends on the data only through these, so the
+    fit is exact and its cost independent of the number of patients for categorical designs."""
+    g, labels = pd.factorize(np.asarray(groups))
+    record = g.astype(np.int64)
+    for j in range(Xv.shape[1]):  # mixed-radix key, re-factorised after each column (linear time)
+        column = pd.factorize(Xv[:, j])[0]
+        record = pd.factorize(record * (int(column.max()) + 1) + column)[0]
+    R = int(record.max()) + 1
+    wy = np.bincount(record, weights=w * y, minlength=R)
+    ws = np.bincount(record, weights=w, minlength=R)
+    first = np.zeros(R, dtype=np.int64)
+    first[record[::-1]] = np.arange(record.size)[::-1]
+    return Xv[first], wy, ws, g[first], labels.size
+
+
 def fit_poisson_glmm(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.ndarray, nagq: int = 1) -> MixedFit:
     """Random-intercept Poisson model (log link) with prior weights, by maximum likelihood on the
     Laplace approximation (``nagq = 1``, as ``glmer``'s default) or adaptive Gauss-Hermite
@@ -173,18 +189,17 @@ def fit_poisson_glmm(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.n
     """
     from scipy import optimize
 
-    Xv = np.asarray(X, float)
+    Xfull = np.asarray(X, float)
     y = np.asarray(y, float)
-    w = np.asarray(w, float)
-    labels, g = np.unique(np.asarray(groups), return_inverse=True)
-    G = labels.size
-    n, p = Xv.shape
+    w_full = np.asarray(w, float)
+    n, p = Xfull.shape
+    const = -float(np.sum(w_full * gammaln(y + 1)))
+    Xv, wy, w, g, G = _aggregate(Xfull, y, w_full, groups)
     nodes, node_weights = np.polynomial.hermite.hermgauss(nagq)
-    const = -float(np.sum(w * gammaln(y + 1)))
-    start_beta = fit_weighted(pd.DataFrame(Xv), y, w, "poisson", "HC0").coef
+    start_beta = newton_glm(Xv, wy / w, w, "poisson", tol=1e-13, max_iter=200)[0]
 
     def objective(params):
-        return -_poisson_loglik(params[:p], params[p], Xv, y, w, g, G, nodes, node_weights, const)
+        return -_poisson_loglik(params[:p], params[p], Xv, wy, w, g, G, nodes, node_weights, const)
 
     def gradient(params):
         # central differences; the boundary sigma = 0 uses a one-sided difference
@@ -273,6 +288,7 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
     """
     z = critical_value(conf_level)
     rows, models = [], []
+    codes = pd.factorize(df[center].to_numpy())[0]  # integer center codes, once
     for outcome in outcomes:
         y_all = df[outcome].to_numpy(float)
         keep = ~np.isnan(y_all)
@@ -280,7 +296,7 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
         t = df[treatment].to_numpy(float)[keep]
         h = (df[modifier].to_numpy(float)[keep] > cutoff).astype(float)
         w = np.asarray(weights, float)[keep]
-        groups = df[center].to_numpy()[keep]
+        groups = codes[keep]
         measure = measure_for(y)
         family = "gaussian" if measure == "ATE" else "poisson"
         designs = {
@@ -310,7 +326,7 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
                 p_int = two_sided_p(fit.coef[3] / np.sqrt(fit.vcov[3, 3]))
             models.append({"outcome": outcome, "model": model_name, "family": family,
                            "method": None if fit is None else fit.method, "n": int(y.size),
-                           "n_centers": int(np.unique(groups).size),
+                           "n_centers": int(np.bincount(groups).astype(bool).sum()),
                            "center_variance": np.nan if fit is None else fit.center_variance,
                            "residual_variance": np.nan if fit is None else fit.sigma2,
                            "p_interaction": p_int if model_name == "interaction" else np.nan,
@@ -345,7 +361,7 @@ def cluster_robust(df: pd.DataFrame, weights: np.ndarray, cutoff: float, outcome
     ``sandwich::vcovCL(fit, cluster = ~ center, type = "HC0", cadjust = TRUE)`` and
     ``lmtest::coeftest`` (t with residual df for the linear model, normal for Poisson)."""
     high = df[modifier].to_numpy(float) > cutoff
-    cl = df[center].to_numpy()
+    cl = pd.factorize(df[center].to_numpy())[0]  # integer codes once, not string sorting per row
     parts = []
     for outcome in outcomes:
         for h in (None, high):

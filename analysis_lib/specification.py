@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from .balance import effective_sample_size
 from .data import MODIFIER, TREATMENT, analysis_sample
-from .effects import critical_value, estimate_effect, fit_cells, two_sided_p, wald
+from .effects import critical_value, estimate_effect, fit_cells_hc, two_sided_p, wald
 from .params import ESTIMANDS, HC_TYPES
 from .weighting import compute_weights, fit_propensity, ps_variables
 
@@ -205,7 +205,7 @@ def multiple_imputation(cohort: pd.DataFrame, ps_covariates: tuple[str, ...], cu
     if "mrs_90d" in base.columns and base["mrs_90d"].notna().all():
         auxiliary.append("mrs_90d")
     if missing["n_missing"].sum() == 0:
-        datasets = [base] * m
+        datasets = [base]  # every imputed set would be the data: analyse once, pool m identical copies
     else:
         frame = base[list(needed) + auxiliary]
         datasets = []
@@ -226,6 +226,8 @@ def multiple_imputation(cohort: pd.DataFrame, ps_covariates: tuple[str, ...], cu
                 part.insert(0, "outcome", outcome)
                 per_set.append(part)
     results = pd.concat(per_set, ignore_index=True)
+    if len(datasets) == 1:
+        results = pd.concat([results] * m, ignore_index=True)
     rows = []
     for (outcome, subgroup), g in results.groupby(["outcome", "subgroup"], sort=False):
         measure = g["measure"].iloc[0]
@@ -259,10 +261,32 @@ class PropensitySpec:
     method: str = "logistic"
 
 
-def specification_curve(df: pd.DataFrame, specs: list[PropensitySpec], cutoffs: list[float],
-                        min_arm_sizes: tuple[int, ...], primary: dict, estimands: tuple[str, ...] = ESTIMANDS,
-                        hc_types: tuple[str, ...] = HC_TYPES, conf_level: float = 0.95, outcome: str = "mrs_90d",
-                        treatment: str = TREATMENT, modifier: str = MODIFIER) -> pd.DataFrame:
+@dataclass(frozen=True)
+class SpecificationFit:
+    """A propensity specification fitted on its complete cases."""
+
+    spec: PropensitySpec
+    sample: pd.DataFrame = field(repr=False)
+    propensity: np.ndarray = field(repr=False)
+    terms: int
+
+
+def fit_specifications(df: pd.DataFrame, specs: list[PropensitySpec], estimand: str = "ATE",
+                       treatment: str = TREATMENT) -> list[SpecificationFit]:
+    """Fit each propensity specification once (CBPS balances for ``estimand``: ATT or else ATE)."""
+    fits = []
+    for spec in specs:
+        sample = df.dropna(subset=list(ps_variables(spec.covariates, spec.formula))).reset_index(drop=True)
+        model = fit_propensity(sample, spec.covariates, treatment=treatment, formula=spec.formula,
+                               method=spec.method, estimand=estimand)
+        fits.append(SpecificationFit(spec=spec, sample=sample, propensity=model.propensity, terms=len(model.terms)))
+    return fits
+
+
+def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_arm_sizes: tuple[int, ...],
+                        primary: dict, estimands: tuple[str, ...] = ESTIMANDS, hc_types: tuple[str, ...] = HC_TYPES,
+                        conf_level: float = 0.95, outcome: str = "mrs_90d", treatment: str = TREATMENT,
+                        modifier: str = MODIFIER) -> pd.DataFrame:
     """The low and high subgroup ATEs on the 90-day mRS over every combination of propensity
     specification, estimand, ``hc_type``, cutoff and ``min_arm_size`` (Simonsohn, Simmons &
     Nelson 2020).
@@ -271,34 +295,33 @@ def specification_curve(df: pd.DataFrame, specs: list[PropensitySpec], cutoffs: 
     column, with ``eligible`` (the cutoff's subgroup-arms all reach ``min_arm_size``),
     ``primary`` (the specification of the primary analysis, given by ``primary``: a dict of the
     five choices) and ``agrees`` (same sign and same significance at 5 % as the primary
-    estimate of that subgroup). The models are the cell fits of the sweep, so the thousands of
-    specifications take a fraction of a second.
+    estimate of that subgroup). The models are the cell fits of the sweep, the four HC types
+    from one pass, so thousands of specifications take a fraction of a second.
     """
     rows = []
-    for spec in specs:
-        needed = ps_variables(spec.covariates, spec.formula)
-        sample = df.dropna(subset=list(needed)).reset_index(drop=True)
-        model = fit_propensity(sample, spec.covariates, formula=spec.formula, method=spec.method, estimand="ATE")
+    for fit in fits:
+        sample = fit.sample
         y_all = sample[outcome].to_numpy(float)
         keep = ~np.isnan(y_all)
         y = y_all[keep]
         t = sample[treatment].to_numpy(int)[keep]
         s = sample[modifier].to_numpy(float)[keep]
         for estimand in estimands:
-            w = compute_weights(model.propensity, sample[treatment].to_numpy(), estimand)[keep]
+            w = compute_weights(fit.propensity, sample[treatment].to_numpy(), estimand)[keep]
             for cutoff in cutoffs:
                 high = s > cutoff
                 cells = t + 2 * high.astype(int)
+                by_hc = fit_cells_hc(y, w, cells, 4, "gaussian", tuple(hc_types))
                 for hc in hc_types:
-                    fit = fit_cells(y, w, cells, 4, "gaussian", hc)
-                    smallest = fit.count.min()
+                    cf = by_hc[hc]
+                    smallest = cf.count.min()
                     for subgroup, plus, minus in (("low", [1], [0]), ("high", [3], [2])):
                         if smallest > 0:
-                            b, lo, hi, p = wald(*fit.contrast(plus, minus), fit.df_resid, conf_level)
+                            b, lo, hi, p = wald(*cf.contrast(plus, minus), cf.df_resid, conf_level)
                         else:
                             b = lo = hi = p = np.nan
                         for size in min_arm_sizes:
-                            rows.append({"ps_spec": spec.name, "estimand": estimand, "hc_type": hc,
+                            rows.append({"ps_spec": fit.spec.name, "estimand": estimand, "hc_type": hc,
                                          "cutoff": float(cutoff), "min_arm_size": int(size), "subgroup": subgroup,
                                          "estimate": b, "ci_lower": lo, "ci_upper": hi, "p_value": p,
                                          "eligible": bool(np.isfinite(lo) and smallest >= size)})
@@ -327,37 +350,37 @@ def multiverse_specs(ps_covariates: tuple[str, ...], ps_formula: str | None, ps_
             PropensitySpec("CBPS" if other == "cbps" else "logistic", tuple(ps_covariates), ps_formula, other)]
 
 
-def run_multiverse(df: pd.DataFrame, params, cutoff: float) -> pd.DataFrame:
-    """:func:`specification_curve` over the choices of ``params`` (estimands ATO/ATE/ATT/ATM,
-    HC0-HC3, the sweep's cutoffs, ``multiverse_min_arm_sizes``), the primary analysis being
-    ``params`` with the cutoff in use."""
-    specs = multiverse_specs(params.ps_covariates, params.ps_formula, params.ps_method, params.multiverse_formula)
+def run_multiverse(fits: list[SpecificationFit], params, cutoff: float) -> pd.DataFrame:
+    """:func:`specification_curve` over the fitted specifications (:func:`fit_specifications` of
+    :func:`multiverse_specs`) and the choices of ``params`` (estimands ATO/ATE/ATT/ATM, HC0-HC3,
+    the sweep's cutoffs, ``multiverse_min_arm_sizes``), the primary analysis being ``params``
+    with the cutoff in use."""
     cutoffs = sorted(set(params.cutoffs()) | {float(cutoff)})
     sizes = tuple(sorted(set(params.multiverse_min_arm_sizes) | {params.min_arm_size}))
     primary = {"ps_spec": "primary", "estimand": params.estimand, "hc_type": params.hc_type,
                "cutoff": float(cutoff), "min_arm_size": params.min_arm_size}
-    return specification_curve(df, specs, cutoffs, sizes, primary, conf_level=params.conf_level)
+    return specification_curve(fits, cutoffs, sizes, primary, conf_level=params.conf_level)
 
 
-def propensity_specifications(df: pd.DataFrame, specs: list[PropensitySpec], estimand: str, cutoff: float,
-                              hc_type: str = "HC0", conf_level: float = 0.95,
-                              treatment: str = TREATMENT, modifier: str = MODIFIER) -> pd.DataFrame:
+def propensity_specifications(fits: list[SpecificationFit], estimand: str, cutoff: float, hc_type: str = "HC0",
+                              conf_level: float = 0.95, treatment: str = TREATMENT,
+                              modifier: str = MODIFIER) -> pd.DataFrame:
     """Each propensity specification side by side: the largest |SMD| of the primary covariates
     before and after weighting, the effective sample size per arm, and the mRS subgroup ATEs."""
     from .balance import balance_table
 
     rows = []
-    base_covariates = list(specs[0].covariates)
-    for spec in specs:
-        sample = df.dropna(subset=list(ps_variables(spec.covariates, spec.formula))).reset_index(drop=True)
-        model = fit_propensity(sample, spec.covariates, formula=spec.formula, method=spec.method, estimand=estimand)
+    base_covariates = list(fits[0].spec.covariates)
+    for fit in fits:
+        sample = fit.sample
         t = sample[treatment].to_numpy()
-        w = compute_weights(model.propensity, t, estimand)
+        w = compute_weights(fit.propensity, t, estimand)
         bal = balance_table(sample, base_covariates, w)
         effects = estimate_effect(sample, "mrs_90d", w, high=sample[modifier].to_numpy(float) > cutoff, cutoff=cutoff,
                                   treatment=treatment, hc_type=hc_type, conf_level=conf_level).set_index("subgroup")
+        spec = fit.spec
         rows.append({"ps_spec": spec.name, "method": spec.method,
-                     "specification": spec.formula or " + ".join(spec.covariates), "terms": len(model.terms),
+                     "specification": spec.formula or " + ".join(spec.covariates), "terms": fit.terms,
                      "max_abs_smd_unweighted": float(bal["smd_unweighted"].abs().max()),
                      "max_abs_smd_weighted": float(bal["smd_weighted"].abs().max()),
                      "ess_mt_only": effective_sample_size(w[t == 0]), "ess_mt_rs": effective_sample_size(w[t == 1]),

@@ -32,7 +32,7 @@ class Study:
 def load_sample(params: Parameters, cohort: pd.DataFrame | None = None) -> AnalysisSample:
     """The complete-case analysis sample of ``params.data_path`` (or of a validated ``cohort``),
     complete on the treatment, the stenosis and the propensity variables."""
-    cohort = load_cohort(params.data_path) if cohort is None else cohort
+    cohort = load_cohort(params.data_path, params.data_cache) if cohort is None else cohort
     return analysis_sample(cohort, ps_variables(params.ps_covariates, params.ps_formula))
 
 
@@ -41,7 +41,7 @@ def load_study(params: Parameters, cohort: pd.DataFrame | None = None) -> Study:
     complete-case sample on the propensity variables, fit the propensity model
     (``ps_covariates`` or ``ps_formula``; ``ps_method``) and compute ``params.estimand`` weights
     normalised to mean 1."""
-    cohort = load_cohort(params.data_path) if cohort is None else cohort
+    cohort = load_cohort(params.data_path, params.data_cache) if cohort is None else cohort
     sample = load_sample(params, cohort)
     model = fit_propensity(sample.data, params.ps_covariates, formula=params.ps_formula,
                            method=params.ps_method, estimand=params.estimand)

@@ -163,6 +163,20 @@ def table1_targets(table1_published: pd.DataFrame) -> pd.DataFrame:
     return table1_published.set_index("variable")
 
 
+class _Targets:
+    """Scalar access ``targets.loc[variable, column]`` to the published Table 1 without pandas'
+    per-lookup overhead (the generator makes thousands of lookups; simulations make many cohorts)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self._rows = frame.to_dict("index")
+        self.index = list(frame.index)
+        self.loc = self
+
+    def __getitem__(self, key):
+        variable, column = key
+        return self._rows[variable][column]
+
+
 def generate_cohort(
     table1_published: pd.DataFrame,
     seed: int = 20260213,
@@ -173,6 +187,7 @@ def generate_cohort(
     mrs_calibration: str = "per_arm",
     noise_sd: float = 1.0,
     center_size_sd: float = 0.6,
+    mediators_in_outcome: bool = True,
 ) -> SyntheticCohort:
     """Generate one cohort (see the module docstring for the data-generating process).
 
@@ -189,6 +204,11 @@ def generate_cohort(
         Cutpoints calibrated per arm to the published mRS distributions, or common to both arms.
     center_size_sd : float
         SD of the log center sizes (larger: more unequal centers).
+    mediators_in_outcome : bool
+        Whether final recanalization and sICH, which differ by arm, enter the 90-day mRS. The
+        potential outcomes hold them at each patient's observed values, so with ``True`` the
+        truth is the effect of stenting other than through them; ``False`` (simulation studies)
+        makes the outcome depend on pre-treatment prognosis only, and the truth the total effect.
 
     Returns
     -------
@@ -196,7 +216,7 @@ def generate_cohort(
     """
     if mrs_calibration not in ("per_arm", "common"):
         raise ValueError("mrs_calibration must be 'per_arm' or 'common'")
-    targets = table1_targets(table1_published)
+    targets = _Targets(table1_targets(table1_published))
     rng = np.random.default_rng(seed)
     sizes = {1: n_mt_rs, 0: n_mt_only}
     n = n_mt_rs + n_mt_only
@@ -268,6 +288,7 @@ def generate_cohort(
     prognosis = center_effect + sum(
         coef * (z[var] if var in z else (1.0 - data["mtici_2b3_after_mt"]) if var == "failed_initial_mt" else data[var])
         for var, coef in PROGNOSIS.items()
+        if mediators_in_outcome or var not in ("final_mtici_2b3", "sich")
     )
     noise = noise_sd * rng.standard_normal(n)
     tau = effect.tau(data["stenosis_pct"])
@@ -318,11 +339,8 @@ def write_cohort(frame: pd.DataFrame, path: str | Path) -> None:
         spec = dictionary.get(col)
         if spec is not None and spec.type in ("integer", "number"):
             values = out[col].astype(float)
-            whole = values.dropna().eq(values.dropna().round()).all()
-            if whole:
-                out[col] = values.map(lambda v: "" if np.isnan(v) else str(int(v)))
-            else:
-                out[col] = values.map(lambda v: "" if np.isnan(v) else repr(float(v)))
+            if values.dropna().eq(values.dropna().round()).all():
+                out[col] = values.astype("Int64")  # whole numbers without decimals, missing empty
     out.to_csv(path, index=False, lineterminator="\n")
 
 

@@ -287,3 +287,14 @@ def format_cutoff_selection(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"Cutoff (%)": table["cutoff"].map(lambda v: f"{v:g}"),
                          "Selected in bootstrap samples": table["times_selected"],
                          "Share": table["share"].map(lambda v: f"{100 * v:.1f}%")})
+
+
+def format_simulation(summary: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "Scenario": summary["scenario"], "Quantity": summary["quantity"],
+        "Value": [f"{100 * v:.1f}%" if not q.startswith("bias") else fmt_num(v, 3)
+                  for q, v in zip(summary["quantity"], summary["value"])],
+        "Monte-Carlo SE": [f"{100 * v:.1f}%" if not q.startswith("bias") else fmt_num(v, 3)
+                           for q, v in zip(summary["quantity"], summary["mc_se"])],
+        "Replicates": summary["replicates"],
+    })

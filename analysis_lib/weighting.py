@@ -139,28 +139,16 @@ def balance_variables(df: pd.DataFrame, covariates: tuple[str, ...] | list[str],
 def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     """Columns that are (numerically) linear combinations of earlier columns.
 
-    Mirrors R's ``lm``/``glm`` (LINPACK ``dqrdc2`` with tolerance 1e-7): columns are taken in
-    order and a column whose residual norm, after projection on the kept columns, is below
-    ``tol`` times its own norm is aliased (R reports its coefficient as NA).
+    Mirrors R's ``lm``/``glm`` (LINPACK ``dqrdc2`` with tolerance 1e-7): a column whose residual
+    norm, after projection on the earlier columns, is below ``tol`` times its own norm is aliased
+    (R reports its coefficient as NA). The residual norms are the diagonal of ``R`` in the QR
+    decomposition without pivoting, so one decomposition serves all columns.
     """
-    keep: list[int] = []
-    aliased = np.zeros(X.shape[1], dtype=bool)
-    for j in range(X.shape[1]):
-        col = X[:, j]
-        norm = np.linalg.norm(col)
-        if norm == 0:
-            aliased[j] = True
-            continue
-        if keep:
-            Q, _ = np.linalg.qr(X[:, keep])
-            resid = col - Q @ (Q.T @ col)
-        else:
-            resid = col
-        if np.linalg.norm(resid) < tol * norm:
-            aliased[j] = True
-        else:
-            keep.append(j)
-    return aliased
+    X = np.asarray(X, float)
+    norms = np.linalg.norm(X, axis=0)
+    R = np.linalg.qr(X, mode="r")
+    resid = np.abs(np.diag(R))
+    return (norms == 0) | (resid < tol * np.where(norms > 0, norms, 1.0))
 
 
 def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | None = None,

@@ -15,7 +15,7 @@ from analysis_lib.cutoffs import cutoff_sweep
 from analysis_lib.effects import table2
 from analysis_lib.params import Parameters
 from analysis_lib.sensitivity import center_sensitivity
-from analysis_lib.specification import multiple_imputation, run_multiverse
+from analysis_lib.specification import fit_specifications, multiple_imputation, multiverse_specs, run_multiverse
 from analysis_lib.study import load_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,9 @@ def main() -> None:
     study = timed("load, validate, propensity model, weights", lambda: load_study(params))
     timed("Table 2 (7 outcomes x 2 analyses x 3 rows)", lambda: table2(study.data, study.weights, 75))
     timed("cutoff sweep (11 cutoffs)", lambda: cutoff_sweep(study.data, study.weights, params.cutoffs()))
-    curve = timed("multiverse", lambda: run_multiverse(study.data, params, 75.0))
+    specs = multiverse_specs(params.ps_covariates, None, "logistic", params.multiverse_formula)
+    fits = timed("three propensity specifications", lambda: fit_specifications(study.data, specs))
+    curve = timed("multiverse", lambda: run_multiverse(fits, params, 75.0))
     specs = len(curve) // 2
     print(f"{'  specifications (x 2 subgroups)':<52} {specs:8d}")
     timed("multiple imputation, m = 20 (no missing covariates)",

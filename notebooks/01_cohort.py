@@ -25,6 +25,7 @@
 
 # %% tags=["parameters"]
 data_path = "../data/synthetic_cohort.csv"
+data_cache = None
 output_dir = None
 published_dir = "../data/published"
 ps_covariates = [

@@ -23,6 +23,7 @@
 
 # %% tags=["parameters"]
 data_path = "../data/synthetic_cohort.csv"
+data_cache = None
 output_dir = None
 ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",

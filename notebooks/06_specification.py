@@ -22,6 +22,7 @@
 
 # %% tags=["parameters"]
 data_path = "../data/synthetic_cohort.csv"
+data_cache = None
 output_dir = None
 ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",
@@ -53,8 +54,8 @@ from analysis_lib.figures import specification_curve_figure
 from analysis_lib.narrative import imputation_summary, multiverse_summary, weights_summary
 from analysis_lib.outputs import save_figure, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.specification import (multiple_imputation, multiverse_specs, propensity_specifications,
-                                        run_multiverse, weight_sensitivity)
+from analysis_lib.specification import (fit_specifications, multiple_imputation, multiverse_specs,
+                                        propensity_specifications, run_multiverse, weight_sensitivity)
 from analysis_lib.study import analysis_cutoff, load_study
 from analysis_lib.tables import (format_imputation, format_propensity_specifications,
                                  format_weight_sensitivity)
@@ -77,7 +78,8 @@ study
 
 # %%
 specs = multiverse_specs(params.ps_covariates, params.ps_formula, params.ps_method, params.multiverse_formula)
-spec_table = propensity_specifications(study.data, specs, params.estimand, cutoff_used, params.hc_type, params.conf_level)
+fits = fit_specifications(study.data, specs, params.estimand)
+spec_table = propensity_specifications(fits, params.estimand, cutoff_used, params.hc_type, params.conf_level)
 save_table(spec_table, "propensity_specifications", params.output_dir,
            formatted=format_propensity_specifications(spec_table))
 format_propensity_specifications(spec_table)
@@ -126,12 +128,12 @@ print(imputation_summary(mi.table, primary, study.sample.n_input - study.sample.
 # ## All choices at once: the multiverse
 #
 # The low and high subgroup effects on the 90-day mRS over every combination of propensity
-# model (3), estimand (4), sandwich type (HC0-HC3), stenosis cutoff (40-90 %) and minimum
-# subgroup-arm size, drawn as a specification curve (Simonsohn, Simmons & Nelson 2020):
+# model (3, fitted once above), estimand (4), sandwich type (HC0-HC3), stenosis cutoff (40-90 %)
+# and minimum subgroup-arm size, drawn as a specification curve (Simonsohn, Simmons & Nelson 2020):
 # estimates sorted, with their CIs, and beneath them the choices that produced each one.
 
 # %%
-curve = run_multiverse(study.data, params, cutoff_used)
+curve = run_multiverse(fits, params, cutoff_used)
 save_table(curve, "specification_curve", params.output_dir)
 figure_curve = specification_curve_figure(curve)
 save_figure(figure_curve, "specification_curve", params.output_dir)

@@ -44,7 +44,7 @@ CONTRACT = {
 }
 FIGURES = ["figure_1_mrs_distribution", "supplementary_figure_1_patient_flow",
            "supplementary_figure_2_continuous_interaction", "love_plot", "propensity_overlap",
-           "cutoff_sweep_forest", "specification_curve"]
+           "cutoff_sweep_forest", "specification_curve", "simulation_rejection_rates"]
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from analysis_lib.data import load_cohort
 from analysis_lib.effects import estimate_effect, table2
 from analysis_lib.params import DEFAULT_PS_COVARIATES, RICH_PS_FORMULA, Parameters
 from analysis_lib.specification import (MI_COLUMNS, WEIGHT_SENSITIVITY_COLUMNS, WEIGHT_VARIANTS, chained_equations,
-                                        multiple_imputation, multiverse_specs, propensity_specifications, rubin,
-                                        run_multiverse, weight_sensitivity, weight_variants)
+                                        fit_specifications, multiple_imputation, multiverse_specs,
+                                        propensity_specifications, rubin, run_multiverse, weight_sensitivity,
+                                        weight_variants)
 from analysis_lib.study import covariate_balance, load_study
 from analysis_lib.weighting import balance_variables, cbps, compute_weights, fit_propensity
 
@@ -174,7 +175,8 @@ def test_imputation_is_reproducible_by_seed_and_fills_only_missing_cells():
 def test_multiverse_grid_primary_and_agreement():
     params = Parameters()
     s = sample("synthetic")
-    curve = run_multiverse(s, params, 75.0)
+    fits = fit_specifications(s, multiverse_specs(params.ps_covariates, None, "logistic", params.multiverse_formula))
+    curve = run_multiverse(fits, params, 75.0)
     n_specs = 3 * 4 * 4 * 11 * 3
     assert len(curve) == 2 * n_specs
     assert curve["primary"].sum() == 2
@@ -191,7 +193,7 @@ def test_multiverse_grid_primary_and_agreement():
 
 def test_propensity_specifications_table():
     specs = multiverse_specs(DEFAULT_PS_COVARIATES, None, "logistic", RICH_PS_FORMULA)
-    table = propensity_specifications(sample("synthetic"), specs, "ATE", 75)
+    table = propensity_specifications(fit_specifications(sample("synthetic"), specs, "ATE"), "ATE", 75)
     by = table.set_index("ps_spec")
     assert by.loc["CBPS", "max_abs_smd_weighted"] < 1e-8 < by.loc["primary", "max_abs_smd_weighted"]
     assert by.loc["rich formula", "terms"] == 17
