@@ -21,7 +21,7 @@ from .params import Parameters, ParameterError
 from .data import write_cohort_cache
 from .study import Study, analysis_cutoff, load_study
 
-NOTEBOOKS: tuple[str, ...] = ("01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
+NOTEBOOKS: tuple[str, ...] = ("00_audit", "01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
                                "06_specification", "07_simulation")
 # Heaviest first when notebooks share workers, so that no long notebook starts last.
 SCHEDULE_FIRST: tuple[str, ...] = ("06_specification", "07_simulation", "05_sensitivity", "02_weighting")
@@ -39,6 +39,7 @@ the `.html` tables are formatted for the manuscript.
 | path | content |
 | --- | --- |
 | `notebooks/NN_name.ipynb` | every notebook as executed on the data, with its parameters |
+| `tables/published_audit.csv` | the audit of the paper's printed numbers (checked against themselves) |
 | `tables/table1.csv` | Table 1: characteristics by arm, with Fisher / Mann-Whitney p |
 | `tables/patient_flow.csv` | Supplementary Figure 1: counts of the patient flow |
 | `tables/weights.csv` | patient-level propensity and weight (audit only: never share) |

@@ -216,3 +216,28 @@ def simulation_summary(summary: pd.DataFrame) -> str:
                      f"(bias {fmt_num(lin_bias['value'])} below 75%, coverage {100 * lin_cov['value']:.0f}%), because "
                      "weights estimated on the whole sample do not balance the covariates within each subgroup.")
     return " ".join(parts)
+
+
+def audit_summary_text(audit: pd.DataFrame) -> str:
+    """The audit's findings in a few sentences, real problems first."""
+    counts = audit["status"].value_counts()
+    bad = audit[audit["status"] == "inconsistent"]
+    explained = audit[audit["status"] == "explained"]
+    parts = [f"{len(audit)} printed numbers checked: {counts.get('inconsistent', 0)} inconsistent, "
+             f"{counts.get('explained', 0)} explained, {counts.get('reproduced', 0)} reproduced and "
+             f"{counts.get('not_checkable', 0)} not checkable without patient data."]
+    themes = [
+        ("truncated", "percentages or p-values that are truncated rather than rounded"),
+        ("chi-square test, no continuity correction", "Table 1 p-values that match a chi-square test without "
+                                                      "continuity correction rather than Fisher's exact test"),
+        ("profile likelihood", "unadjusted intervals that are profile-likelihood intervals of a Poisson GLM "
+                               "(R's confint) rather than the robust Wald intervals the Methods describe"),
+    ]
+    for key, text in themes:
+        n = int(explained["reason"].str.contains(key, regex=False).sum())
+        if n:
+            parts.append(f"Explained: {n} {text}.")
+    if len(bad):
+        listed = "; ".join(f"{r.source} {r.item} ({r.quantity}: {r.published}): {r.reason}" for r in bad.itertuples())
+        parts.append(f"Inconsistent: {listed}.")
+    return " ".join(parts)

@@ -298,3 +298,11 @@ def format_simulation(summary: pd.DataFrame) -> pd.DataFrame:
                            for q, v in zip(summary["quantity"], summary["mc_se"])],
         "Replicates": summary["replicates"],
     })
+
+
+def format_audit(audit: pd.DataFrame, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The audit for reading: source, item, check, printed, recomputed, status, reason."""
+    d = audit if statuses is None else audit[audit["status"].isin(statuses)]
+    return pd.DataFrame({"Source": d["source"], "Item": d["item"], "Check": d["quantity"],
+                         "Printed": d["published"], "Recomputed": d["recomputed"], "Status": d["status"],
+                         "Reason": d["reason"]}).reset_index(drop=True)
