@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 DATA   ?= data/synthetic_cohort.csv
 OUT    ?= outputs
 PARAMS ?=
+SCENARIOS ?= scenarios.yml
 STAMP  := $(VENV)/.installed
 
-.PHONY: supplement test validate lab notebooks synthetic pins benchmark clean
+.PHONY: supplement batch test validate lab notebooks synthetic pins benchmark clean
 
 # The environment: created once, reinstalled only when the pins or the package metadata change.
 $(STAMP): requirements.txt pyproject.toml
@@ -19,6 +20,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 supplement: $(STAMP)  ## build the supplementary material (DATA=registry.csv OUT=dir PARAMS="-p estimand ATE")
 	$(BIN)/python -m analysis_lib build --data $(DATA) --out $(OUT) $(PARAMS)
+
+batch: $(STAMP)  ## build every scenario of scenarios.yml into outputs/scenarios/ (SCENARIOS=file.yml)
+	$(BIN)/python -m analysis_lib batch $(SCENARIOS)
 
 test: $(STAMP)  ## the full test suite, notebooks included (nbval)
 	$(BIN)/python -m pytest

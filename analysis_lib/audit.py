@@ -187,14 +187,20 @@ def two_by_two(a: int, n1: int, c: int, n0: int) -> dict[str, tuple[float, float
         out["RR, Poisson GLM profile likelihood (R confint)"] = (rr, math.exp(lo), math.exp(hi), _normal_p(log_rr / se_pois))
 
         def logbin(b1):
-            def neg(b0):
+            # the intercept maximises a concave log-likelihood: the root of its score in b0
+            def ll(b0):
                 q0, q1 = math.exp(b0), math.exp(b0 + b1)
-                if q0 >= 1 or q1 >= 1:
-                    return 1e12
-                return -(a * math.log(q1) + b * math.log1p(-q1) + c * math.log(q0) + d * math.log1p(-q0))
-            upper = -max(b1, 0) - 1e-12
-            res = optimize.minimize_scalar(neg, bounds=(-30, upper), method="bounded", options={"xatol": 1e-12})
-            return -res.fun
+                return a * math.log(q1) + b * math.log1p(-q1) + c * math.log(q0) + d * math.log1p(-q0)
+
+            def score(b0):
+                q0, q1 = math.exp(b0), math.exp(b0 + b1)
+                return a - b * q1 / (1 - q1) + c - d * q0 / (1 - q0)
+
+            upper = -max(b1, 0.0) - 1e-12
+            lower = -30.0
+            if score(upper - 1e-9) > 0:  # maximum on the boundary (a proportion reaching 1)
+                return ll(upper - 1e-9)
+            return ll(optimize.brentq(score, lower, upper - 1e-9, xtol=1e-14))
 
         if p1 < 1 and p0 < 1:
             lo, hi = _profile_ci(logbin, log_rr)
@@ -207,11 +213,12 @@ def two_by_two(a: int, n1: int, c: int, n0: int) -> dict[str, tuple[float, float
         out["OR, Wald"] = (odds, math.exp(log_or - Z * se_or), math.exp(log_or + Z * se_or), _normal_p(log_or / se_or))
 
         def logit(b1):
-            def neg(b0):
-                l1, l0 = b0 + b1, b0
-                return -(a * l1 - n1 * np.logaddexp(0, l1) + c * l0 - n0 * np.logaddexp(0, l0))
-            res = optimize.minimize_scalar(neg, bounds=(-30, 30), method="bounded", options={"xatol": 1e-12})
-            return -res.fun
+            def score(b0):  # d/d b0 of the log-likelihood: observed minus expected events
+                return a + c - n1 / (1 + math.exp(-(b0 + b1))) - n0 / (1 + math.exp(-b0))
+
+            b0 = optimize.brentq(score, -40, 40, xtol=1e-14)
+            l1, l0 = b0 + b1, b0
+            return a * l1 - n1 * float(np.logaddexp(0, l1)) + c * l0 - n0 * float(np.logaddexp(0, l0))
 
         lo, hi = _profile_ci(logit, log_or)
         out["OR, logistic GLM profile likelihood (R confint)"] = (odds, math.exp(lo), math.exp(hi), _normal_p(log_or / se_or))

@@ -10,9 +10,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +28,7 @@ NOTEBOOKS: tuple[str, ...] = ("00_audit", "01_cohort", "02_weighting", "03_cutof
 # Heaviest first when notebooks share workers, so that no long notebook starts last.
 SCHEDULE_FIRST: tuple[str, ...] = ("06_specification", "07_simulation", "05_sensitivity", "02_weighting")
 PATH_PARAMETERS = ("data_path", "output_dir", "published_dir")
+KEPT_ACROSS_BUILDS = "scenarios"
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -38,6 +41,9 @@ the `.html` tables are formatted for the manuscript.
 
 | path | content |
 | --- | --- |
+| `supplement.html` | the supplementary material in one self-contained file (open it in any browser) |
+| `provenance.json` | SHA-256 of the data, every parameter, code commit, package versions, timings |
+| `notes/*.md` | the plain-language conclusions of the analyses |
 | `notebooks/NN_name.ipynb` | every notebook as executed on the data, with its parameters |
 | `tables/published_audit.csv` | the audit of the paper's printed numbers (checked against themselves) |
 | `tables/table1.csv` | Table 1: characteristics by arm, with Fisher / Mann-Whitney p |
@@ -65,6 +71,8 @@ the `.html` tables are formatted for the manuscript.
 | `tables/mi_sensitivity.csv` | the same rows after multiple imputation of missing covariates (Rubin's rules) |
 | `tables/specification_curve.csv` | the multiverse: subgroup ATEs on the mRS over every combination of choices |
 | `figures/*.png`, `figures/*.pdf` | figures at 300 dpi and as vector PDF |
+| `tables/*.html`, `tables/*.docx` | the formatted tables, for the web and for the manuscript (Word) |
+| `scenarios/NAME/`, `scenarios/summary.csv` | written by `make batch` (kept when the build replaces this folder) |
 """
 
 
@@ -99,31 +107,129 @@ def resolve_parameters(data: str | Path, out: str | Path, overrides: list[tuple[
         if name in ("data_path", "output_dir"):
             raise ParameterError(f"parameter '{name}' is set by --data/--out, not with -p")
     base = {"data_path": str(Path(data).resolve()), "output_dir": str(Path(out).resolve()),
-            "published_dir": str(project_root() / "data" / "published")}
+            "published_dir": str(project_root() / "data" / "published"),
+            # notebooks already share every core: the simulation runs in its kernel's process
+            "simulation_workers": 1}
     params = Parameters.from_strings(overrides, base=base)
     if params.published_dir != base["published_dir"]:
         params = params.replace(published_dir=str(Path(params.published_dir).resolve()))
     return params
 
 
-def preflight(params: Parameters) -> Study:
+def preflight(params: Parameters) -> tuple[Study, float]:
     """Stop before any notebook runs when the data or the design cannot support the analysis:
     invalid data (every problem listed), a propensity model that cannot be fitted, or no usable
     cutoff when the cutoff is data-driven. Returns the study (its validated cohort is cached
-    for the notebooks)."""
+    for the notebooks) and the cutoff of Table 2."""
     study = load_study(params)
-    analysis_cutoff(study)
-    return study
+    return study, analysis_cutoff(study)
+
+
+def declared_parameters(path: Path) -> list[str]:
+    """Names assigned in the notebook's cell tagged ``parameters`` (what papermill replaces).
+
+    Read with ``ast`` from the notebook's JSON: papermill's ``inspect_notebook`` validates the
+    whole notebook, outputs included, and took most of a second per notebook.
+    """
+    import ast
+    import json
+
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            names = []
+            for node in ast.parse(source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+                names += [t.id for t in targets if isinstance(t, ast.Name)]
+            return names
+    return []
 
 
 def notebook_parameters(path: Path, params: Parameters, output_dir: Path) -> dict:
     """The parameters a notebook declares, with the build's values (paths absolute)."""
-    import papermill as pm
-
-    declared = pm.inspect_notebook(str(path))
     values = params.to_dict()
     values["output_dir"] = str(output_dir)
-    return {k: values[k] for k in declared if k in values}
+    return {k: values[k] for k in declared_parameters(path) if k in values}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A build validated and ready to run: its parameters, its notebook tasks and its folders."""
+
+    out: Path
+    work: Path
+    cache: Path
+    params: Parameters
+    cutoff_used: float
+    tasks: tuple[tuple[str, str, str, dict], ...]
+    started: float
+    started_at: datetime
+
+
+def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]] | None = None,
+               notebooks: tuple[str, ...] = NOTEBOOKS, notebook_dir: Path | None = None,
+               label: str = "") -> Plan:
+    """Validate parameters and data (:func:`preflight`), then create the temporary folder and the
+    validated-cohort cache and list the notebook tasks. Raises :class:`BuildError` (exit code 2)
+    before anything is written when the parameters or the data are wrong; ``label`` (a scenario
+    name) prefixes that message."""
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc)
+    prefix = f"scenario '{label}': " if label else ""
+    try:
+        params = resolve_parameters(data, out, overrides or [])
+        study, cutoff_used = preflight(params)
+    except (ParameterError, DataError, ValueError) as err:
+        raise BuildError(prefix + str(err), exit_code=2) from None
+    out = Path(params.output_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stamp = f"{os.getpid()}-{time.time_ns()}"
+    work = out.parent / f".{out.name}.partial-{stamp}"
+    (work / "notebooks").mkdir(parents=True)
+    cache = out.parent / f".{out.name}.cohort-{stamp}.pkl"  # the validated cohort, read by every notebook
+    write_cohort_cache(study.cohort, params.data_path, cache)
+    params = params.replace(data_cache=str(cache))
+    tasks = []
+    order = sorted(notebooks, key=lambda n: (SCHEDULE_FIRST.index(n) if n in SCHEDULE_FIRST else len(SCHEDULE_FIRST)))
+    for name in order:
+        source = notebook_path(name, notebook_dir)
+        tasks.append((name, str(source), str(work / "notebooks" / f"{name}.ipynb"),
+                      notebook_parameters(source, params, work)))
+    return Plan(out=out, work=work, cache=cache, params=params, cutoff_used=cutoff_used, tasks=tuple(tasks),
+                started=started, started_at=started_at)
+
+
+def complete_build(plan: Plan, results: dict[str, dict], label: str = "") -> BuildResult:
+    """After the notebooks ran: stop at the first failed notebook (previous outputs untouched,
+    the partial run kept in ``<out>.failed/``), otherwise write the README, provenance and
+    supplement into the temporary folder and swap it in."""
+    plan.cache.unlink(missing_ok=True)
+    prefix = f"scenario '{label}': " if label else ""
+    names = [task[0] for task in plan.tasks]
+    for name in sorted(names, key=lambda n: NOTEBOOKS.index(n) if n in NOTEBOOKS else len(NOTEBOOKS)):
+        error = results[name].get("error")
+        if error:
+            failed = _keep_failed(plan.work, plan.out)
+            raise BuildError(
+                f"{prefix}build failed in notebook {name}.ipynb, {error['cell']} ({error['line'][:60]}): "
+                f"{error['ename']}: {error['evalue']} - previous outputs in {plan.out} untouched; "
+                f"partial run kept in {failed}"
+            )
+    ordered = [n for n in NOTEBOOKS if n in names] + [n for n in names if n not in NOTEBOOKS]
+    finalize(plan.work, plan.params.replace(data_cache=None, output_dir=str(plan.out)), plan.started_at,
+             time.perf_counter() - plan.started,
+             {n: {"started": results[n]["started"], "seconds": round(results[n]["seconds"], 2)} for n in ordered})
+    _swap_in(plan.work, plan.out)
+    return BuildResult(out=plan.out, params=plan.params.replace(data_cache=None),
+                       timings={n: results[n]["seconds"] for n in ordered},
+                       seconds=time.perf_counter() - plan.started)
+
+
+def abandon_build(plan: Plan) -> Path:
+    """An interrupted build: remove the cache, keep the partial run in ``<out>.failed/``."""
+    plan.cache.unlink(missing_ok=True)
+    return _keep_failed(plan.work, plan.out)
 
 
 def run_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]] | None = None,
@@ -135,59 +241,68 @@ def run_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]
     parallel on ``jobs`` worker processes (default: one per core); their order in the output
     and in error reports is the order of ``notebooks``.
     """
-    overrides = overrides or []
-    started = time.perf_counter()
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
+    pool = _worker_pool(jobs)  # the workers start while the data are validated
     try:
-        params = resolve_parameters(data, out, overrides)
-        study = preflight(params)
-    except (ParameterError, DataError, ValueError) as err:
-        raise BuildError(str(err), exit_code=2) from None
-
-    out = Path(params.output_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stamp = f"{os.getpid()}-{int(time.time())}"
-    work = out.parent / f".{out.name}.partial-{stamp}"
-    (work / "notebooks").mkdir(parents=True)
-    cache = out.parent / f".{out.name}.cohort-{stamp}.pkl"  # the validated cohort, read by every notebook
-    write_cohort_cache(study.cohort, params.data_path, cache)
-    del study
-    params = params.replace(data_cache=str(cache))
-    tasks = []
-    order = sorted(notebooks, key=lambda n: (SCHEDULE_FIRST.index(n) if n in SCHEDULE_FIRST else len(SCHEDULE_FIRST)))
-    for name in order:
-        source = notebook_path(name, notebook_dir)
-        tasks.append((name, str(source), str(work / "notebooks" / f"{name}.ipynb"),
-                      notebook_parameters(source, params, work)))
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-    log(f"running {len(tasks)} notebooks on {jobs} worker{'s' if jobs > 1 else ''}")
-    results: dict[str, dict] = {}
+        plan = plan_build(data, out, overrides, notebooks, notebook_dir)
+    except BuildError:
+        pool.shutdown(cancel_futures=True)
+        raise
+    log(f"running {len(plan.tasks)} notebooks on {jobs} worker{'s' if jobs > 1 else ''}")
     try:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(_execute, *task): task[0] for task in tasks}
-            for future in as_completed(futures):
-                name = futures[future]
-                results[name] = future.result()
-                log(_progress(name, results[name], len(results), len(tasks)))
+        results = run_tasks(pool, {(task[0],): task for task in plan.tasks}, log)
     except KeyboardInterrupt:
-        failed = _keep_failed(work, out)
-        raise BuildError(f"build interrupted - previous outputs in {out} untouched; "
+        failed = abandon_build(plan)
+        raise BuildError(f"build interrupted - previous outputs in {plan.out} untouched; "
                          f"partial run kept in {failed}", exit_code=130) from None
-    finally:
-        cache.unlink(missing_ok=True)
-    for name in notebooks:
-        error = results[name].get("error")
-        if error:
-            failed = _keep_failed(work, out)
-            raise BuildError(
-                f"build failed in notebook {name}.ipynb, {error['cell']} ({error['line'][:60]}): "
-                f"{error['ename']}: {error['evalue']} - previous outputs in {out} untouched; "
-                f"partial run kept in {failed}"
-            )
-    (work / "README.md").write_text(OUTPUT_README, encoding="utf-8")
-    _swap_in(work, out)
-    return BuildResult(out=out, params=params, timings={n: results[n]["seconds"] for n in notebooks},
-                       seconds=time.perf_counter() - started)
+    return complete_build(plan, {key[0]: value for key, value in results.items()})
+
+
+def run_tasks(pool: ProcessPoolExecutor, tasks: dict[tuple, tuple], log: Callable[[str], None]) -> dict[tuple, dict]:
+    """Run notebook tasks (``key -> (name, source, dest, parameters)``, in submission order) on
+    the pool; progress is logged as each finishes, labelled by the key."""
+    results: dict[tuple, dict] = {}
+    with pool:
+        futures = {pool.submit(_execute, *task): key for key, task in tasks.items()}
+        for future in as_completed(futures):
+            key = futures[future]
+            results[key] = future.result()
+            log(_progress("/".join(key), results[key], len(results), len(tasks)))
+    return results
+
+
+def finalize(folder: Path, params: Parameters, started_at: datetime, seconds: float, notebooks: dict) -> None:
+    """The folder's README, ``provenance.json`` and the assembled ``supplement.html``."""
+    from . import provenance
+    from .supplement import assemble
+
+    (folder / "README.md").write_text(OUTPUT_README, encoding="utf-8")
+    record = provenance.collect(params.data_path, params.to_dict(), project_root(), started_at, seconds, notebooks)
+    provenance.write(record, folder / "provenance.json")
+    shipped = project_root() / "data" / "synthetic_cohort.csv"
+    synthetic = shipped.exists() and provenance.sha256(shipped) == record["data"]["sha256"]
+    assemble(folder, record, synthetic)
+
+
+def _worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """Processes that run notebooks with papermill (each launches its kernels as new processes).
+
+    On Linux they are forked after papermill is imported here, so they start at once; they run
+    no numerical code, which makes forking safe. Elsewhere they are spawned and import
+    papermill while this process validates the data.
+    """
+    if "fork" in multiprocessing.get_all_start_methods() and os.name == "posix" and sys.platform.startswith("linux"):
+        import papermill  # noqa: F401  (inherited by the forked workers)
+
+        return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(jobs):
+        pool.submit(_import_papermill)
+    return pool
+
+
+def _import_papermill() -> None:
+    import papermill  # noqa: F401
 
 
 def _progress(name: str, result: dict, done: int, total: int) -> str:
@@ -211,6 +326,7 @@ def _execute(name: str, source: str, dest: str, parameters: dict) -> dict:
     os.environ.update(SINGLE_THREADED)
 
     start = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         pm.execute_notebook(source, dest, parameters=parameters, cwd=str(Path(source).parent),
                             kernel_name="python3", progress_bar=False, log_output=False)
@@ -218,9 +334,9 @@ def _execute(name: str, source: str, dest: str, parameters: dict) -> dict:
         cell = f"cell In [{err.exec_count}]" if err.exec_count else f"cell index {err.cell_index}"
         line = next((ln.strip() for ln in str(err.source).splitlines() if ln.strip() and not ln.startswith("#")), "")
         evalue = str(err.evalue).strip().splitlines()[0] if str(err.evalue).strip() else ""
-        return {"seconds": time.perf_counter() - start,
+        return {"seconds": time.perf_counter() - start, "started": started,
                 "error": {"cell": cell, "line": line, "ename": err.ename, "evalue": evalue}}
-    return {"seconds": time.perf_counter() - start}
+    return {"seconds": time.perf_counter() - start, "started": started}
 
 
 def _keep_failed(work: Path, out: Path) -> Path:
@@ -232,8 +348,14 @@ def _keep_failed(work: Path, out: Path) -> Path:
 
 
 def _swap_in(work: Path, out: Path) -> None:
-    """Replace ``out`` by ``work``: two renames, the old folder removed only afterwards."""
+    """Replace ``out`` by ``work``: two renames, the old folder removed only afterwards.
+
+    ``out/scenarios/`` (the scenario batch's builds, see :mod:`analysis_lib.batch`) is not part
+    of a build and moves over to the new folder."""
     old = None
+    batch = out / KEPT_ACROSS_BUILDS
+    if batch.is_dir() and not (work / KEPT_ACROSS_BUILDS).exists():
+        os.replace(batch, work / KEPT_ACROSS_BUILDS)
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis_lib build | resample | validate | synthesize | notebooks``.
+"""Command line: ``python -m analysis_lib build | batch | resample | validate | synthesize | notebooks``.
 
 User mistakes (bad data, bad parameters) end with one line on standard error and exit code 2;
 a failing notebook ends with one line naming the notebook and cell and exit code 1.
@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a parameter, e.g. -p estimand ATE -p cutoff auto")
 
+    c = sub.add_parser("batch", help="build several named parameter sets (a scenario file) side by side")
+    c.add_argument("scenarios", help="scenario file (YAML), e.g. scenarios.yml")
+    c.add_argument("--out", default=None, help="folder of the scenario builds (default: the file's 'out')")
+    c.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+
     v = sub.add_parser("validate", help="check a registry file against the data dictionary")
     v.add_argument("--data", required=True)
 
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             return _build(args)
+        if args.command == "batch":
+            return _batch(args)
         if args.command == "validate":
             return _validate(args)
         if args.command == "synthesize":
@@ -75,6 +82,22 @@ def _build(args) -> int:
             print(f"error: {line}", file=sys.stderr)
         return err.exit_code
     print(summary_line(result))
+    return 0
+
+
+def _batch(args) -> int:
+    from .batch import run_batch
+    from .build import BuildError
+
+    try:
+        result = run_batch(args.scenarios, args.out, jobs=args.jobs, log=lambda m: print(m, flush=True))
+    except BuildError as err:
+        for line in str(err).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return err.exit_code
+    for name, build in result.builds.items():
+        print(f"{name}: {build.out} ({build.seconds:.1f} s)")
+    print(f"Scenario summary written to {result.out / 'summary.csv'}")
     return 0
 
 

@@ -24,6 +24,29 @@ def _figure(width: float, height: float, **kw) -> Figure:
     return fig
 
 
+def _register_notebook_display() -> None:
+    """Show a returned :class:`Figure` as a PNG in Jupyter (what ``%matplotlib inline`` does,
+    without importing pyplot in every kernel). Nothing happens outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    import io
+
+    def to_png(fig: Figure) -> bytes:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+    shell.display_formatter.formatters["image/png"].for_type(Figure, to_png)
+
+
+_register_notebook_display()
+
+
 def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> Figure:
     """Absolute SMDs before and after weighting, ordered by the unadjusted imbalance."""
     b = balance.assign(abs_u=balance["smd_unweighted"].abs(), abs_w=balance["smd_weighted"].abs())

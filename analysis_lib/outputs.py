@@ -20,7 +20,8 @@ FIGURE_DPI = 300
 
 def save_table(tidy: pd.DataFrame, name: str, output_dir: str | Path | None,
                formatted: pd.DataFrame | None = None, caption: str | None = None) -> Path | None:
-    """Write ``tables/<name>.csv`` (tidy) and, if given, ``tables/<name>.html`` (formatted)."""
+    """Write ``tables/<name>.csv`` (tidy) and, if given, the formatted table as
+    ``tables/<name>.html`` and ``tables/<name>.docx`` (journal-ready Word table)."""
     if output_dir is None:
         return None
     folder = Path(output_dir) / "tables"
@@ -33,7 +34,79 @@ def save_table(tidy: pd.DataFrame, name: str, output_dir: str | Path | None,
             html = html.replace('<table border="0" class="dataframe table">',
                                 f'<table border="0" class="dataframe table">\n  <caption>{_escape(caption)}</caption>', 1)
         (folder / f"{name}.html").write_text(html + "\n", encoding="utf-8")
+        write_docx(formatted, folder / f"{name}.docx", caption)
     return path
+
+
+def save_formatted(formatted: pd.DataFrame, name: str, output_dir: str | Path | None,
+                   caption: str | None = None) -> pd.DataFrame:
+    """Write a formatted table that has no tidy counterpart (a summary for reading) as
+    ``tables/<name>.html`` and ``.docx``; returns the table, for display."""
+    if output_dir is not None:
+        folder = Path(output_dir) / "tables"
+        folder.mkdir(parents=True, exist_ok=True)
+        html = formatted.to_html(index=False, border=0, classes="table", escape=True)
+        if caption:
+            html = html.replace('<table border="0" class="dataframe table">',
+                                f'<table border="0" class="dataframe table">\n  <caption>{_escape(caption)}</caption>', 1)
+        (folder / f"{name}.html").write_text(html + "\n", encoding="utf-8")
+        write_docx(formatted, folder / f"{name}.docx", caption)
+    return formatted
+
+
+def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None) -> Path:
+    """A Word document with the table (header row bold, 8 pt, grid) under its caption.
+
+    The zip is rewritten with fixed timestamps and without python-docx's creation date, so the
+    same table gives the same bytes.
+    """
+    import io
+    import zipfile
+
+    from docx import Document
+    from docx.enum.section import WD_ORIENT
+    from docx.shared import Pt
+
+    doc = Document()
+    props = doc.core_properties
+    props.author = props.last_modified_by = "analysis_lib"
+    props.created = props.modified = pd.Timestamp("2000-01-01").to_pydatetime()
+    props.revision = 1
+    if table.shape[1] > 6:  # wide tables read better in landscape
+        section = doc.sections[0]
+        section.orientation = WD_ORIENT.LANDSCAPE
+        section.page_width, section.page_height = section.page_height, section.page_width
+    if caption:
+        doc.add_paragraph().add_run(caption).bold = True
+    grid = doc.add_table(rows=1, cols=table.shape[1])
+    grid.style = "Table Grid"
+    for cell, name in zip(grid.rows[0].cells, table.columns):
+        run = cell.paragraphs[0].add_run(str(name))
+        run.bold = True
+        run.font.size = Pt(8)
+    for values in table.itertuples(index=False):
+        cells = grid.add_row().cells
+        for cell, value in zip(cells, values):
+            cell.paragraphs[0].add_run("" if value is None or (isinstance(value, float) and pd.isna(value))
+                                       else str(value)).font.size = Pt(8)
+    buffer = io.BytesIO()
+    doc.save(buffer)
+    buffer.seek(0)
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in sorted(source.infolist(), key=lambda i: i.filename):
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2000, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(fixed, source.read(info.filename))
+    return Path(path)
+
+
+def save_note(text: str, name: str, output_dir: str | Path | None) -> str:
+    """Write a plain-language conclusion to ``notes/<name>.md`` (for the supplement); returns the text."""
+    if output_dir is not None:
+        folder = Path(output_dir) / "notes"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.md").write_text(text.strip() + "\n", encoding="utf-8")
+    return text
 
 
 def save_figure(fig: Figure, name: str, output_dir: str | Path | None) -> Path | None:

@@ -98,6 +98,9 @@ class Parameters:
     dask_scheduler : str or None
         Address of an existing Dask scheduler (``tcp://host:8786``) for the simulation study;
         ``None`` runs it on the local cores.
+    simulation_workers : int
+        Local processes of the simulation study (0: one per core). A build, which already runs
+        notebooks side by side on every core, uses 1 unless this is set.
     data_cache : str or None
         Set by the build, not by users: the cohort validated once by the build, read by the
         notebooks instead of parsing ``data_path`` again (ignored unless it belongs to that file).
@@ -126,9 +129,10 @@ class Parameters:
     seed: int = 20260213
     mi_imputations: int = 20
     bootstrap_replicates: int = 2000
-    simulation_replicates: int = 100
+    simulation_replicates: int = 50
     simulation_null_replicates: int = 199
     dask_scheduler: str | None = None
+    simulation_workers: int = 0
     data_cache: str | None = None
     multiverse_formula: str = RICH_PS_FORMULA
     multiverse_min_arm_sizes: tuple[int, ...] = (5, 10, 20)
@@ -141,7 +145,8 @@ class Parameters:
         for name in ("cutoff_min", "cutoff_max", "cutoff_step", "conf_level"):
             object.__setattr__(self, name, _as_float(name, getattr(self, name)))
         for name in ("min_arm_size", "patients_screened", "patients_icas_lvo_evt", "seed", "mi_imputations",
-                     "bootstrap_replicates", "simulation_replicates", "simulation_null_replicates"):
+                     "bootstrap_replicates", "simulation_replicates", "simulation_null_replicates",
+                     "simulation_workers"):
             object.__setattr__(self, name, _as_int(name, getattr(self, name)))
         sizes = self.multiverse_min_arm_sizes
         if isinstance(sizes, str):
@@ -180,6 +185,8 @@ class Parameters:
             raise ParameterError("parameter 'ps_covariates': needs at least one covariate")
         if self.simulation_replicates < 0:
             raise ParameterError(f"parameter 'simulation_replicates': 0 (skip) or more, got {self.simulation_replicates}")
+        if self.simulation_workers < 0:
+            raise ParameterError("parameter 'simulation_workers': 0 (one per core) or more")
         if self.simulation_null_replicates < 1:
             raise ParameterError("parameter 'simulation_null_replicates': at least 1")
         if self.dask_scheduler is not None and "://" not in str(self.dask_scheduler):

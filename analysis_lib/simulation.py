@@ -19,12 +19,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .cutoffs import cutoff_sweep
 from .data import derive_outcomes
-from .effects import estimate_effect
+from .effects import estimate_effect, fit_cells, wald
 from .params import DEFAULT_PS_COVARIATES
-from .resample import prepare, wild_null_test
-from .synthetic import TrueEffect, generate_cohort
+from .resample import observed, prepare, wild_null_test
+from .synthetic import CalibrationTargets, TrueEffect, generate_cohort, table1_targets
 from .weighting import compute_weights, fit_propensity
 
 SCENARIOS: dict[str, TrueEffect] = {
@@ -49,13 +48,18 @@ class SimulationSettings:
     null_replicates: int = 199
     ps_covariates: tuple[str, ...] = DEFAULT_PS_COVARIATES
 
+    @property
+    def targets(self) -> CalibrationTargets:
+        return CalibrationTargets(table1_targets(self.table1_published))
+
 
 def replicate_seed(seed: int, scenario_index: int, replicate: int) -> int:
     """The generator seed of one replicate: independent of where and in which order it runs."""
     return int(np.random.SeedSequence([seed, scenario_index, replicate]).generate_state(1)[0])
 
 
-def simulate_one(settings: SimulationSettings, scenario: str, replicate: int, seed: int) -> dict:
+def simulate_one(settings: SimulationSettings, scenario: str, replicate: int, seed: int,
+                 targets: CalibrationTargets | None = None) -> dict:
     """One replicate: generate, analyse, compare with the truth.
 
     The target of the subgroup estimates is the overlap-weighted sample effect of the subgroup,
@@ -64,7 +68,7 @@ def simulate_one(settings: SimulationSettings, scenario: str, replicate: int, se
     outcomes, which the generator knows.
     """
     index = list(SCENARIOS).index(scenario)
-    cohort = generate_cohort(settings.table1_published, seed=replicate_seed(seed, index, replicate),
+    cohort = generate_cohort(targets or settings.targets, seed=replicate_seed(seed, index, replicate),
                              effect=SCENARIOS[scenario], mrs_calibration="common", mediators_in_outcome=False)
     df = derive_outcomes(cohort.data)
     model = fit_propensity(df, settings.ps_covariates, estimand=settings.estimand)
@@ -82,19 +86,26 @@ def simulate_one(settings: SimulationSettings, scenario: str, replicate: int, se
         r = effects.loc[name]
         row.update({f"estimate_{name}": r["estimate"], f"truth_{name}": truth,
                     f"covered_{name}": bool(r["ci_lower"] <= truth <= r["ci_upper"])})
-    sweep = cutoff_sweep(df, w, list(settings.cutoffs), settings.min_arm_size, hc_type=settings.hc_type)
-    chosen = sweep[sweep["selected"]]
-    row["selected_cutoff"] = float(chosen["cutoff"].iloc[0]) if len(chosen) else np.nan
-    row["naive_p"] = float(chosen["p_interaction"].iloc[0]) if len(chosen) else np.nan
     design = prepare(df, settings.ps_covariates, list(settings.cutoffs), settings.estimand, settings.min_arm_size,
                      model=model)
+    chosen = int(observed(design).selected[0])  # the sweep's selection, on the fast path
+    if chosen >= 0:
+        cut = settings.cutoffs[chosen]
+        cells = df["rescue_stenting"].to_numpy(int) + 2 * (df["stenosis_pct"].to_numpy(float) > cut).astype(int)
+        known = df["mrs_90d"].notna().to_numpy()
+        fit = fit_cells(df["mrs_90d"].to_numpy(float)[known], w[known], cells[known], 4, "gaussian", settings.hc_type)
+        row["selected_cutoff"] = float(cut)
+        row["naive_p"] = wald(*fit.contrast([3, 0], [2, 1]), fit.df_resid)[3]
+    else:
+        row["selected_cutoff"] = row["naive_p"] = np.nan
     statistic, null = wild_null_test(design, w, settings.null_replicates, seed=replicate_seed(seed, index, replicate))
     row["adjusted_p"] = float((1 + np.sum(null >= statistic - 1e-12 * abs(statistic))) / (null.size + 1))
     return row
 
 
 def _run_batch(settings: SimulationSettings, tasks: list[tuple[str, int]], seed: int) -> list[dict]:
-    return [simulate_one(settings, scenario, replicate, seed) for scenario, replicate in tasks]
+    targets = settings.targets
+    return [simulate_one(settings, scenario, replicate, seed, targets) for scenario, replicate in tasks]
 
 
 @dataclass(frozen=True)
@@ -225,7 +236,7 @@ def run_simulation_study(params, table1_published: pd.DataFrame, progress_bar: b
         bar = tqdm(total=R * len(SCENARIOS), unit="cohort", desc="simulation", file=sys.stderr, mininterval=0.5)
     try:
         return run_simulation(settings, R, params.seed, scheduler=params.dask_scheduler,
-                              progress=None if bar is None else bar.update)
+                              workers=params.simulation_workers or None, progress=None if bar is None else bar.update)
     finally:
         if bar is not None:
             bar.close()

@@ -298,7 +298,8 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
     estimate of that subgroup). The models are the cell fits of the sweep, the four HC types
     from one pass, so thousands of specifications take a fraction of a second.
     """
-    rows = []
+    records = {k: [] for k in ("ps_spec", "estimand", "hc_type", "cutoff", "subgroup", "estimate", "se", "df",
+                               "smallest")}
     for fit in fits:
         sample = fit.sample
         y_all = sample[outcome].to_numpy(float)
@@ -309,23 +310,35 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
         for estimand in estimands:
             w = compute_weights(fit.propensity, sample[treatment].to_numpy(), estimand)[keep]
             for cutoff in cutoffs:
-                high = s > cutoff
-                cells = t + 2 * high.astype(int)
+                cells = t + 2 * (s > cutoff).astype(int)
                 by_hc = fit_cells_hc(y, w, cells, 4, "gaussian", tuple(hc_types))
                 for hc in hc_types:
                     cf = by_hc[hc]
-                    smallest = cf.count.min()
                     for subgroup, plus, minus in (("low", [1], [0]), ("high", [3], [2])):
-                        if smallest > 0:
-                            b, lo, hi, p = wald(*cf.contrast(plus, minus), cf.df_resid, conf_level)
-                        else:
-                            b = lo = hi = p = np.nan
-                        for size in min_arm_sizes:
-                            rows.append({"ps_spec": fit.spec.name, "estimand": estimand, "hc_type": hc,
-                                         "cutoff": float(cutoff), "min_arm_size": int(size), "subgroup": subgroup,
-                                         "estimate": b, "ci_lower": lo, "ci_upper": hi, "p_value": p,
-                                         "eligible": bool(np.isfinite(lo) and smallest >= size)})
-    curve = pd.DataFrame(rows)
+                        b, se = cf.contrast(plus, minus) if cf.count.min() > 0 else (np.nan, np.nan)
+                        for key, value in (("ps_spec", fit.spec.name), ("estimand", estimand), ("hc_type", hc),
+                                           ("cutoff", float(cutoff)), ("subgroup", subgroup), ("estimate", b),
+                                           ("se", se), ("df", cf.df_resid), ("smallest", cf.count.min())):
+                            records[key].append(value)
+    base = pd.DataFrame(records)
+    # intervals and p for all specifications at once (the t quantile depends on df only)
+    q = base["df"].map(lambda d: critical_value(conf_level, d)).to_numpy()
+    est, se = base["estimate"].to_numpy(), base["se"].to_numpy()
+    base["ci_lower"], base["ci_upper"] = est - q * se, est + q * se
+    from scipy import special
+
+    base["p_value"] = 2 * special.stdtr(base["df"].to_numpy(float), -np.abs(est / se))
+    base["_order"] = np.arange(len(base))
+    parts = []
+    for size in min_arm_sizes:
+        part = base.assign(min_arm_size=int(size))
+        part["eligible"] = np.isfinite(part["ci_lower"]) & (part["smallest"] >= size)
+        parts.append(part)
+    # the order of the loops (specification, estimand, cutoff, HC type, subgroup), then min_arm_size
+    curve = pd.concat(parts, ignore_index=True).sort_values(["_order", "min_arm_size"], kind="stable")
+    curve = curve.reset_index(drop=True)
+    curve = curve[["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size", "subgroup", "estimate", "ci_lower",
+                   "ci_upper", "p_value", "eligible"]]
     choice = ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size"]
     is_primary = np.ones(len(curve), bool)
     for c in choice:

@@ -163,9 +163,10 @@ def table1_targets(table1_published: pd.DataFrame) -> pd.DataFrame:
     return table1_published.set_index("variable")
 
 
-class _Targets:
-    """Scalar access ``targets.loc[variable, column]`` to the published Table 1 without pandas'
-    per-lookup overhead (the generator makes thousands of lookups; simulations make many cohorts)."""
+class CalibrationTargets:
+    """The published Table 1 prepared for the generator: scalar access
+    ``targets.loc[variable, column]`` without pandas' per-lookup overhead (the generator makes
+    thousands of lookups; a simulation study makes many cohorts from the same targets)."""
 
     def __init__(self, frame: pd.DataFrame):
         self._rows = frame.to_dict("index")
@@ -178,7 +179,7 @@ class _Targets:
 
 
 def generate_cohort(
-    table1_published: pd.DataFrame,
+    table1_published: pd.DataFrame | CalibrationTargets,
     seed: int = 20260213,
     n_mt_rs: int = 172,
     n_mt_only: int = 131,
@@ -193,7 +194,7 @@ def generate_cohort(
 
     Parameters
     ----------
-    table1_published : DataFrame
+    table1_published : DataFrame or CalibrationTargets
         The published Table 1 (``data/published/table1_published.csv``): per-arm proportions,
         medians and quartiles to reproduce. Arm sizes other than 131/172 rescale the counts.
     seed : int
@@ -216,7 +217,8 @@ def generate_cohort(
     """
     if mrs_calibration not in ("per_arm", "common"):
         raise ValueError("mrs_calibration must be 'per_arm' or 'common'")
-    targets = _Targets(table1_targets(table1_published))
+    targets = (table1_published if isinstance(table1_published, CalibrationTargets)
+               else CalibrationTargets(table1_targets(table1_published)))
     rng = np.random.default_rng(seed)
     sizes = {1: n_mt_rs, 0: n_mt_only}
     n = n_mt_rs + n_mt_only

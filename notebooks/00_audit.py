@@ -33,7 +33,7 @@ output_dir = None
 # %%
 from analysis_lib.audit import audit_published, audit_summary
 from analysis_lib.narrative import audit_summary_text
-from analysis_lib.outputs import save_table
+from analysis_lib.outputs import save_formatted, save_note, save_table
 from analysis_lib.tables import format_audit
 
 audit = audit_published(published_dir)
@@ -42,7 +42,7 @@ save_table(audit, "published_audit", output_dir, formatted=format_audit(audit),
 audit_summary(audit)
 
 # %%
-print(audit_summary_text(audit))
+print(save_note(audit_summary_text(audit), "audit_summary", output_dir))
 
 # %% [markdown]
 # ## Inconsistent
@@ -50,7 +50,8 @@ print(audit_summary_text(audit))
 # Numbers that contradict each other: to correct, or to explain in the manuscript.
 
 # %%
-format_audit(audit, ("inconsistent",))
+save_formatted(format_audit(audit, ("inconsistent", "explained")), "published_audit_problems", output_dir,
+               caption="Inconsistent and explained numbers of the paper.").query("Status == 'inconsistent'")
 
 # %% [markdown]
 # ## Explained

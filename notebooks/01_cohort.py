@@ -37,10 +37,9 @@ patients_screened = 18732
 patients_icas_lvo_evt = 541
 
 # %%
-# %matplotlib inline
 from analysis_lib.descriptives import patient_flow, table1
 from analysis_lib.figures import patient_flow_figure
-from analysis_lib.outputs import save_figure, save_table
+from analysis_lib.outputs import save_figure, save_formatted, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.published import load_published, table1_beside
 from analysis_lib.study import load_sample
@@ -111,4 +110,5 @@ format_table1(t1)
 # proportions, medians and quartiles); on the registry they should agree exactly.
 
 # %%
-table1_beside(t1, load_published(params.published_dir))
+save_formatted(table1_beside(t1, load_published(params.published_dir)), "table1_beside_published",
+               params.output_dir, caption="Table 1: published beside recomputed.")

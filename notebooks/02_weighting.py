@@ -34,7 +34,6 @@ ps_method = "logistic"
 estimand = "ATO"
 
 # %%
-# %matplotlib inline
 from analysis_lib.balance import BALANCE_COLUMNS, sample_sizes
 from analysis_lib.data import TREATMENT
 from analysis_lib.figures import love_plot, propensity_overlap

@@ -47,12 +47,11 @@ seed = 20260213
 bootstrap_replicates = 2000
 
 # %%
-# %matplotlib inline
 from analysis_lib.cutoffs import continuous_interaction, cutoff_sweep, resolve_cutoff
 from analysis_lib.data import MODIFIER, TREATMENT
 from analysis_lib.figures import continuous_interaction_plot, sweep_forest
 from analysis_lib.narrative import resampling_summary
-from analysis_lib.outputs import save_figure, save_table
+from analysis_lib.outputs import save_figure, save_formatted, save_note, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.published import load_published, text_results_beside
 from analysis_lib.resample import run_resampling
@@ -143,13 +142,17 @@ resampling = run_resampling(study)  # progress bar; 2 x bootstrap_replicates rep
 if resampling is not None:
     for name, table in resampling.tables().items():
         save_table(table, name, params.output_dir)
-format_resampling(resampling, sweep)
+save_formatted(format_resampling(resampling, sweep), "resampling_summary", params.output_dir,
+               caption="The data-driven cutoff under resampling.")
 
 # %%
+if resampling is not None:
+    save_formatted(format_cutoff_selection(resampling.cutoff_selection), "cutoff_selection", params.output_dir,
+                   caption="How often each cutoff is selected in bootstrap samples of the whole procedure.")
 format_cutoff_selection(resampling.cutoff_selection) if resampling is not None else None
 
 # %%
-print(resampling_summary(resampling, sweep))
+print(save_note(resampling_summary(resampling, sweep), "resampling_summary", params.output_dir))
 
 # %% [markdown]
 # ## Published beside recomputed
@@ -158,7 +161,7 @@ print(resampling_summary(resampling, sweep))
 
 # %%
 selected = sweep[sweep["selected"]]
-text_results_beside(load_published(params.published_dir), {
+beside = text_results_beside(load_published(params.published_dir), {
     "optimal_cutoff_pct": float(selected["cutoff"].iloc[0]) if len(selected) else None,
     "difference_of_ates_at_optimal_cutoff": float(selected["difference"].iloc[0]) if len(selected) else None,
     "continuous_interaction_beta_per_pct": float(continuous.summary["interaction_beta"].iloc[0]),
@@ -168,3 +171,5 @@ text_results_beside(load_published(params.published_dir), {
     "patients_mt_only": study.sample.arm_counts()["mt_only"],
     "centers": int(study.data["center"].nunique()),
 })
+save_formatted(beside, "text_results_beside_published", params.output_dir,
+               caption="Text results: published beside recomputed.")

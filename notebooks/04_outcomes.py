@@ -46,11 +46,10 @@ min_arm_size = 10
 conf_level = 0.95
 
 # %%
-# %matplotlib inline
 from analysis_lib.descriptives import mrs_distribution
 from analysis_lib.effects import table2
 from analysis_lib.figures import mrs_bars
-from analysis_lib.outputs import save_figure, save_table
+from analysis_lib.outputs import save_figure, save_formatted, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.published import load_published, table2_beside
 from analysis_lib.study import analysis_cutoff, load_study
@@ -84,7 +83,8 @@ format_table2(t2, cutoff_used)
 # ## Published beside recomputed
 
 # %%
-table2_beside(t2, load_published(params.published_dir), cutoff_used)
+save_formatted(table2_beside(t2, load_published(params.published_dir), cutoff_used), "table2_beside_published",
+               params.output_dir, caption="Table 2: published beside recomputed.")
 
 # %% [markdown]
 # ## Figure 1

@@ -42,7 +42,7 @@ conf_level = 0.95
 # %%
 from analysis_lib.effects import table2
 from analysis_lib.narrative import center_summary, cluster_summary, evalue_summary
-from analysis_lib.outputs import save_table
+from analysis_lib.outputs import save_note, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.sensitivity import center_sensitivity, cluster_robust, evalues, mrs_sd
 from analysis_lib.study import analysis_cutoff, load_study
@@ -86,7 +86,7 @@ format_center_models(center.models)
 # patient of weight 1; the Poisson model has none), as `summary(lmer)` reports them.
 
 # %%
-print(center_summary(center.table, primary, cutoff_used))
+print(save_note(center_summary(center.table, primary, cutoff_used), "center_summary", params.output_dir))
 
 # %% [markdown]
 # ## Center-clustered standard errors
@@ -102,7 +102,7 @@ save_table(cluster, "cluster_robust", params.output_dir, formatted=format_cluste
 format_cluster(cluster, primary, cutoff_used)
 
 # %%
-print(cluster_summary(cluster, primary))
+print(save_note(cluster_summary(cluster, primary), "cluster_summary", params.output_dir))
 
 # %% [markdown]
 # ## Unmeasured confounding: E-values
@@ -121,4 +121,4 @@ save_table(ev, "evalues", params.output_dir, formatted=format_evalues(ev, cutoff
 format_evalues(ev, cutoff_used)
 
 # %%
-print(evalue_summary(ev, cutoff_used))
+print(save_note(evalue_summary(ev, cutoff_used), "evalue_summary", params.output_dir))

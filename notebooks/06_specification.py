@@ -48,11 +48,10 @@ multiverse_formula = (
 multiverse_min_arm_sizes = [5, 10, 20]
 
 # %%
-# %matplotlib inline
 from analysis_lib.effects import table2
 from analysis_lib.figures import specification_curve_figure
 from analysis_lib.narrative import imputation_summary, multiverse_summary, weights_summary
-from analysis_lib.outputs import save_figure, save_table
+from analysis_lib.outputs import save_figure, save_note, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.specification import (fit_specifications, multiple_imputation, multiverse_specs,
                                         propensity_specifications, run_multiverse, weight_sensitivity)
@@ -101,7 +100,7 @@ save_table(weights_table_, "weight_sensitivity", params.output_dir,
 format_weight_sensitivity(weights_table_, cutoff_used)
 
 # %%
-print(weights_summary(weights_table_, cutoff_used))
+print(save_note(weights_summary(weights_table_, cutoff_used), "weights_summary", params.output_dir))
 
 # %% [markdown]
 # ## Missing covariates: multiple imputation
@@ -122,7 +121,8 @@ mi
 format_imputation(mi.table, primary, cutoff_used)
 
 # %%
-print(imputation_summary(mi.table, primary, study.sample.n_input - study.sample.n))
+print(save_note(imputation_summary(mi.table, primary, study.sample.n_input - study.sample.n), "imputation_summary",
+                params.output_dir))
 
 # %% [markdown]
 # ## All choices at once: the multiverse
@@ -144,4 +144,4 @@ figure_curve
 # points agree with the primary analysis (diamond) in sign and significance at 5 %.
 
 # %%
-print(multiverse_summary(curve))
+print(save_note(multiverse_summary(curve), "multiverse_summary", params.output_dir))

@@ -44,15 +44,15 @@ cutoff_max = 90.0
 cutoff_step = 5.0
 min_arm_size = 10
 seed = 20260213
-simulation_replicates = 100
+simulation_replicates = 50
 simulation_null_replicates = 199
 dask_scheduler = None
+simulation_workers = 0
 
 # %%
-# %matplotlib inline
 from analysis_lib.figures import simulation_figure
 from analysis_lib.narrative import simulation_summary
-from analysis_lib.outputs import save_figure, save_table
+from analysis_lib.outputs import save_figure, save_note, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.published import load_published
 from analysis_lib.simulation import run_simulation_study
@@ -87,4 +87,5 @@ figure_sim
 # Monte-Carlo intervals; dashed line: the nominal 5 %).
 
 # %%
-print(simulation_summary(simulation.summary) if simulation is not None else "The simulation was skipped.")
+print(save_note(simulation_summary(simulation.summary) if simulation is not None else "The simulation was skipped.",
+                "simulation_summary", params.output_dir))

@@ -62,3 +62,12 @@ def assert_close(actual, reference, rtol: float = RTOL, atol: float = 1e-10, wha
 @pytest.fixture(params=list(COHORTS))
 def cohort(request) -> str:
     return request.param
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """One full build on the synthetic cohort, shared by the build and supplement tests."""
+    from analysis_lib.build import run_build
+
+    out = tmp_path_factory.mktemp("build") / "outputs"
+    return run_build(COHORTS["synthetic"], out, log=lambda m: None)

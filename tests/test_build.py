@@ -47,13 +47,6 @@ FIGURES = ["figure_1_mrs_distribution", "supplementary_figure_1_patient_flow",
            "cutoff_sweep_forest", "specification_curve", "simulation_rejection_rates"]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("build") / "outputs"
-    result = run_build(SYNTHETIC, out, log=lambda m: None)
-    return result
-
-
 def test_output_contract(built):
     out = built.out
     for name, columns in CONTRACT.items():
@@ -148,3 +141,19 @@ def test_notebooks_and_percent_scripts_are_paired():
         py = jupytext.read(ROOT / "notebooks" / f"{name}.py")
         nb = jupytext.read(ROOT / "notebooks" / f"{name}.ipynb")
         assert [(c.cell_type, c.source) for c in py.cells] == [(c.cell_type, c.source) for c in nb.cells], name
+
+
+def test_a_build_keeps_the_scenario_batch_folder(tmp_path):
+    from analysis_lib.build import _swap_in
+
+    out, work = tmp_path / "outputs", tmp_path / ".outputs.partial-1"
+    (out / "tables").mkdir(parents=True)
+    (out / "tables" / "stale.csv").write_text("old\n")
+    (out / "scenarios" / "hc3").mkdir(parents=True)
+    (out / "scenarios" / "summary.csv").write_text("scenario\n")
+    (work / "tables").mkdir(parents=True)
+    (work / "tables" / "table2.csv").write_text("new\n")
+    _swap_in(work, out)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "scenarios", "scenarios/hc3", "scenarios/summary.csv", "tables", "tables/table2.csv"]
+    assert not work.exists() and [p.name for p in tmp_path.iterdir()] == ["outputs"]

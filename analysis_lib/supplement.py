@@ -1,0 +1,221 @@
+"""The supplementary material as one self-contained HTML file (figures embedded, no network
+request, no code), assembled from a build's formatted tables, figures and notes.
+
+The content is the ``SUPPLEMENT`` registry: a new analysis joins the supplement by adding its
+notebook (which writes ``tables/``, ``figures/`` and ``notes/``) and one :class:`Entry` here.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+from .tables import ABBREVIATIONS
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of the supplement.
+
+    ``items`` are ``(kind, path)`` pairs relative to the build folder: ``table`` (an HTML table
+    written by :func:`~analysis_lib.outputs.save_table`), ``figure`` (a PNG), ``note`` (a
+    paragraph written by :func:`~analysis_lib.outputs.save_note`), ``beside`` (a table shown
+    collapsed: the published values beside the recomputed ones) or ``details`` (a long table
+    shown collapsed).
+    """
+
+    anchor: str
+    label: str
+    title: str
+    caption: str
+    items: tuple[tuple[str, str], ...]
+    part: str = "Results as in the paper"
+
+
+SUPPLEMENT: tuple[Entry, ...] = (
+    Entry("table1", "Table 1", "Baseline, procedural and outcome characteristics",
+          "Characteristics by treatment group. Continuous variables as median (IQR), categorical as n/N (%) "
+          "with N the patients with a known value; p from Fisher's exact test (categorical) or the Mann-Whitney "
+          "U test (continuous), two-sided. IQR interquartile range; MT mechanical thrombectomy; RS rescue "
+          "stenting; mRS modified Rankin Scale; NIHSS National Institutes of Health Stroke Scale; ASPECTS "
+          "Alberta Stroke Program Early CT Score; IVT intravenous thrombolysis; MCA middle cerebral artery; "
+          "mTICI modified Treatment In Cerebral Infarction; GPI glycoprotein IIb/IIIa inhibitor; sICH "
+          "symptomatic intracranial hemorrhage.",
+          (("table", "tables/table1.html"), ("beside", "tables/table1_beside_published.html"))),
+    Entry("table2", "Table 2", "Effect of rescue stenting on outcomes",
+          "Unadjusted and overlap-weighted (IPTW) effects of MT+RS vs MT only, in the entire cohort and by "
+          "stenosis subgroup. ATE average treatment effect (difference in mean 90-day mRS; negative favours "
+          "stenting), weighted linear model; RR relative risk (MT only reference), weighted Poisson model with "
+          "log link; HC0 sandwich variance; p-int p-value of the treatment x subgroup interaction.",
+          (("table", "tables/table2.html"), ("beside", "tables/table2_beside_published.html"))),
+    Entry("figure1", "Figure 1", "Distribution of the 90-day modified Rankin Scale",
+          "Overlap-weighted distribution of 90-day mRS scores by treatment group: (a) entire cohort; (b) stenosis "
+          "above and (c) at or below the cutoff. Percentages of patients at each score.",
+          (("figure", "figures/figure_1_mrs_distribution.png"),)),
+    Entry("stable1", "Supplementary Table 1", "Covariate balance before and after weighting",
+          "Standardised mean differences (SMD; pooled SD of the unweighted groups, binary covariates standardised "
+          "too) and variance ratios (MT+RS over MT only, continuous covariates), before and after overlap "
+          "weighting; |SMD| < 0.1 indicates adequate balance. Below: effective sample size (ESS) per arm.",
+          (("table", "tables/balance.html"), ("table", "tables/effective_sample_size.html"),
+           ("figure", "figures/love_plot.png"), ("figure", "figures/propensity_overlap.png"))),
+    Entry("stable2", "Supplementary Table 2", "Treatment effect on the 90-day mRS at each stenosis cutoff",
+          "Overlap-weighted ATE of MT+RS vs MT only on the 90-day mRS at or below and above each candidate cutoff "
+          "(40-90 %), their difference and p-interaction; a cutoff with fewer than the minimum number of "
+          "patients in a subgroup-arm is not eligible; the selected cutoff has the largest absolute difference.",
+          (("table", "tables/cutoff_sweep.html"), ("figure", "figures/cutoff_sweep_forest.png"),
+           ("beside", "tables/text_results_beside_published.html"))),
+    Entry("stable3", "Supplementary Table 3", "Sensitivity to center effects",
+          "Every Table 2 outcome with a random intercept for center (weighted linear mixed model by REML for "
+          "the mRS; random-intercept Poisson model by Laplace approximation for binary outcomes), beside the "
+          "primary estimates; Wald intervals. Below: the variance components.",
+          (("table", "tables/center_sensitivity.html"), ("table", "tables/center_models.html"),
+           ("note", "notes/center_summary.md"))),
+    Entry("sfigure1", "Supplementary Figure 1", "Patient flow",
+          "Patients screened, treated and excluded, by reason; counts before the registry export are parameters, "
+          "exclusions for missing propensity covariates are computed from the data.",
+          (("figure", "figures/supplementary_figure_1_patient_flow.png"),)),
+    Entry("sfigure2", "Supplementary Figure 2", "Continuous effect modification by stenosis",
+          "Overlap-weighted ATE as a linear function of the stenosis degree with its pointwise 95% band (HC0), "
+          "the crossing point and the cutoff used for the subgroups; a rug of the patients of each arm. Below: "
+          "the interaction per 1% stenosis and the crossing point with delta-method and Fieller intervals.",
+          (("figure", "figures/supplementary_figure_2_continuous_interaction.png"),
+           ("table", "tables/continuous_interaction.html"))),
+    Entry("resampling", "Additional analysis 1", "How much to trust the data-driven cutoff",
+          "The whole selection procedure repeated in bootstrap samples (propensity refit, weights, every cutoff, "
+          "eligibility, selection, continuous model), and a test of the largest difference that accounts for the "
+          "selection (wild bootstrap under the null of no effect modification).",
+          (("table", "tables/resampling_summary.html"), ("table", "tables/cutoff_selection.html"),
+           ("note", "notes/resampling_summary.md")), part="Additional analyses"),
+    Entry("cluster", "Additional analysis 2", "Center-clustered standard errors",
+          "The weighted Table 2 rows with the sandwich clustered by center (HC0, G/(G-1)), beside the primary "
+          "estimates.",
+          (("table", "tables/cluster_robust.html"), ("note", "notes/cluster_summary.md")), part="Additional analyses"),
+    Entry("evalues", "Additional analysis 3", "Unmeasured confounding: E-values",
+          "E-values (VanderWeele & Ding 2017) of every weighted Table 2 row: the risk-ratio association with both "
+          "treatment and outcome an unmeasured confounder would need to explain the estimate (or its confidence "
+          "limit) away; the mRS ATE converted with RR = exp(0.91 ATE / SD).",
+          (("table", "tables/evalues.html"), ("note", "notes/evalue_summary.md")), part="Additional analyses"),
+    Entry("specification", "Additional analysis 4", "Propensity model, weights and missing data",
+          "Three propensity models (primary, a richer formula, CBPS); six weightings (ATO, ATE, ATT, ATM, truncated "
+          "and trimmed ATE weights) with their effective sample sizes; multiple imputation of missing covariates "
+          "(Rubin's rules) beside the complete-case analysis.",
+          (("table", "tables/propensity_specifications.html"), ("table", "tables/weight_sensitivity.html"),
+           ("note", "notes/weights_summary.md"), ("table", "tables/mi_sensitivity.html"),
+           ("note", "notes/imputation_summary.md")), part="Additional analyses"),
+    Entry("multiverse", "Additional analysis 5", "The multiverse of analysis choices",
+          "Specification curve: the low and high subgroup ATEs over every combination of propensity model, "
+          "estimand, sandwich type, cutoff and minimum subgroup-arm size, sorted, with the choices beneath.",
+          (("figure", "figures/specification_curve.png"), ("note", "notes/multiverse_summary.md")),
+          part="Additional analyses"),
+    Entry("simulation", "Additional analysis 6", "Operating characteristics: a simulation study",
+          "Cohorts from the calibrated generator with a known truth: bias and coverage of the subgroup ATEs, "
+          "rejection rates of the naive and the selection-adjusted tests of effect modification, recovery of "
+          "the true cutoff, with Monte-Carlo standard errors.",
+          (("table", "tables/simulation_summary.html"), ("figure", "figures/simulation_rejection_rates.png"),
+           ("note", "notes/simulation_summary.md")), part="Additional analyses"),
+    Entry("audit", "Additional analysis 7", "Audit of the published numbers",
+          "The paper's printed numbers checked against themselves, real problems first: percentages and p-values "
+          "recomputed from the printed counts, unadjusted ratios from the Table 1 counts by several methods, "
+          "intervals and p-values for internal consistency, the text against the tables.",
+          (("note", "notes/audit_summary.md"), ("table", "tables/published_audit_problems.html"),
+           ("details", "tables/published_audit.html")), part="Additional analyses"),
+)
+
+STYLE = """
+body { font-family: "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; color: #1a1a1a; max-width: 1100px;
+       margin: 2em auto; padding: 0 1.5em; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 2.2em;
+     border-bottom: 1px solid #ccc; padding-bottom: 0.2em; } h3 { font-size: 1.05em; color: #444; }
+.banner { background: #fff4d6; border: 1px solid #e0b84c; padding: 0.6em 1em; margin: 1em 0; }
+nav ol { columns: 2; } nav a { text-decoration: none; color: #0b5394; }
+.caption { font-size: 0.92em; color: #333; margin: 0.4em 0 0.8em; }
+table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0 1.2em; }
+th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } caption { caption-side: top; text-align: left; font-weight: bold; padding: 4px 0; }
+img { max-width: 100%; height: auto; margin: 0.6em 0; }
+.note { background: #eef5fb; border-left: 4px solid #0b5394; padding: 0.5em 0.9em; margin: 0.8em 0; }
+.missing { color: #8a1c1c; font-style: italic; }
+details { margin: 0.5em 0 1em; } summary { cursor: pointer; color: #0b5394; }
+footer { margin-top: 3em; font-size: 0.8em; color: #444; border-top: 1px solid #ccc; padding-top: 1em; }
+code { font-size: 0.95em; }
+"""
+
+
+def _read(folder: Path, relative: str) -> str | None:
+    path = folder / relative
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def _figure(folder: Path, relative: str, alt: str) -> str:
+    path = folder / relative
+    if not path.exists():
+        return f'<p class="missing">Figure not produced in this build ({html.escape(relative)}).</p>'
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _item(folder: Path, kind: str, relative: str, entry: Entry) -> str:
+    if kind == "figure":
+        return _figure(folder, relative, f"{entry.label}: {entry.title}")
+    text = _read(folder, relative)
+    if text is None:
+        return f'<p class="missing">Not produced in this build ({html.escape(relative)}; skipped or not run).</p>'
+    if kind == "note":
+        return "".join(f'<p class="note">{html.escape(p)}</p>' for p in text.strip().split("\n\n"))
+    if kind == "beside":
+        return f"<details><summary>Published beside recomputed</summary>{text}</details>"
+    if kind == "details":
+        return f"<details><summary>All checks</summary>{text}</details>"
+    return text
+
+
+def assemble(folder: str | Path, provenance: dict, synthetic: bool) -> Path:
+    """Write ``supplement.html`` into a build folder from its tables, figures and notes."""
+    folder = Path(folder)
+    parts: list[str] = []
+    toc: list[str] = []
+    current = None
+    for entry in SUPPLEMENT:
+        if entry.part != current:
+            current = entry.part
+            parts.append(f'<h2 class="part">{html.escape(current)}</h2>')
+        toc.append(f'<li><a href="#{entry.anchor}">{html.escape(entry.label)}. {html.escape(entry.title)}</a></li>')
+        body = "".join(_item(folder, kind, rel, entry) for kind, rel in entry.items)
+        parts.append(f'<section id="{entry.anchor}"><h3>{html.escape(entry.label)}. {html.escape(entry.title)}</h3>'
+                     f'<p class="caption">{html.escape(entry.caption)}</p>{body}</section>')
+    banner = ('<p class="banner"><strong>Synthetic cohort.</strong> These results come from the synthetic cohort '
+              'shipped with the compendium (calibrated to the published Table 1), not from patient data.</p>'
+              if synthetic else "")
+    prov = provenance
+    code = prov["code"]
+    footer = (
+        f"<footer><h3>Provenance</h3><p>Data <code>{html.escape(prov['data']['file'])}</code>, SHA-256 "
+        f"<code>{prov['data']['sha256']}</code> ({prov['data']['bytes']:,} bytes). Code: analysis_lib "
+        f"{html.escape(str(code['version']))}, commit <code>{html.escape(str(code.get('commit')))}</code>"
+        f"{' (with uncommitted changes)' if code.get('dirty') else ''}. Python {prov['environment']['python']} "
+        f"on {html.escape(prov['environment']['platform'])}. Built {prov['build']['started']} in "
+        f"{prov['build']['seconds']:.0f} s.</p>"
+        "<details><summary>Parameters</summary><table>"
+        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in prov["parameters"].items())
+        + "</table></details><details><summary>Notebooks</summary><table><tr><th>notebook</th><th>started</th>"
+        "<th>seconds</th></tr>"
+        + "".join(f"<tr><td>{html.escape(k)}</td><td>{v.get('started', '')}</td><td>{v.get('seconds', 0):.1f}</td></tr>"
+                  for k, v in prov["notebooks"].items())
+        + "</table></details><details><summary>Package versions</summary><table>"
+        + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                  for k, v in prov["environment"]["packages"].items())
+        + f"</table></details><h3>Abbreviations</h3><p>{html.escape(ABBREVIATIONS)}</p></footer>")
+    page = (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'\">"
+        "<title>Supplementary material: stenosis severity and rescue stenting</title>"
+        f"<style>{STYLE}</style></head><body>"
+        "<h1>Supplementary material</h1><p>Effect of stenosis severity on outcomes after rescue stenting for acute "
+        "middle cerebral artery occlusions: reproduced and extended with <code>analysis_lib</code>.</p>"
+        f"{banner}<nav><h2>Contents</h2><ol>{''.join(toc)}</ol></nav>{''.join(parts)}{footer}</body></html>\n")
+    path = folder / "supplement.html"
+    path.write_text(page, encoding="utf-8")
+    return path

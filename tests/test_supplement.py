@@ -1,0 +1,204 @@
+"""The assembled supplement: every named table and figure in the HTML and as Word tables, nothing
+fetched from the network, provenance that identifies the data byte for byte, and a real browser."""
+
+import base64
+import json
+import os
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import docx
+import pandas as pd
+import pytest
+
+from analysis_lib import provenance
+from analysis_lib.outputs import write_docx
+from analysis_lib.supplement import SUPPLEMENT
+
+from conftest import COHORTS, ROOT
+
+PAPER_NAMES = ["Table 1", "Table 2", "Figure 1", "Supplementary Table 1", "Supplementary Table 2",
+               "Supplementary Table 3", "Supplementary Figure 1", "Supplementary Figure 2"]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class Page(HTMLParser):
+    """The pieces of the supplement a test needs: sections, headings, images, tables, references."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections: list[str] = []
+        self.headings: list[str] = []
+        self.images: list[dict] = []
+        self.tables = 0
+        self.references: list[str] = []
+        self.tags: set[str] = set()
+        self.text: list[str] = []
+        self._in_heading = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self.sections.append(attrs.get("id"))
+        if tag in ("h2", "h3"):
+            self._in_heading = True
+            self.headings.append("")
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "table":
+            self.tables += 1
+        for key in ("src", "href", "action", "data", "poster"):
+            if attrs.get(key):
+                self.references.append(attrs[key])
+
+    def handle_endtag(self, tag):
+        if tag in ("h2", "h3"):
+            self._in_heading = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_heading:
+            self.headings[-1] += data
+
+
+@pytest.fixture(scope="module")
+def page(built):
+    parser = Page()
+    parser.feed((built.out / "supplement.html").read_text(encoding="utf-8"))
+    return parser
+
+
+def test_every_named_table_and_figure_is_in_the_supplement(built, page):
+    assert page.sections == [e.anchor for e in SUPPLEMENT]
+    for name in PAPER_NAMES:
+        assert any(h.startswith(f"{name}. ") for h in page.headings), name
+    text = "".join(page.text)
+    assert "Not produced in this build" not in text
+    assert "Synthetic cohort." in text  # the banner: these are not patient data
+    figures = [rel for e in SUPPLEMENT for kind, rel in e.items if kind == "figure"]
+    assert len(page.images) == len(figures) == 8
+    for attrs, rel in zip(page.images, figures):
+        kind, payload = attrs["src"].split(",", 1)
+        assert kind == "data:image/png;base64"
+        assert base64.b64decode(payload) == (built.out / rel).read_bytes(), rel
+    tables = [rel for e in SUPPLEMENT for kind, rel in e.items if kind in ("table", "beside", "details")]
+    assert page.tables == len(tables) + 3  # plus the footer's parameters, notebooks and packages
+    source = (built.out / "supplement.html").read_text(encoding="utf-8")
+    for rel in tables:
+        assert (built.out / rel).read_text(encoding="utf-8") in source, rel
+    # Table 2 of the supplement is table2.csv formatted: one row per outcome and subgroup, the
+    # unadjusted and weighted estimates side by side, rounded to two decimals
+    shown = pd.read_html(built.out / "tables" / "table2.html")[0]
+    tidy = pd.read_csv(built.out / "tables" / "table2.csv")
+    assert 2 * len(shown) == len(tidy) == 42
+    mrs = tidy.query("outcome == 'mrs_90d' and analysis == 'iptw' and subgroup == 'overall'").iloc[0]
+    assert f"{mrs.estimate:.2f}" in shown.iloc[0].to_string()
+
+
+def test_supplement_is_self_contained_and_has_no_code(page):
+    assert all(ref.startswith(("data:", "#")) for ref in page.references), page.references
+    assert not {"script", "link", "iframe", "object", "embed"} & page.tags
+    assert "In [" not in "".join(page.text) and "import " not in "".join(page.text)
+
+
+def test_provenance_describes_the_build(built):
+    record = json.loads((built.out / "provenance.json").read_text())
+    assert record["data"]["sha256"] == provenance.sha256(COHORTS["synthetic"])
+    assert record["data"]["bytes"] == COHORTS["synthetic"].stat().st_size
+    assert record["parameters"]["cutoff"] == built.params.cutoff
+    assert record["environment"]["packages"]["pandas"] == pd.__version__
+    assert set(record["notebooks"]) == set(built.timings)
+    for name, entry in record["notebooks"].items():
+        assert entry["seconds"] > 0 and entry["started"] >= record["build"]["started"][:19]
+    footer = (built.out / "supplement.html").read_text(encoding="utf-8")
+    assert record["data"]["sha256"] in footer and str(record["code"]["commit"]) in footer
+
+
+def test_provenance_changes_when_one_byte_of_the_data_changes(tmp_path):
+    original = COHORTS["synthetic"].read_bytes()
+    changed = bytearray(original)
+    position = original.index(b"\n") + 1 + original[original.index(b"\n") + 1:].index(b",") - 1
+    changed[position] = ord("7") if changed[position] != ord("7") else ord("8")  # last digit of the first ID
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_bytes(original)
+    b.write_bytes(bytes(changed))
+    args = ({"cutoff": 75}, ROOT, pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime(), 1.0, {})
+    first, second = provenance.collect(a, *args), provenance.collect(b, *args)
+    assert first["data"]["bytes"] == second["data"]["bytes"]
+    assert first["data"]["sha256"] != second["data"]["sha256"]
+    assert first["data"]["sha256"] == "1601a2412363ea7e1d23e22f976c9d56602ce00b7ff5fd10e814979ad79deded"
+
+
+def test_every_table_is_also_a_word_table(built):
+    formatted = sorted((built.out / "tables").glob("*.html"))
+    assert len(formatted) >= 20
+    for html_path in formatted:
+        word = docx.Document(html_path.with_suffix(".docx"))
+        frame = pd.read_html(html_path)[0]
+        assert len(word.tables) == 1, html_path.name
+        table = word.tables[0]
+        assert len(table.rows) == len(frame) + 1, html_path.name
+        assert len(table.columns) == len(frame.columns), html_path.name
+        header = [c.text for c in table.rows[0].cells]
+        assert header == [str(c) for c in frame.columns], html_path.name
+    word = docx.Document(built.out / "tables" / "table2.docx")
+    cells = [[c.text for c in row.cells] for row in word.tables[0].rows]
+    frame = pd.read_html(built.out / "tables" / "table2.html", keep_default_na=False)[0].astype(str)
+    assert cells[1:] == frame.to_numpy().tolist()
+
+
+def test_word_tables_are_deterministic(tmp_path):
+    frame = pd.DataFrame({"Outcome": ["mRS", "sICH"], "Estimate (95% CI)": ["-0.12 (-0.5 to 0.3)", "0.80 (0.4-1.6)"]})
+    write_docx(frame, tmp_path / "a.docx", "Table X. A caption.")
+    write_docx(frame, tmp_path / "b.docx", "Table X. A caption.")
+    assert (tmp_path / "a.docx").read_bytes() == (tmp_path / "b.docx").read_bytes()
+    document = docx.Document(tmp_path / "a.docx")
+    assert document.paragraphs[0].text == "Table X. A caption."
+    assert [c.text for c in document.tables[0].rows[2].cells] == ["sICH", "0.80 (0.4-1.6)"]
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def test_supplement_renders_in_a_real_browser(built):
+    """Headless Chromium opens the file: every section and figure is rendered and no request leaves
+    the machine. The screenshot is kept in tests/artifacts/ (git-ignored)."""
+    executable = _chromium()
+    if executable is None:
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail("REQUIRE_BROWSER is set but no Chromium executable was found")
+        pytest.skip("no Chromium on this machine (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            view = browser.new_page(viewport={"width": 1200, "height": 900})
+            view.on("request", lambda r: requests.append(r.url))
+            view.goto((built.out / "supplement.html").as_uri(), wait_until="load")
+            sections = view.eval_on_selector_all("section", "els => els.map(e => e.id)")
+            rendered = view.eval_on_selector_all(
+                "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
+            toc = view.eval_on_selector_all("nav a", "els => els.map(e => e.getAttribute('href'))")
+            visible = view.is_visible("#table2 table")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            view.screenshot(path=str(ARTIFACTS / "supplement.png"), full_page=True)
+        finally:
+            browser.close()
+    assert sections == [e.anchor for e in SUPPLEMENT]
+    assert toc == [f"#{e.anchor}" for e in SUPPLEMENT]
+    assert len(rendered) == 8 and all(ok and w > 500 and h > 300 for ok, w, h in rendered), rendered
+    assert visible
+    outside = [u for u in requests if not u.startswith(("file:", "data:"))]
+    assert outside == [], outside
+    assert (ARTIFACTS / "supplement.png").read_bytes()[:8] == PNG_MAGIC
