@@ -18,8 +18,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-supplement: $(STAMP)  ## build the supplementary material (DATA=registry.csv OUT=dir PARAMS="-p estimand ATE")
-	$(BIN)/python -m analysis_lib build --data $(DATA) --out $(OUT) $(PARAMS)
+supplement: $(STAMP)  ## build the supplementary material (DATA=registry.csv OUT=dir COLUMNS=map.yml PARAMS="-p estimand ATE")
+	$(BIN)/python -m analysis_lib build --data $(DATA) --out $(OUT) $(if $(COLUMNS),--columns $(COLUMNS)) $(PARAMS)
 
 batch: $(STAMP)  ## build every scenario of scenarios.yml into outputs/scenarios/ (SCENARIOS=file.yml)
 	$(BIN)/python -m analysis_lib batch $(SCENARIOS)
@@ -27,8 +27,8 @@ batch: $(STAMP)  ## build every scenario of scenarios.yml into outputs/scenarios
 test: $(STAMP)  ## the full test suite, notebooks included (nbval)
 	$(BIN)/python -m pytest
 
-validate: $(STAMP)  ## check a registry file against the data dictionary (DATA=...)
-	$(BIN)/python -m analysis_lib validate --data $(DATA)
+validate: $(STAMP)  ## check a registry file against the data dictionary (DATA=... [COLUMNS=map.yml])
+	$(BIN)/python -m analysis_lib validate --data $(DATA) $(if $(COLUMNS),--columns $(COLUMNS))
 
 lab: $(STAMP)  ## review the notebooks in JupyterLab
 	$(BIN)/jupyter lab notebooks/

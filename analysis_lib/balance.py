@@ -1,8 +1,10 @@
 """Covariate balance before and after weighting (ANALYSIS.md §3, Supplementary Table 1).
 
-Standardised mean differences follow cobalt's convention with a pooled denominator from the
-*unweighted* groups, so that weighting changes only the numerator; the paper standardises
-every covariate, binary ones included (cobalt does so only on request: ``binary = "std"``).
+Standardised mean differences follow cobalt's conventions: the denominator comes from the
+*unweighted* groups, so that weighting changes only the numerator; it is the pooled SD for the
+ATE, ATO and ATM and the treated group's SD for the ATT (``s.d.denom``). The paper standardises
+every covariate, binary ones included (cobalt does so only on request: ``binary = "std"``);
+``binary="raw"`` gives cobalt's default, the difference in proportions.
 """
 
 from __future__ import annotations
@@ -42,29 +44,38 @@ def weighted_variance(x: np.ndarray, w: np.ndarray, binary: bool) -> float:
     return float(np.sum(v * (x - m) ** 2) / (1 - np.sum(v ** 2)))
 
 
-def smd(x: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) -> float:
-    """Standardised mean difference (treated minus control).
+def smd(x: np.ndarray, t: np.ndarray, w: np.ndarray | None = None, estimand: str = "ATO",
+        binary: str = "std") -> float:
+    """Standardised mean difference (treated minus control), with cobalt's conventions.
 
-    ``(m1 - m0) / sqrt((s1^2 + s0^2) / 2)`` where the means ``m`` are weighted by ``w`` (or
-    not) and the variances ``s^2`` always come from the unweighted groups: ``p (1 - p)`` for
-    binary covariates, the ``n - 1`` sample variance otherwise (ANALYSIS.md §3). A zero
+    ``(m1 - m0) / s`` where the means ``m`` are weighted by ``w`` (or not) and the
+    denominator ``s`` always comes from the *unweighted* groups (``s.d.denom``): the pooled
+    ``sqrt((s1^2 + s0^2) / 2)`` for the ATE, ATO and ATM, the treated group's ``s1`` for the
+    ATT. Variances are ``p (1 - p)`` for binary covariates and the ``n - 1`` sample variance
+    otherwise (ANALYSIS.md §3). ``binary="raw"`` reports binary covariates as the raw difference
+    in proportions (cobalt's default; the paper standardises them, ``"std"``). A zero
     difference gives 0 even when the denominator is 0.
 
     Examples
     --------
     >>> smd(np.array([0., 1., 1., 1.]), np.array([0, 0, 1, 1]))
     1.414213562373095
+    >>> smd(np.array([0., 1., 1., 1.]), np.array([0, 0, 1, 1]), binary="raw")
+    0.5
     """
     x = np.asarray(x, float)
     t = np.asarray(t, float)
     w = np.ones_like(x) if w is None else np.asarray(w, float)
-    binary = is_binary(x)
+    is_bin = is_binary(x)
     x1, x0 = x[t == 1], x[t == 0]
     diff = weighted_mean(x1, w[t == 1]) - weighted_mean(x0, w[t == 0])
-    ones1, ones0 = np.ones_like(x1), np.ones_like(x0)
-    s1 = weighted_variance(x1, ones1, binary)
-    s0 = weighted_variance(x0, ones0, binary)
-    denom = np.sqrt((s1 + s0) / 2)
+    if is_bin and binary == "raw":
+        return float(diff)
+    if binary not in ("std", "raw"):
+        raise ValueError(f"binary must be 'std' or 'raw', got {binary!r}")
+    s1 = weighted_variance(x1, np.ones_like(x1), is_bin)
+    s0 = weighted_variance(x0, np.ones_like(x0), is_bin)
+    denom = np.sqrt(s1) if estimand == "ATT" else np.sqrt((s1 + s0) / 2)
     if diff == 0:
         return 0.0
     return float(diff / denom) if denom > 0 else float(np.sign(diff) * np.inf)
@@ -94,7 +105,8 @@ BALANCE_COLUMNS = ["covariate", "smd_unweighted", "smd_weighted",
 
 
 def balance_table(df: pd.DataFrame, covariates: tuple[str, ...] | list[str], weights: np.ndarray,
-                  treatment: str = TREATMENT, threshold: float = THRESHOLD) -> pd.DataFrame:
+                  treatment: str = TREATMENT, threshold: float = THRESHOLD, estimand: str = "ATO",
+                  binary: str = "std") -> pd.DataFrame:
     """Balance of each covariate before and after weighting (Supplementary Table 1).
 
     Parameters
@@ -105,6 +117,9 @@ def balance_table(df: pd.DataFrame, covariates: tuple[str, ...] | list[str], wei
         Covariates to assess (by default the propensity covariates).
     weights : array
         Balancing weights aligned with ``df``.
+    estimand, binary : str
+        The SMD conventions of :func:`smd` (cobalt's ``s.d.denom`` by estimand; ``binary``
+        ``"std"`` or ``"raw"``).
 
     Returns
     -------
@@ -119,15 +134,15 @@ def balance_table(df: pd.DataFrame, covariates: tuple[str, ...] | list[str], wei
     rows = []
     for c in covariates:
         x = df[c].to_numpy(float)
-        binary = is_binary(x)
-        s_w = smd(x, t, w)
+        is_bin = is_binary(x)
+        s_w = smd(x, t, w, estimand, binary)
         rows.append({
             "covariate": c,
-            "smd_unweighted": smd(x, t),
+            "smd_unweighted": smd(x, t, None, estimand, binary),
             "smd_weighted": s_w,
             "variance_ratio_unweighted": variance_ratio(x, t),
             "variance_ratio_weighted": variance_ratio(x, t, w),
-            "type": "Binary" if binary else "Contin.",
+            "type": "Binary" if is_bin else "Contin.",
             "mean_mt_rs_unweighted": float(x[t == 1].mean()),
             "mean_mt_only_unweighted": float(x[t == 0].mean()),
             "mean_mt_rs_weighted": weighted_mean(x[t == 1], w[t == 1]),

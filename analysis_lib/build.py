@@ -21,6 +21,7 @@ from typing import Callable
 from .data import DataError
 from .params import Parameters, ParameterError
 from .data import write_cohort_cache
+from .outputs import BUILD_ENVIRONMENT
 from .study import Study, analysis_cutoff, load_study
 
 NOTEBOOKS: tuple[str, ...] = ("00_audit", "01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
@@ -66,6 +67,7 @@ the `.html` tables are formatted for the manuscript.
 | `tables/center_models.csv` | variance components, p-interaction and convergence of those models |
 | `tables/cluster_robust.csv` | every weighted Table 2 row with center-clustered standard errors |
 | `tables/evalues.csv` | E-values of every weighted Table 2 row |
+| `tables/variance_comparison.csv` | every weighted Table 2 row: SE and CI with the weights as known and by M-estimation |
 | `tables/propensity_specifications.csv` | the primary, richer-formula and CBPS propensity models side by side |
 | `tables/weight_sensitivity.csv` | mRS, mRS 0-2 and sICH under ATO, ATE, ATT, ATM, truncated and trimmed weights |
 | `tables/mi_sensitivity.csv` | the same rows after multiple imputation of missing covariates (Rubin's rules) |
@@ -113,6 +115,8 @@ def resolve_parameters(data: str | Path, out: str | Path, overrides: list[tuple[
     params = Parameters.from_strings(overrides, base=base)
     if params.published_dir != base["published_dir"]:
         params = params.replace(published_dir=str(Path(params.published_dir).resolve()))
+    if params.column_map is not None:  # notebooks run in notebooks/: every path absolute
+        params = params.replace(column_map=str(Path(params.column_map).resolve()))
     return params
 
 
@@ -184,10 +188,8 @@ def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str
         raise BuildError(prefix + str(err), exit_code=2) from None
     out = Path(params.output_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stamp = f"{os.getpid()}-{time.time_ns()}"
-    work = out.parent / f".{out.name}.partial-{stamp}"
-    (work / "notebooks").mkdir(parents=True)
-    cache = out.parent / f".{out.name}.cohort-{stamp}.pkl"  # the validated cohort, read by every notebook
+    work = _claim_work_folder(out, prefix)
+    cache = work / ".cohort.pkl"  # the validated cohort, read by every notebook; removed before the swap
     write_cohort_cache(study.cohort, params.data_path, cache)
     params = params.replace(data_cache=str(cache))
     tasks = []
@@ -198,6 +200,37 @@ def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str
                       notebook_parameters(source, params, work)))
     return Plan(out=out, work=work, cache=cache, params=params, cutoff_used=cutoff_used, tasks=tuple(tasks),
                 started=started, started_at=started_at)
+
+
+def _claim_work_folder(out: Path, prefix: str = "") -> Path:
+    """The temporary folder of a build into ``out``: ``.<out>.partial`` beside it, with the
+    owner's process ID inside. Its name does not change from build to build, so that executed
+    notebooks (whose parameters name it) are identical when data, parameters and seed are. A
+    folder left by a build that no longer runs is removed; one of a running build stops this one."""
+    work = out.parent / f".{out.name}.partial"
+    owner_file = work / ".owner"
+    if work.exists():
+        try:
+            owner = int(owner_file.read_text().strip())
+        except (OSError, ValueError):
+            owner = None
+        if owner is not None and owner != os.getpid() and _alive(owner):
+            raise BuildError(f"{prefix}another build (process {owner}) is writing {out}; wait for it to finish, "
+                             f"or remove {work} if it no longer runs", exit_code=2)
+        shutil.rmtree(work)
+    (work / "notebooks").mkdir(parents=True)
+    owner_file.write_text(f"{os.getpid()}\n")
+    return work
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def complete_build(plan: Plan, results: dict[str, dict], label: str = "") -> BuildResult:
@@ -220,6 +253,7 @@ def complete_build(plan: Plan, results: dict[str, dict], label: str = "") -> Bui
     finalize(plan.work, plan.params.replace(data_cache=None, output_dir=str(plan.out)), plan.started_at,
              time.perf_counter() - plan.started,
              {n: {"started": results[n]["started"], "seconds": round(results[n]["seconds"], 2)} for n in ordered})
+    (plan.work / ".owner").unlink(missing_ok=True)
     _swap_in(plan.work, plan.out)
     return BuildResult(out=plan.out, params=plan.params.replace(data_cache=None),
                        timings={n: results[n]["seconds"] for n in ordered},
@@ -284,6 +318,16 @@ def finalize(folder: Path, params: Parameters, started_at: datetime, seconds: fl
     assemble(folder, record, synthetic)
 
 
+def _without_iri_checker() -> None:
+    """Keep ``jsonschema`` from importing ``rfc3987_syntax``, an optional checker of the ``iri``
+    string format that compiles a grammar at import: 2.8 of the 3.6 s that ``import papermill``
+    took (through nbformat -> jsonschema; python-jsonschema/jsonschema#1428). The notebook
+    schema has no ``iri`` format, so validation is unchanged. A ``None`` entry in
+    ``sys.modules`` makes that optional import fail as if the package were absent."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def _worker_pool(jobs: int) -> ProcessPoolExecutor:
     """Processes that run notebooks with papermill (each launches its kernels as new processes).
 
@@ -291,6 +335,7 @@ def _worker_pool(jobs: int) -> ProcessPoolExecutor:
     no numerical code, which makes forking safe. Elsewhere they are spawned and import
     papermill while this process validates the data.
     """
+    _without_iri_checker()
     if "fork" in multiprocessing.get_all_start_methods() and os.name == "posix" and sys.platform.startswith("linux"):
         import papermill  # noqa: F401  (inherited by the forked workers)
 
@@ -302,6 +347,7 @@ def _worker_pool(jobs: int) -> ProcessPoolExecutor:
 
 
 def _import_papermill() -> None:
+    _without_iri_checker()
     import papermill  # noqa: F401
 
 
@@ -317,6 +363,7 @@ def _execute(name: str, source: str, dest: str, parameters: dict) -> dict:
     it goes to the null device so that the build's own messages stay readable (a notebook's
     errors reach the user through papermill's exception, below).
     """
+    _without_iri_checker()
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -324,22 +371,42 @@ def _execute(name: str, source: str, dest: str, parameters: dict) -> dict:
     # Notebooks already run side by side on the cores: one BLAS thread per kernel avoids
     # oversubscription (the kernels, and the processes they spawn, inherit this environment).
     os.environ.update(SINGLE_THREADED)
+    os.environ[BUILD_ENVIRONMENT] = "1"  # no progress bars in executed notebooks (see outputs.interactive)
 
     start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
+        # The notebook is written once at the end (also after an error), not after every cell,
+        # and the kernel is stopped at once when the last cell is done instead of waiting for
+        # a graceful exit: together about a second per notebook.
         pm.execute_notebook(source, dest, parameters=parameters, cwd=str(Path(source).parent),
-                            kernel_name="python3", progress_bar=False, log_output=False)
+                            kernel_name="python3", progress_bar=False, log_output=False,
+                            request_save_on_cell_execute=False, shutdown_kernel="immediate")
     except PapermillExecutionError as err:
         cell = f"cell In [{err.exec_count}]" if err.exec_count else f"cell index {err.cell_index}"
         line = next((ln.strip() for ln in str(err.source).splitlines() if ln.strip() and not ln.startswith("#")), "")
         evalue = str(err.evalue).strip().splitlines()[0] if str(err.evalue).strip() else ""
         return {"seconds": time.perf_counter() - start, "started": started,
                 "error": {"cell": cell, "line": line, "ename": err.ename, "evalue": evalue}}
+    _fixed_injected_cell_id(dest)
     return {"seconds": time.perf_counter() - start, "started": started}
 
 
+def _fixed_injected_cell_id(path: str) -> None:
+    """papermill gives the cell it injects with the parameters a random ID; a fixed one keeps the
+    executed notebook identical from build to build."""
+    import json
+
+    text = Path(path).read_text(encoding="utf-8")
+    nb = json.loads(text)
+    for cell in nb.get("cells", []):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["id"] = "injected-parameters"
+    Path(path).write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def _keep_failed(work: Path, out: Path) -> Path:
+    (work / ".owner").unlink(missing_ok=True)
     failed = out.parent / f"{out.name}.failed"
     if failed.exists():
         shutil.rmtree(failed)
@@ -381,6 +448,7 @@ def refresh_notebooks(names: tuple[str, ...] = NOTEBOOKS, log: Callable[[str], N
     These stored outputs are what nbval compares against in ``make test`` and what a reader sees
     on the web. Execution-timing metadata is dropped so that a re-run leaves git clean.
     """
+    _without_iri_checker()
     import jupytext
     from nbclient import NotebookClient
 
@@ -388,7 +456,7 @@ def refresh_notebooks(names: tuple[str, ...] = NOTEBOOKS, log: Callable[[str], N
     for name in names:
         start = time.perf_counter()
         nb = jupytext.read(folder / f"{name}.py")
-        NotebookClient(nb, kernel_name="python3", timeout=900,
+        NotebookClient(nb, kernel_name="python3", timeout=900, shutdown_kernel="immediate",
                        resources={"metadata": {"path": str(folder)}}).execute()
         for cell in nb.cells:
             cell.metadata.pop("execution", None)

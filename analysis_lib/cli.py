@@ -21,6 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="run every notebook into an output folder")
     b.add_argument("--data", required=True, help="registry CSV (see analysis_lib/data_dictionary.csv)")
     b.add_argument("--out", required=True, help="output folder (replaced only when the build succeeds)")
+    b.add_argument("--columns", default=None, metavar="MAP.yml",
+                   help="column map of a registry export (names and codes onto the data dictionary)")
     b.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a parameter, e.g. -p estimand ATE -p cutoff auto")
 
@@ -31,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a registry file against the data dictionary")
     v.add_argument("--data", required=True)
+    v.add_argument("--columns", default=None, metavar="MAP.yml", help="column map of the export")
 
     r = sub.add_parser("resample", help="bootstrap and selection-adjusted test of the data-driven cutoff")
     r.add_argument("--data", required=True)
@@ -75,6 +78,8 @@ def _build(args) -> int:
     from .build import BuildError, run_build, summary_line
 
     pairs = [(name, value) for name, value in args.parameter]
+    if args.columns is not None:
+        pairs.append(("column_map", args.columns))
     try:
         result = run_build(args.data, args.out, pairs, log=lambda m: print(m, flush=True))
     except BuildError as err:
@@ -129,14 +134,22 @@ def _resample(args) -> int:
 
 
 def _validate(args) -> int:
+    """Every problem of the file at once, one line each; how the file was read on success."""
+    from .data import read_registry, read_column_map, validate
+
     try:
-        cohort = load_cohort(args.data)
+        mapping = read_column_map(args.columns) if args.columns else None
+        raw = read_registry(args.data, mapping)
+        _, problems = validate(raw)
+        if problems:
+            raise DataError([f"{Path(args.data).name}: {p}" for p in problems])
+        cohort = load_cohort(args.data, column_map=mapping)
     except DataError as err:
         for line in err.problems:
             print(f"error: {line}", file=sys.stderr)
         print(f"{len(err.problems)} problem(s) found in {args.data}", file=sys.stderr)
         return 2
-    print(f"{args.data}: valid ({len(cohort)} patients, {cohort.shape[1]} columns)")
+    print(f"{args.data}: valid ({len(cohort)} patients, {cohort.shape[1]} columns; read as {raw.attrs['read_as']})")
     return 0
 
 

@@ -4,12 +4,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from .data import MODIFIER, TREATMENT
-from .effects import ModelFit, critical_value, fit_cells, fit_weighted, wald
+from .effects import ModelFit, critical_value, fit_cells, fit_cells_m, fit_weighted, wald
 
 SWEEP_COLUMNS = [
     "cutoff", "n_low", "n_high",
@@ -29,7 +31,7 @@ class CutoffError(ValueError):
 
 def cutoff_sweep(df: pd.DataFrame, weights: np.ndarray, cutoffs: list[float], min_arm_size: int = 10,
                  outcome: str = "mrs_90d", hc_type: str = "HC0", conf_level: float = 0.95,
-                 modifier: str = MODIFIER, treatment: str = TREATMENT) -> pd.DataFrame:
+                 modifier: str = MODIFIER, treatment: str = TREATMENT, ps=None) -> pd.DataFrame:
     """Subgroup effects on the outcome at every candidate cutoff (Supplementary Table 2).
 
     For each cutoff ``c`` the weighted linear model ``y ~ t * high`` with
@@ -37,7 +39,9 @@ def cutoff_sweep(df: pd.DataFrame, weights: np.ndarray, cutoffs: list[float], mi
     residual degrees of freedom), their difference ``b_t:high`` and its p (p-interaction).
     A cutoff is *eligible* when each of the four subgroup-arms has at least ``min_arm_size``
     patients with a known outcome; the *selected* cutoff is the eligible one with the largest
-    absolute difference (the lowest such cutoff on a tie).
+    absolute difference (the lowest such cutoff on a tie). ``ps`` (a
+    :class:`~analysis_lib.mestimation.PropensityEstimation`) switches to the M-estimation
+    variance with normal intervals.
 
     Returns
     -------
@@ -53,7 +57,10 @@ def cutoff_sweep(df: pd.DataFrame, weights: np.ndarray, cutoffs: list[float], mi
     rows = []
     for c in cutoffs:
         high = s > c
-        fit = fit_cells(y, w, t + 2 * high.astype(int), 4, "gaussian", hc_type)
+        cells = t + 2 * high.astype(int)
+        fit = (fit_cells(y, w, cells, 4, "gaussian", hc_type) if ps is None
+               else fit_cells_m(y, w, cells, 4, "gaussian", ps, keep))
+        df_t = fit.df_resid if ps is None else None
         row = {"cutoff": float(c), "n_low": int((~high).sum()), "n_high": int(high.sum())}
         # Estimates need every cell; intervals also need finite variances (HC2/HC3 are
         # undefined for a cell holding one patient, whose hat value is 1).
@@ -61,7 +68,7 @@ def cutoff_sweep(df: pd.DataFrame, weights: np.ndarray, cutoffs: list[float], mi
         has_variance = estimable and bool(np.all(np.isfinite(fit.var)))
         for name, plus, minus in (("ate_low", [1], [0]), ("ate_high", [3], [2]), ("difference", [3, 0], [2, 1])):
             b, se = fit.contrast(plus, minus) if estimable else (np.nan, np.nan)
-            _, lo, hi, p = wald(b, se, fit.df_resid, conf_level) if has_variance else (b, np.nan, np.nan, np.nan)
+            _, lo, hi, p = wald(b, se, df_t, conf_level) if has_variance else (b, np.nan, np.nan, np.nan)
             if name == "difference":
                 row.update(difference=b, p_interaction=p)
             else:
@@ -147,7 +154,7 @@ def fieller_interval(b1: float, b3: float, v11: float, v13: float, v33: float, q
 def continuous_interaction(df: pd.DataFrame, weights: np.ndarray, hc_type: str = "HC0",
                            conf_level: float = 0.95, outcome: str = "mrs_90d",
                            modifier: str = MODIFIER, treatment: str = TREATMENT,
-                           grid_points: int = 101) -> ContinuousInteraction:
+                           grid_points: int = 101, ps=None) -> ContinuousInteraction:
     """Weighted linear model ``y ~ t * s`` (ANALYSIS.md §6).
 
     ``ATE(s) = b_t + b_t:s * s`` with pointwise band ``ATE(s) +- q se(s)``,
@@ -160,19 +167,29 @@ def continuous_interaction(df: pd.DataFrame, weights: np.ndarray, hc_type: str =
     -----
     The Fieller set is the set of stenosis values at which the pointwise band covers zero,
     so it agrees with the band by construction; the delta-method interval is symmetric and
-    can be misleading when ``b_t:s`` is imprecise.
+    can be misleading when ``b_t:s`` is imprecise. ``ps`` switches to the M-estimation
+    covariance (normal quantiles instead of t).
     """
     y_all = df[outcome].to_numpy(float)
     keep = ~np.isnan(y_all)
     t = df[treatment].to_numpy(float)[keep]
     s = df[modifier].to_numpy(float)[keep]
     X = pd.DataFrame({"(Intercept)": 1.0, treatment: t, modifier: s, f"{treatment}:{modifier}": t * s})
-    fit = fit_weighted(X, y_all[keep], np.asarray(weights, float)[keep], "gaussian", hc_type)
+    w = np.asarray(weights, float)[keep]
+    fit = fit_weighted(X, y_all[keep], w, "gaussian", hc_type)
+    df_t = fit.df_resid
+    if ps is not None:
+        from .mestimation import METHOD, model_vcov
+
+        Xv = X.to_numpy(float)
+        fit = dataclasses.replace(fit, hc_type=METHOD,
+                                  vcov=model_vcov(Xv, y_all[keep], w, Xv @ fit.coef, "gaussian", ps, keep))
+        df_t = None
     b1, b3 = fit.coef[1], fit.coef[3]
     V = fit.vcov
     v11, v13, v33 = V[1, 1], V[1, 3], V[3, 3]
-    q = critical_value(conf_level, fit.df_resid)
-    beta, beta_lo, beta_hi, beta_p = wald(b3, np.sqrt(v33), fit.df_resid, conf_level)
+    q = critical_value(conf_level, df_t)
+    beta, beta_lo, beta_hi, beta_p = wald(b3, np.sqrt(v33), df_t, conf_level)
     cross = -b1 / b3
     grad = np.array([-1 / b3, b1 / b3 ** 2])
     se_cross = float(np.sqrt(grad @ np.array([[v11, v13], [v13, v33]]) @ grad))

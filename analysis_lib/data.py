@@ -97,11 +97,141 @@ def load_dictionary() -> dict[str, ColumnSpec]:
 
 
 # ------------------------------------------------------------------------------ reading
-def read_registry(path: str | Path) -> pd.DataFrame:
-    """Read a registry CSV (UTF-8, comma-separated, one header row) as text.
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 
-    Cells stay strings so that validation can quote them; a UTF-8 byte-order mark and fully
-    blank trailing rows are tolerated. Unreadable files raise :class:`DataError`.
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """How a registry export's columns and codes map onto the data dictionary (``--columns``).
+
+    ``columns`` renames registry columns to dictionary names; ``values`` recodes cells of a
+    dictionary column (after renaming), e.g. ``{"rescue_stenting": {"yes": "1", "no": "0"}}``;
+    ``missing`` lists extra codes that mean a missing value (e.g. ``"-99"``, ``"unknown"``).
+    Codes are compared as trimmed text, case-sensitively.
+    """
+
+    columns: dict[str, str]
+    values: dict[str, dict[str, str]]
+    missing: tuple[str, ...] = ()
+    source: str = ""
+
+
+def read_column_map(path: str | Path) -> ColumnMap:
+    """Read a column map (YAML with keys ``columns``, ``values``, ``missing``); every problem
+    found is reported at once as :class:`DataError`."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError([f"column map not found: {path}"])
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise DataError([f"{path.name}: not a valid YAML column map ({_first_line(err)})"]) from None
+    problems = []
+    if not isinstance(spec, dict):
+        raise DataError([f"{path.name}: expected a mapping with keys columns, values, missing"])
+    unknown = [str(k) for k in spec if k not in ("columns", "values", "missing")]
+    if unknown:
+        problems.append(f"{path.name}: unknown key(s) {', '.join(unknown)}; valid keys: columns, values, missing")
+    dictionary = load_dictionary()
+    columns = spec.get("columns") or {}
+    values = spec.get("values") or {}
+    missing = spec.get("missing") or []
+    if not isinstance(columns, dict):
+        problems.append(f"{path.name}: 'columns' must map registry column names to dictionary names")
+        columns = {}
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        problems.append(f"{path.name}: 'values' must map a dictionary column to a mapping of codes, "
+                        "e.g. rescue_stenting: {yes: 1, no: 0}")
+        values = {}
+    if not isinstance(missing, list):
+        problems.append(f"{path.name}: 'missing' must be a list of codes, e.g. [-99, unknown]")
+        missing = []
+    for source, target in columns.items():
+        if str(target) not in dictionary:
+            close = difflib.get_close_matches(str(target), list(dictionary), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{path.name}: columns: '{source}' maps to '{target}', not a column of the data "
+                            f"dictionary{hint}")
+    targets = [str(t) for t in columns.values()]
+    for target in sorted({t for t in targets if targets.count(t) > 1}):
+        problems.append(f"{path.name}: columns: several registry columns map to '{target}'")
+    for target in values:
+        if str(target) not in dictionary:
+            problems.append(f"{path.name}: values: '{target}' is not a column of the data dictionary")
+    if problems:
+        raise DataError(problems)
+
+    def text(v) -> str:
+        if isinstance(v, bool):
+            return "1" if v else "0"
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return "" if v is None else str(v).strip()
+
+    return ColumnMap(columns={str(k).strip(): str(v) for k, v in columns.items()},
+                     values={str(c): {text(k): text(v) for k, v in codes.items()} for c, codes in values.items()},
+                     missing=tuple(text(m) for m in missing), source=path.name)
+
+
+def apply_column_map(frame: pd.DataFrame, mapping: ColumnMap, name: str = "") -> pd.DataFrame:
+    """Rename, recode and blank the extra missing codes of a text frame (:func:`read_registry`).
+
+    A mapped registry column that the file lacks is an error naming it; codes that the map
+    does not list are left as they are, so that validation reports them with their rows."""
+    prefix = f"{name}: " if name else ""
+    absent = [c for c in mapping.columns if c not in frame.columns]
+    if absent:
+        raise DataError([f"{prefix}column '{c}' of the column map ({mapping.source}, mapped to "
+                         f"'{mapping.columns[c]}') is not in the file" for c in absent])
+    clash = [t for s, t in mapping.columns.items() if t in frame.columns and t != s and t not in mapping.columns]
+    if clash:
+        raise DataError([f"{prefix}column '{t}' is in the file and is also the target of the column map "
+                         f"({mapping.source}); map or drop one of them" for t in clash])
+    out = frame.rename(columns=mapping.columns)
+    for column, codes in mapping.values.items():
+        if column in out.columns:
+            trimmed = out[column].str.strip()
+            out[column] = trimmed.map(codes).where(trimmed.isin(list(codes)), out[column])
+    if mapping.missing:
+        out = out.apply(lambda col: col.where(~col.str.strip().isin(mapping.missing), ""))
+    return out
+
+
+def _decode(raw: bytes, name: str) -> tuple[str, str]:
+    """Text of a CSV export and its encoding: UTF-8 (with or without byte-order mark), else
+    Windows-1252 / Latin-1, the encodings of spreadsheet exports on European systems. Only the
+    text columns (center, regimen) can hold non-ASCII characters, and they are reported as read."""
+    try:
+        return raw.decode("utf-8-sig"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "Latin-1"
+
+
+def _delimiter(header: str) -> str:
+    """The separator of the header row: comma, semicolon (European spreadsheets) or tab."""
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=lambda sep: (counts[sep], sep == ","))
+    return best if counts[best] else ","
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
+
+
+def read_registry(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFrame:
+    """Read a registry export as text (cells stay strings so that validation can quote them).
+
+    Accepted: CSV separated by commas, semicolons (then decimal commas such as ``1,5`` are read
+    as ``1.5``) or tabs; UTF-8 with or without a byte-order mark, or Windows-1252/Latin-1; fully
+    blank rows (trailing separators) dropped; Excel ``.xlsx``/``.xlsm`` (first sheet, read with
+    openpyxl). How the file was read is in ``frame.attrs["read_as"]``. ``columns`` maps the
+    registry's names and codes onto the dictionary (:class:`ColumnMap`). Unreadable files raise
+    :class:`DataError`.
     """
     path = Path(path)
     if not path.exists():
@@ -111,29 +241,57 @@ def read_registry(path: str | Path) -> pd.DataFrame:
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError([f"{path.name}: the file is empty (expected a header row and one row per patient)"])
-    if b"\x00" in raw[:4096]:
-        raise DataError([f"{path.name}: not a text CSV file (binary content; export the registry as UTF-8 CSV)"])
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(
-            [f"{path.name}: line {line}: not valid UTF-8 text (re-export the registry as UTF-8 CSV)"]
-        ) from None
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True
-        )
-    except pd.errors.ParserError as err:
-        raise DataError([f"{path.name}: not a valid comma-separated file ({_first_line(err)})"]) from None
-    except pd.errors.EmptyDataError:
-        raise DataError([f"{path.name}: the file is empty (expected a header row and one row per patient)"]) from None
+    suffix = path.suffix.lower()
+    if suffix in EXCEL_SUFFIXES or raw[:4] == b"PK\x03\x04":
+        frame, read_as = _read_excel(path), "Excel workbook (first sheet)"
+    elif suffix == ".xls" or raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise DataError([f"{path.name}: legacy Excel .xls workbook; save it as .xlsx or as CSV (UTF-8)"])
+    else:
+        if b"\x00" in raw[:4096]:
+            raise DataError([f"{path.name}: not a text CSV file (binary content; export the registry as UTF-8 CSV)"])
+        text, encoding = _decode(raw, path.name)
+        sep = _delimiter(text.lstrip("\ufeff").split("\n", 1)[0])
+        try:
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True, sep=sep)
+        except pd.errors.ParserError as err:
+            raise DataError([f"{path.name}: not a valid {_SEP_NAMES[sep]}-separated file ({_first_line(err)})"]) from None
+        except pd.errors.EmptyDataError:
+            raise DataError([f"{path.name}: the file is empty (expected a header row and one row per patient)"]) from None
+        if sep == ";":
+            frame = frame.apply(lambda col: col.where(~col.str.match(_DECIMAL_COMMA), col.str.replace(",", ".")))
+        read_as = f"{encoding} text, {_SEP_NAMES[sep]}-separated" + (", decimal commas" if sep == ";" else "")
     frame.columns = [str(c).strip() for c in frame.columns]
     # Drop rows in which every cell is blank (trailing separators in spreadsheet exports).
     blank = frame.apply(lambda col: col.str.strip().eq("")).all(axis=1)
     frame = frame.loc[~blank].reset_index(drop=True)
     if frame.empty:
         raise DataError([f"{path.name}: the file has a header row but no patient rows"])
+    if columns is not None:
+        frame = apply_column_map(frame, columns, path.name)
+        read_as += f", columns mapped by {columns.source}"
+    frame.attrs["read_as"] = read_as
+    return frame
+
+
+_SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def _read_excel(path: Path) -> pd.DataFrame:
+    """The first sheet of a workbook as text cells (numbers written without a spurious ``.0``)."""
+    try:
+        sheet = pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl", header=0)
+    except Exception as err:  # openpyxl raises many types for damaged files; all mean the same here
+        raise DataError([f"{path.name}: not a readable Excel workbook ({type(err).__name__}: {_first_line(err)})"]) from None
+
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return ""
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    frame = sheet.apply(lambda col: col.map(cell)).astype(object)
+    frame.columns = ["" if str(c).startswith("Unnamed: ") else str(c) for c in sheet.columns]
     return frame
 
 
@@ -254,20 +412,25 @@ def derive_outcomes(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def load_cohort(path: str | Path, cache: str | Path | None = None) -> pd.DataFrame:
+def load_cohort(path: str | Path, cache: str | Path | None = None,
+                column_map: str | Path | ColumnMap | None = None) -> pd.DataFrame:
     """Read, validate and derive: the typed cohort, or :class:`DataError` with every problem.
 
     A valid file is read by :func:`_fast_load`; anything it does not accept goes through
     :func:`read_registry` and :func:`validate`, which quote the offending cells. ``cache`` is a
     file written by :func:`write_cohort_cache` for this very file (the build validates once and
     its notebooks read the result); a cache of another or a changed file is ignored.
+    ``column_map`` (a :class:`ColumnMap` or the path of its YAML file) maps a registry export's
+    names and codes onto the dictionary.
     """
     cached = _read_cache(path, cache)
     if cached is not None:
         return cached
-    typed = _fast_load(path)
+    if column_map is not None and not isinstance(column_map, ColumnMap):
+        column_map = read_column_map(column_map)
+    typed = _fast_load(path) if column_map is None else None
     if typed is None:
-        raw = read_registry(path)
+        raw = read_registry(path, column_map)
         typed, problems = validate(raw)
         if problems:
             raise DataError([f"{Path(path).name}: {p}" for p in problems])

@@ -232,3 +232,25 @@ def patient_flow(sample, patients_screened: int, patients_icas_lvo_evt: int,
     rows.append({"stage": "Analysed", "n": sample.n, "n_mt_rs": counts["mt_rs"], "n_mt_only": counts["mt_only"]})
     out = pd.DataFrame(rows, columns=["stage", "n", "n_mt_rs", "n_mt_only"])
     return out.astype({"n": "Int64", "n_mt_rs": "Int64", "n_mt_only": "Int64"})
+
+
+TABLE1_CELLS = {"mt_only_n": ("mt_only_pct",), "mt_rs_n": ("mt_rs_pct",)}
+
+
+def mask_small_cells(frame: pd.DataFrame, min_cell_size: int,
+                     cells: dict[str, tuple[str, ...]] = TABLE1_CELLS) -> pd.DataFrame:
+    """Statistical disclosure control for exported tables: counts from 1 to ``min_cell_size - 1``
+    become missing, with the columns that would reveal them (their percentages). Zero counts
+    and totals stay. This is primary suppression only: a count that can be recovered from a
+    total and the other levels of the same variable is not suppressed a second time.
+    ``min_cell_size`` 0 or 1 returns the table unchanged."""
+    if min_cell_size <= 1:
+        return frame
+    out = frame.copy()
+    for count, revealing in cells.items():
+        n = pd.to_numeric(out[count], errors="coerce")
+        small = (n >= 1) & (n < min_cell_size)
+        for column in (count, *revealing):
+            out[column] = out[column].astype(float).where(~small)
+    out.attrs["min_cell_size"] = int(min_cell_size)
+    return out

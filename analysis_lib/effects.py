@@ -18,6 +18,7 @@ Two paths compute the same statistics:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -315,6 +316,38 @@ def fit_cells_hc(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, f
     return fits
 
 
+def _fit_cells(*args, **kwargs) -> CellFit:
+    return fit_cells(*args, **kwargs)
+
+
+def fit_cells_m(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, family: str, ps,
+                keep: np.ndarray | None = None) -> CellFit:
+    """:func:`fit_cells` with the M-estimation covariance that accounts for the estimated
+    propensity score (:mod:`analysis_lib.mestimation`; ``ps`` a
+    :class:`~analysis_lib.mestimation.PropensityEstimation` of the analysis sample, ``keep`` the
+    rows with a known outcome). Cells that are empty (or, for the log link, without events) get
+    no variance; the others are estimated jointly with the propensity model."""
+    from .mestimation import METHOD, stacked_vcov
+
+    base = fit_cells(y, w, cell, n_cells, family, "HC0")
+    y = np.asarray(y, float)
+    w = np.asarray(w, float)
+    cell = np.asarray(cell, int)
+    ok = (base.count > 0) & np.isfinite(base.var) & (base.mean > 0 if family == "poisson" else True)
+    idx = np.flatnonzero(ok)
+    vcov = np.full((n_cells, n_cells), np.nan)
+    if idx.size:
+        resid = y - np.where(base.count > 0, base.mean, 0.0)[cell]
+        onehot = (cell[:, None] == idx[None, :]).astype(float)
+        psi = onehot * (w * resid)[:, None]
+        dw = ps.dweights if keep is None else ps.dweights[np.asarray(keep, bool)]
+        jac = onehot.T @ (resid[:, None] * dw)
+        work = base.sum_w if family == "gaussian" else base.mean * base.sum_w
+        a_bb_inv = np.diag(1.0 / work[idx])
+        vcov[np.ix_(idx, idx)] = stacked_vcov(psi, jac, a_bb_inv, ps, keep)
+    return dataclasses.replace(base, hc_type=METHOD, vcov=vcov)
+
+
 # --------------------------------------------------------------------- effect rows
 def measure_for(y: pd.Series | np.ndarray) -> str:
     """``RR`` for a 0/1 outcome, ``ATE`` otherwise."""
@@ -353,7 +386,7 @@ def _row(fit: CellFit, plus: list[int], minus: list[int], problem: str, conf_lev
     """Estimate, interval and p on the natural scale, plus the link-scale coefficient (``coef``:
     difference in means or log RR), its standard error and the t degrees of freedom (``inf``
     for the Poisson model)."""
-    df = fit.df_resid if fit.family == "gaussian" else None
+    df = fit.df_resid if fit.family == "gaussian" and fit.hc_type != "M-estimation" else None
     extra = {"df_resid": float(df) if df is not None else np.inf}
     if problem and not problem.startswith("CI not estimable"):
         return {"estimate": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan,
@@ -369,7 +402,8 @@ def _row(fit: CellFit, plus: list[int], minus: list[int], problem: str, conf_lev
 def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None = None,
                     high: np.ndarray | None = None, cutoff: float | None = None,
                     treatment: str = TREATMENT, measure: str | None = None, hc_type: str = "HC0",
-                    conf_level: float = 0.95, cluster: np.ndarray | None = None) -> pd.DataFrame:
+                    conf_level: float = 0.95, cluster: np.ndarray | None = None,
+                    ps=None) -> pd.DataFrame:
     """Effect of the treatment on one outcome, overall or by a binary modifier.
 
     Parameters
@@ -392,6 +426,11 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
         modified Poisson (normal); default from the outcome values.
     cluster : array, optional
         Cluster labels (centers) aligned with ``df``: center-clustered sandwich instead of HC.
+    ps : PropensityEstimation, optional
+        With ``weights``: the M-estimation covariance that accounts for the estimated propensity
+        score (:func:`~analysis_lib.mestimation.propensity_estimation` of the model behind the
+        weights, on the rows of ``df``), with normal intervals and p as WeightIt; ``hc_type``
+        is then not used.
 
     Returns
     -------
@@ -408,6 +447,13 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
     cl = None if cluster is None else np.asarray(cluster)[keep]
     measure = measure or measure_for(y)
     family = "gaussian" if measure == "ATE" else "poisson"
+    use_m = ps is not None and weights is not None
+
+    def fit_cells(y, w, cell, n_cells, family, hc_type, cl):
+        if use_m:
+            return fit_cells_m(y, w, cell, n_cells, family, ps, keep)
+        return _fit_cells(y, w, cell, n_cells, family, hc_type, cl)
+
     if high is None:
         fit = fit_cells(y, w, t, 2, family, hc_type, cl)
         problem = _cell_problem(fit, 0, 1, "")
@@ -423,7 +469,7 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
         p_int = np.nan  # the interaction needs all four cells with estimable variances
     else:
         est, se = fit.contrast([3, 0], [2, 1])
-        p_int = wald(est, se, fit.df_resid if family == "gaussian" else None, conf_level)[3]
+        p_int = wald(est, se, fit.df_resid if family == "gaussian" and not use_m else None, conf_level)[3]
     rows = []
     for name, plus, minus, mask in (("low", [1], [0], ~h), ("high", [3], [2], h)):
         note = problems[name]
@@ -438,11 +484,13 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
 
 def table2(df: pd.DataFrame, weights: np.ndarray, cutoff: float, hc_type: str = "HC0",
            conf_level: float = 0.95, outcomes: tuple[str, ...] = OUTCOMES,
-           modifier: str = "stenosis_pct", treatment: str = TREATMENT) -> pd.DataFrame:
+           modifier: str = "stenosis_pct", treatment: str = TREATMENT, ps=None, full: bool = False) -> pd.DataFrame:
     """Table 2: every outcome, unadjusted and weighted, overall and by stenosis subgroup.
 
     ``high = modifier > cutoff`` (strictly greater; ``low`` is ``<=``), ANALYSIS.md §4.
-    Returns the columns of ``tables/table2.csv``.
+    ``ps`` switches the weighted rows to the M-estimation variance (:func:`estimate_effect`).
+    Returns the columns of ``tables/table2.csv`` (``full``: also ``coef``, ``std_error`` and
+    ``df_resid`` of :func:`estimate_effect`).
     """
     high = df[modifier].to_numpy(float) > cutoff
     parts = []
@@ -450,9 +498,38 @@ def table2(df: pd.DataFrame, weights: np.ndarray, cutoff: float, hc_type: str = 
         for analysis, w in (("unadjusted", None), ("iptw", weights)):
             for h in (None, high):
                 part = estimate_effect(df, outcome, w, high=h, cutoff=cutoff, treatment=treatment,
-                                       hc_type=hc_type, conf_level=conf_level)
+                                       hc_type=hc_type, conf_level=conf_level, ps=ps)
                 part.insert(0, "analysis", analysis)
                 part.insert(0, "outcome", outcome)
                 parts.append(part)
     out = pd.concat(parts, ignore_index=True)
-    return out[TABLE2_COLUMNS]
+    return out[TABLE2_COLUMNS + ["coef", "std_error", "df_resid"]] if full else out[TABLE2_COLUMNS]
+
+
+def weighted_effect(df: pd.DataFrame, treatment: str, outcome: str, covariates: list[str] | None = None,
+                    formula: str | None = None, estimand: str = "ATO", variance: str = "robust",
+                    hc_type: str = "HC0", conf_level: float = 0.95, measure: str | None = None) -> pd.DataFrame:
+    """The whole weighted analysis on any data frame: a logistic propensity model of ``treatment``
+    (0/1) on ``covariates`` or a ``formula``, ``estimand`` weights, and the effect on ``outcome``
+    (difference in means, or RR for a 0/1 outcome) with the ``robust`` sandwich (weights as known,
+    ``hc_type``) or by ``m_estimation`` (propensity score as estimated). Rows with a missing
+    covariate are dropped first; returns the row of :func:`estimate_effect`.
+
+    Examples
+    --------
+    The lalonde example of WeightIt (tests/test_mestimation.py): ``weighted_effect(lalonde, "treat",
+    "re78", formula="age + educ + nodegree + married + C(race) + re74 + re75", estimand="ATT",
+    variance="m_estimation")`` gives 1214.1 with standard error 798.2.
+    """
+    from .mestimation import propensity_estimation
+    from .weighting import compute_weights, fit_propensity, ps_variables
+
+    needed = [treatment, *ps_variables(covariates or (), formula)]
+    data = df.dropna(subset=needed).reset_index(drop=True)
+    model = fit_propensity(data, covariates, treatment=treatment, formula=formula)
+    w = compute_weights(model.propensity, data[treatment].to_numpy(), estimand)
+    if variance not in ("robust", "m_estimation"):
+        raise ValueError(f"variance must be 'robust' or 'm_estimation', got {variance!r}")
+    ps = propensity_estimation(data, model, estimand, treatment=treatment) if variance == "m_estimation" else None
+    return estimate_effect(data, outcome, w, treatment=treatment, measure=measure, hc_type=hc_type,
+                           conf_level=conf_level, ps=ps)

@@ -232,8 +232,9 @@ def specification_curve_figure(curve: pd.DataFrame) -> Figure:
         x = np.arange(len(d))
         top = fig.add_subplot(grid[0, col])
         colors = np.where(d["agrees"], ARM_COLORS["MT+RS"] if subgroup == "high" else ARM_COLORS["MT only"], GREY)
-        top.vlines(x, d["ci_lower"], d["ci_upper"], colors=colors, alpha=0.25, linewidth=0.6)
-        top.scatter(x, d["estimate"], c=colors, s=4, zorder=3)
+        # thousands of marks: drawn as raster inside the vector PDF (axes and text stay vector)
+        top.vlines(x, d["ci_lower"], d["ci_upper"], colors=colors, alpha=0.25, linewidth=0.6, rasterized=True)
+        top.scatter(x, d["estimate"], c=colors, s=4, zorder=3, rasterized=True)
         prim = d.index[d["primary"]]
         if len(prim):
             top.scatter(prim, d.loc[prim, "estimate"], marker="D", s=40, facecolors="none", edgecolors="black",
@@ -251,7 +252,7 @@ def specification_curve_figure(curve: pd.DataFrame) -> Figure:
         for c in choices:
             for level in levels[c]:
                 hit = x[(d[c] == level).to_numpy()]
-                bottom.scatter(hit, np.full(hit.size, y), s=1.5, color="black", marker="|")
+                bottom.vlines(hit, y - 0.35, y + 0.35, color="black", linewidth=0.4, rasterized=True)
                 ticks.append(y)
                 names.append(f"{labels[c]}: {level:g}" if isinstance(level, (int, float, np.integer, np.floating))
                              else f"{labels[c]}: {level}")

@@ -241,3 +241,27 @@ def audit_summary_text(audit: pd.DataFrame) -> str:
         listed = "; ".join(f"{r.source} {r.item} ({r.quantity}: {r.published}): {r.reason}" for r in bad.itertuples())
         parts.append(f"Inconsistent: {listed}.")
     return " ".join(parts)
+
+
+def variance_summary(comparison: pd.DataFrame) -> str:
+    """What accounting for the estimated propensity score changes."""
+    ratio = (comparison["se_m_estimation"] / comparison["se_robust"]).dropna()
+    smaller = int((ratio < 1).sum())
+    crossed = []
+    for r in comparison.itertuples():
+        null = 1.0 if r.measure == "RR" else 0.0
+        a = r.ci_lower_robust <= null <= r.ci_upper_robust
+        b = r.ci_lower_m_estimation <= null <= r.ci_upper_m_estimation
+        if np.isfinite(r.ci_lower_robust) and np.isfinite(r.ci_lower_m_estimation) and a != b:
+            crossed.append(f"{OUTCOME_LABELS.get(r.outcome, r.outcome)} ({r.subgroup})")
+    low = _row(comparison, "mrs_90d", "low")
+    high = _row(comparison, "mrs_90d", "high")
+    text = (f"Accounting for the estimated propensity score gives smaller standard errors for {smaller} of "
+            f"{ratio.size} weighted rows (ratio M-estimation / weights as known from {ratio.min():.2f} to "
+            f"{ratio.max():.2f}); for the mRS the intervals become {fmt_ci(low['ci_lower_m_estimation'], low['ci_upper_m_estimation'])} "
+            f"below and {fmt_ci(high['ci_lower_m_estimation'], high['ci_upper_m_estimation'])} above the cutoff. ")
+    if crossed:
+        text += "Whether the interval includes no effect changes for: " + "; ".join(crossed) + "."
+    else:
+        text += "No interval changes whether it includes no effect."
+    return text

@@ -7,6 +7,7 @@ shortest round-trip form, figures without creation dates.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,16 @@ def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None
             fixed.compress_type = zipfile.ZIP_DEFLATED
             target.writestr(fixed, source.read(info.filename))
     return Path(path)
+
+
+BUILD_ENVIRONMENT = "ANALYSIS_LIB_BUILD"
+
+
+def interactive() -> bool:
+    """False inside a build (whose worker sets ``ANALYSIS_LIB_BUILD`` for its kernels): progress
+    bars, whose rates and refreshes depend on timing, then stay out of the executed notebooks,
+    which are identical for the same inputs."""
+    return not os.environ.get(BUILD_ENVIRONMENT)
 
 
 def save_note(text: str, name: str, output_dir: str | Path | None) -> str:

@@ -44,6 +44,8 @@ RICH_PS_FORMULA = (
 ESTIMANDS: tuple[str, ...] = ("ATO", "ATE", "ATT", "ATM")
 PS_METHODS: tuple[str, ...] = ("logistic", "cbps")
 HC_TYPES: tuple[str, ...] = ("HC0", "HC1", "HC2", "HC3")
+VARIANCES: tuple[str, ...] = ("robust", "m_estimation")
+SMD_BINARY: tuple[str, ...] = ("std", "raw")
 
 
 class ParameterError(ValueError):
@@ -101,6 +103,20 @@ class Parameters:
     simulation_workers : int
         Local processes of the simulation study (0: one per core). A build, which already runs
         notebooks side by side on every core, uses 1 unless this is set.
+    column_map : str or None
+        A YAML file mapping a registry export's column names and codes onto the data
+        dictionary (``--columns``; see :class:`analysis_lib.data.ColumnMap`).
+    variance : {"robust", "m_estimation"}
+        ``robust``: the paper's sandwich (``hc_type``) with the weights treated as known;
+        ``m_estimation``: the sandwich of the propensity and outcome models stacked, which
+        accounts for the estimated propensity score (as WeightIt), normal intervals. Switches
+        Table 2, the cutoff sweep, the continuous interaction and what derives from them.
+    smd_binary : {"std", "raw"}
+        Binary covariates in the balance table as standardised (the paper) or raw differences
+        in proportions (cobalt's default).
+    min_cell_size : int
+        Counts from 1 to ``min_cell_size - 1`` patients are masked in the exported tables
+        (with the percentages that would reveal them); 0 masks nothing.
     data_cache : str or None
         Set by the build, not by users: the cohort validated once by the build, read by the
         notebooks instead of parsing ``data_path`` again (ignored unless it belongs to that file).
@@ -133,6 +149,10 @@ class Parameters:
     simulation_null_replicates: int = 199
     dask_scheduler: str | None = None
     simulation_workers: int = 0
+    column_map: str | None = None
+    min_cell_size: int = 0
+    variance: str = "robust"
+    smd_binary: str = "std"
     data_cache: str | None = None
     multiverse_formula: str = RICH_PS_FORMULA
     multiverse_min_arm_sizes: tuple[int, ...] = (5, 10, 20)
@@ -146,7 +166,7 @@ class Parameters:
             object.__setattr__(self, name, _as_float(name, getattr(self, name)))
         for name in ("min_arm_size", "patients_screened", "patients_icas_lvo_evt", "seed", "mi_imputations",
                      "bootstrap_replicates", "simulation_replicates", "simulation_null_replicates",
-                     "simulation_workers"):
+                     "simulation_workers", "min_cell_size"):
             object.__setattr__(self, name, _as_int(name, getattr(self, name)))
         sizes = self.multiverse_min_arm_sizes
         if isinstance(sizes, str):
@@ -162,6 +182,11 @@ class Parameters:
             object.__setattr__(self, "multiverse_formula", _check_formula("multiverse_formula", self.multiverse_formula))
         object.__setattr__(self, "estimand", _choice("estimand", str(self.estimand).upper(), ESTIMANDS))
         object.__setattr__(self, "hc_type", _choice("hc_type", str(self.hc_type).upper(), HC_TYPES))
+        object.__setattr__(self, "variance", _choice("variance", str(self.variance).lower(), VARIANCES))
+        object.__setattr__(self, "smd_binary", _choice("smd_binary", str(self.smd_binary).lower(), SMD_BINARY))
+        if self.variance == "m_estimation" and self.ps_method != "logistic":
+            raise ParameterError("parameter 'variance': m_estimation needs ps_method logistic (the estimating "
+                                 "equations of CBPS are not stacked); use variance robust with CBPS")
         self._check_ranges()
 
     def _check_ranges(self) -> None:
@@ -192,6 +217,8 @@ class Parameters:
         if self.dask_scheduler is not None and "://" not in str(self.dask_scheduler):
             raise ParameterError(f"parameter 'dask_scheduler': an address such as tcp://host:8786, "
                                  f"got {self.dask_scheduler!r}")
+        if self.min_cell_size < 0:
+            raise ParameterError(f"parameter 'min_cell_size': 0 (no masking) or more, got {self.min_cell_size}")
         if self.bootstrap_replicates < 0:
             raise ParameterError(f"parameter 'bootstrap_replicates': 0 (skip) or more, got {self.bootstrap_replicates}")
         if self.mi_imputations < 0 or self.mi_imputations == 1:
@@ -255,7 +282,7 @@ def parse_value(name: str, raw: str) -> Any:
     text = raw.strip()
     if name == "cutoff" and text.lower() in {"auto", "none", "null", "selected"}:
         return None
-    if name in ("output_dir", "ps_formula", "dask_scheduler", "data_cache") and text.lower() in {"none", "null", ""}:
+    if name in ("output_dir", "ps_formula", "dask_scheduler", "data_cache", "column_map") and text.lower() in {"none", "null", ""}:
         return None
     if name == "ps_covariates" and not text.startswith("["):
         return [part.strip() for part in text.split(",") if part.strip()]
@@ -264,7 +291,8 @@ def parse_value(name: str, raw: str) -> Any:
     except yaml.YAMLError:
         value = text
     if name in {"data_path", "output_dir", "published_dir", "estimand", "hc_type", "ps_formula", "ps_method",
-                "multiverse_formula", "multiverse_min_arm_sizes", "dask_scheduler", "data_cache"}:
+                "variance", "smd_binary",
+                "multiverse_formula", "multiverse_min_arm_sizes", "dask_scheduler", "data_cache", "column_map"}:
         return text
     return value
 

@@ -67,3 +67,23 @@ def collect(data_path: str | Path, parameters: dict, root: Path, started: dateti
 def write(record: dict, path: str | Path) -> Path:
     Path(path).write_text(json.dumps(record, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return Path(path)
+
+
+TIMING_KEYS = ("start_time", "end_time", "duration")
+
+
+def without_timing(notebook: dict) -> dict:
+    """An executed notebook without its timing metadata (papermill's start, end and duration of
+    the notebook and of each cell, and the kernel's execution timestamps), for comparing two
+    executions: everything else, outputs included, must be identical for the same inputs."""
+    import copy
+
+    nb = copy.deepcopy(notebook)
+    for key in TIMING_KEYS:
+        nb.get("metadata", {}).get("papermill", {}).pop(key, None)
+    for cell in nb.get("cells", []):
+        meta = cell.get("metadata", {})
+        meta.pop("execution", None)
+        for key in TIMING_KEYS:
+            meta.get("papermill", {}).pop(key, None)
+    return nb

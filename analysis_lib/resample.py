@@ -334,10 +334,14 @@ def resample(df: pd.DataFrame, weights: np.ndarray, ps_covariates, cutoffs, repl
                             null_statistics=null)
 
 
-def run_resampling(study, replicates: int | None = None, progress_bar: bool = True) -> ResamplingResult | None:
+def run_resampling(study, replicates: int | None = None, progress_bar: bool | None = None) -> ResamplingResult | None:
     """:func:`resample` on a :class:`~analysis_lib.study.Study` with its parameters (replicates:
-    ``bootstrap_replicates`` unless given), with a tqdm progress bar on standard error.
+    ``bootstrap_replicates`` unless given), with a tqdm progress bar on standard error
+    (``progress_bar=None``: except inside a build, see :func:`~analysis_lib.outputs.interactive`).
     ``None`` when the number of replicates is 0 (the analysis is skipped)."""
+    from .outputs import interactive
+
+    progress_bar = interactive() if progress_bar is None else progress_bar
     p = study.params
     B = p.bootstrap_replicates if replicates is None else replicates
     if B == 0:

@@ -220,7 +220,8 @@ def settings_from_parameters(params, table1_published: pd.DataFrame) -> Simulati
                               ps_covariates=tuple(params.ps_covariates))
 
 
-def run_simulation_study(params, table1_published: pd.DataFrame, progress_bar: bool = True) -> SimulationResult | None:
+def run_simulation_study(params, table1_published: pd.DataFrame,
+                         progress_bar: bool | None = None) -> SimulationResult | None:
     """:func:`run_simulation` with the parameters (``simulation_replicates`` per scenario,
     ``seed``, ``dask_scheduler``) and a tqdm progress bar; ``None`` when skipped (0 replicates)."""
     R = params.simulation_replicates
@@ -228,6 +229,9 @@ def run_simulation_study(params, table1_published: pd.DataFrame, progress_bar: b
         return None
     settings = settings_from_parameters(params, table1_published)
     bar = None
+    from .outputs import interactive
+
+    progress_bar = interactive() if progress_bar is None else progress_bar
     if progress_bar:
         import sys
 

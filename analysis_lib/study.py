@@ -4,6 +4,7 @@ notebook after the cohort description (ANALYSIS.md §1-§2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -28,11 +29,28 @@ class Study:
         """The analysis-sample rows (aligned with ``weights``)."""
         return self.sample.data
 
+    @cached_property
+    def ps(self):
+        """What the M-estimation variance needs of the propensity model
+        (:func:`~analysis_lib.mestimation.propensity_estimation`) when ``params.variance`` is
+        ``m_estimation``; ``None`` for the paper's robust variance. Passed as ``ps=`` to the
+        effect models, it switches their covariance."""
+        if self.params.variance != "m_estimation":
+            return None
+        return self.ps_estimation()
+
+    def ps_estimation(self):
+        """:func:`~analysis_lib.mestimation.propensity_estimation` of this study, whatever
+        ``params.variance`` says (for the side-by-side comparison)."""
+        from .mestimation import propensity_estimation
+
+        return propensity_estimation(self.data, self.propensity, self.params.estimand)
+
 
 def load_sample(params: Parameters, cohort: pd.DataFrame | None = None) -> AnalysisSample:
     """The complete-case analysis sample of ``params.data_path`` (or of a validated ``cohort``),
     complete on the treatment, the stenosis and the propensity variables."""
-    cohort = load_cohort(params.data_path, params.data_cache) if cohort is None else cohort
+    cohort = load_cohort(params.data_path, params.data_cache, params.column_map) if cohort is None else cohort
     return analysis_sample(cohort, ps_variables(params.ps_covariates, params.ps_formula))
 
 
@@ -41,7 +59,7 @@ def load_study(params: Parameters, cohort: pd.DataFrame | None = None) -> Study:
     complete-case sample on the propensity variables, fit the propensity model
     (``ps_covariates`` or ``ps_formula``; ``ps_method``) and compute ``params.estimand`` weights
     normalised to mean 1."""
-    cohort = load_cohort(params.data_path, params.data_cache) if cohort is None else cohort
+    cohort = load_cohort(params.data_path, params.data_cache, params.column_map) if cohort is None else cohort
     sample = load_sample(params, cohort)
     model = fit_propensity(sample.data, params.ps_covariates, formula=params.ps_formula,
                            method=params.ps_method, estimand=params.estimand)
@@ -56,7 +74,8 @@ def covariate_balance(study: Study) -> pd.DataFrame:
 
     terms = balance_variables(study.data, study.params.ps_covariates, study.params.ps_formula)
     frame = pd.concat([terms, study.data[[TREATMENT]]], axis=1)
-    return balance_table(frame, list(terms.columns), study.weights)
+    return balance_table(frame, list(terms.columns), study.weights, estimand=study.params.estimand,
+                         binary=study.params.smd_binary)
 
 
 def analysis_cutoff(study: Study) -> float:

@@ -115,7 +115,13 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "the true cutoff, with Monte-Carlo standard errors.",
           (("table", "tables/simulation_summary.html"), ("figure", "figures/simulation_rejection_rates.png"),
            ("note", "notes/simulation_summary.md")), part="Additional analyses"),
-    Entry("audit", "Additional analysis 7", "Audit of the published numbers",
+    Entry("variance", "Additional analysis 7", "Variance that accounts for the estimated propensity score",
+          "Every weighted Table 2 row with two standard errors: the paper's sandwich treating the overlap weights "
+          "as known, and M-estimation stacking the logistic propensity model with the weighted outcome model "
+          "(as WeightIt's lm_weightit/glm_weightit; normal intervals). SEs of RRs on the log scale.",
+          (("table", "tables/variance_comparison.html"), ("note", "notes/variance_summary.md")),
+          part="Additional analyses"),
+    Entry("audit", "Additional analysis 8", "Audit of the published numbers",
           "The paper's printed numbers checked against themselves, real problems first: percentages and p-values "
           "recomputed from the printed counts, unadjusted ratios from the Table 1 counts by several methods, "
           "intervals and p-values for internal consistency, the text against the tables.",

@@ -55,9 +55,11 @@ def fmt_ci(lo: float, hi: float, digits: int = 2) -> str:
     return f"{fmt_num(lo, digits)} to {fmt_num(hi, digits)}"
 
 
-def _count(n, total, pct) -> str:
-    if total is None or (isinstance(total, float) and math.isnan(total)) or total == 0 or pd.isna(n):
+def _count(n, total, pct, masked_below: int = 0) -> str:
+    if total is None or (isinstance(total, float) and math.isnan(total)) or total == 0:
         return "-"
+    if pd.isna(n):
+        return f"<{masked_below}/{int(total)}" if masked_below > 1 else "-"
     return f"{int(n)}/{int(total)} ({pct:.1f})"
 
 
@@ -68,7 +70,9 @@ def _median(med, q1, q3) -> str:
 
 
 def format_table1(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Table 1 as printed: variable (unit), n/N (%) or median (IQR) per arm, p and test."""
+    """Table 1 as printed: variable (unit), n/N (%) or median (IQR) per arm, p and test; counts
+    masked by :func:`~analysis_lib.descriptives.mask_small_cells` print as ``<k/N``."""
+    masked_below = int(tidy.attrs.get("min_cell_size", 0))
     labels = {v.name: v.label for v in TABLE1_VARIABLES}
     n0 = int(tidy.loc[tidy["variable"] == "age", "mt_only_total"].iloc[0]) if (tidy["variable"] == "age").any() else None
     n1 = int(tidy.loc[tidy["variable"] == "age", "mt_rs_total"].iloc[0]) if (tidy["variable"] == "age").any() else None
@@ -86,8 +90,8 @@ def format_table1(tidy: pd.DataFrame) -> pd.DataFrame:
             b = _median(r["mt_rs_median"], r["mt_rs_q1"], r["mt_rs_q3"])
         else:
             label += ", n/N (%)"
-            a = _count(r["mt_only_n"], r["mt_only_total"], r["mt_only_pct"])
-            b = _count(r["mt_rs_n"], r["mt_rs_total"], r["mt_rs_pct"])
+            a = _count(r["mt_only_n"], r["mt_only_total"], r["mt_only_pct"], masked_below)
+            b = _count(r["mt_rs_n"], r["mt_rs_total"], r["mt_rs_pct"], masked_below)
         rows.append({"Characteristic": label, f"MT only (N = {n0})": a, f"MT+RS (N = {n1})": b,
                      "p": fmt_p(r["p_value"]), "Test": r["test"] or "-"})
     return pd.DataFrame(rows)
@@ -306,3 +310,22 @@ def format_audit(audit: pd.DataFrame, statuses: tuple[str, ...] | None = None) -
     return pd.DataFrame({"Source": d["source"], "Item": d["item"], "Check": d["quantity"],
                          "Printed": d["published"], "Recomputed": d["recomputed"], "Status": d["status"],
                          "Reason": d["reason"]}).reset_index(drop=True)
+
+
+def format_variance_comparison(comparison: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    """The weighted Table 2 rows with the weights treated as known beside M-estimation."""
+    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    scale = np.where(comparison["measure"] == "RR", "log RR", "ATE")
+    return pd.DataFrame({
+        "Outcome": comparison["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
+        "Subgroup": comparison["subgroup"].map(names),
+        "Measure": comparison["measure"],
+        "Estimate": comparison["estimate"].map(fmt_num),
+        "SE, weights as known": [f"{fmt_num(v, 3)} ({s})" for v, s in zip(comparison["se_robust"], scale)],
+        "SE, M-estimation": [f"{fmt_num(v, 3)} ({s})" for v, s in zip(comparison["se_m_estimation"], scale)],
+        "Ratio": (comparison["se_m_estimation"] / comparison["se_robust"]).map(fmt_num),
+        "95% CI, weights as known": [fmt_ci(a, b) for a, b in zip(comparison["ci_lower_robust"],
+                                                                   comparison["ci_upper_robust"])],
+        "95% CI, M-estimation": [fmt_ci(a, b) for a, b in zip(comparison["ci_lower_m_estimation"],
+                                                             comparison["ci_upper_m_estimation"])],
+    })

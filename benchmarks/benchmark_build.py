@@ -1,5 +1,6 @@
 """Benchmark of the build on the synthetic cohort: time of each notebook and of the whole build,
-with the notebooks run one at a time and in parallel, against the 45 s target.
+with the notebooks run one at a time and in parallel, and the whole `make supplement` command
+(a new process, environment installed), against the 30 s target.
 
 Run with the environment installed:  .venv/bin/python benchmarks/benchmark_build.py [--repeat N]
 (or `make benchmark`). Numbers are printed, never asserted.
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_SECONDS = 45.0
+TARGET_SECONDS = 30.0
 
 
 def machine() -> str:
@@ -49,6 +50,17 @@ def build_once(jobs: int) -> tuple[float, dict[str, float]]:
         return time.perf_counter() - start, result.timings
 
 
+def command_once() -> float:
+    """The whole command `make supplement` runs, in a new process: start-up, validation, the
+    notebooks, the supplement's assembly and the swap of the output folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "analysis_lib", "build", "--data",
+                        str(ROOT / "data" / "synthetic_cohort.csv"), "--out", str(Path(tmp) / "outputs")],
+                       check=True, capture_output=True)
+        return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=2)
@@ -64,8 +76,11 @@ def main() -> None:
         for name, seconds in per_notebook.items():
             print(f"  {name:<14} {seconds:5.1f} s")
     print(f"\nparallel speed-up: {walls[1] / walls[2]:.2f}x")
-    best = min(walls.values())
-    print(f"target {TARGET_SECONDS:.0f} s: {'met' if best <= TARGET_SECONDS else 'NOT met'} "
+    commands = [command_once() for _ in range(args.repeat)]
+    print(f"whole command (python -m analysis_lib build, new process; median of {args.repeat}): "
+          f"{statistics.median(commands):.1f} s")
+    best = statistics.median(commands)
+    print(f"target {TARGET_SECONDS:.0f} s for the whole command: {'met' if best <= TARGET_SECONDS else 'NOT met'} "
           f"({best:.1f} s, {best / TARGET_SECONDS:.0%} of the target)")
 
 

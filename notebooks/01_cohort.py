@@ -26,6 +26,7 @@
 # %% tags=["parameters"]
 data_path = "../data/synthetic_cohort.csv"
 data_cache = None
+column_map = None
 output_dir = None
 published_dir = "../data/published"
 ps_covariates = [
@@ -35,9 +36,10 @@ ps_covariates = [
 ps_formula = None
 patients_screened = 18732
 patients_icas_lvo_evt = 541
+min_cell_size = 0
 
 # %%
-from analysis_lib.descriptives import patient_flow, table1
+from analysis_lib.descriptives import mask_small_cells, patient_flow, table1
 from analysis_lib.figures import patient_flow_figure
 from analysis_lib.outputs import save_figure, save_formatted, save_table
 from analysis_lib.params import Parameters
@@ -87,9 +89,11 @@ figure_s1
 # the patients with a known value. Between-group differences: Fisher's exact test for
 # categorical and the Mann-Whitney U test for continuous variables, both two-sided, as in the
 # paper. The antiplatelet regimen is recorded for MT+RS patients only and is not tested.
+# With `min_cell_size` set (e.g. 5), counts of 1 to 4 patients and their percentages are masked
+# in every exported copy of the table (statistical disclosure control).
 
 # %%
-t1 = table1(sample.data)
+t1 = mask_small_cells(table1(sample.data), params.min_cell_size)
 save_table(t1, "table1", params.output_dir, formatted=format_table1(t1),
            caption="Table 1. Baseline, procedural and outcome characteristics by treatment group.")
 format_table1(t1)

@@ -24,6 +24,7 @@
 # %% tags=["parameters"]
 data_path = "../data/synthetic_cohort.csv"
 data_cache = None
+column_map = None
 output_dir = None
 ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",
@@ -32,6 +33,7 @@ ps_covariates = [
 ps_formula = None
 ps_method = "logistic"
 estimand = "ATO"
+smd_binary = "std"
 
 # %%
 from analysis_lib.balance import BALANCE_COLUMNS, sample_sizes

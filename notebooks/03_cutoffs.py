@@ -27,6 +27,7 @@
 # %% tags=["parameters"]
 data_path = "../data/synthetic_cohort.csv"
 data_cache = None
+column_map = None
 output_dir = None
 published_dir = "../data/published"
 ps_covariates = [
@@ -37,6 +38,7 @@ ps_formula = None
 ps_method = "logistic"
 estimand = "ATO"
 hc_type = "HC0"
+variance = "robust"
 cutoff = 75.0
 cutoff_min = 40.0
 cutoff_max = 90.0
@@ -72,7 +74,7 @@ study
 
 # %%
 sweep = cutoff_sweep(study.data, study.weights, params.cutoffs(), params.min_arm_size,
-                     hc_type=params.hc_type, conf_level=params.conf_level)
+                     hc_type=params.hc_type, conf_level=params.conf_level, ps=study.ps)
 save_table(sweep, "cutoff_sweep", params.output_dir, formatted=format_sweep(sweep),
            caption="Supplementary Table 2. Treatment effect on the 90-day mRS below and above each stenosis cutoff.")
 format_sweep(sweep)
@@ -104,7 +106,7 @@ print(f"Cutoff selected by the sweep: {sweep.loc[sweep['selected'], 'cutoff'].to
 # significant, and then said so).
 
 # %%
-continuous = continuous_interaction(study.data, study.weights, params.hc_type, params.conf_level)
+continuous = continuous_interaction(study.data, study.weights, params.hc_type, params.conf_level, ps=study.ps)
 save_table(continuous.summary, "continuous_interaction", params.output_dir,
            formatted=format_continuous(continuous.summary, continuous.crossing))
 save_table(continuous.crossing, "crossing_point", params.output_dir)

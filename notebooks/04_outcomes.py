@@ -28,6 +28,7 @@
 # %% tags=["parameters"]
 data_path = "../data/synthetic_cohort.csv"
 data_cache = None
+column_map = None
 output_dir = None
 published_dir = "../data/published"
 ps_covariates = [
@@ -38,6 +39,7 @@ ps_formula = None
 ps_method = "logistic"
 estimand = "ATO"
 hc_type = "HC0"
+variance = "robust"
 cutoff = 75.0
 cutoff_min = 40.0
 cutoff_max = 90.0
@@ -67,7 +69,7 @@ print(f"{study!r}\nStenosis subgroups: <= {cutoff_used:g} % (low) and > {cutoff_
 # empty with a note, never filled with a number from a diverging fit.
 
 # %%
-t2 = table2(study.data, study.weights, cutoff_used, params.hc_type, params.conf_level)
+t2 = table2(study.data, study.weights, cutoff_used, params.hc_type, params.conf_level, ps=study.ps)
 save_table(t2, "table2", params.output_dir, formatted=format_table2(t2, cutoff_used),
            caption="Table 2. Effect of rescue stenting on outcomes.")
 format_table2(t2, cutoff_used)

@@ -23,6 +23,7 @@
 # %% tags=["parameters"]
 data_path = "../data/synthetic_cohort.csv"
 data_cache = None
+column_map = None
 output_dir = None
 ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",
@@ -32,6 +33,7 @@ ps_formula = None
 ps_method = "logistic"
 estimand = "ATO"
 hc_type = "HC0"
+variance = "robust"
 cutoff = 75.0
 cutoff_min = 40.0
 cutoff_max = 90.0
@@ -62,7 +64,7 @@ from analysis_lib.tables import (format_imputation, format_propensity_specificat
 params = Parameters.from_namespace(globals())
 study = load_study(params)
 cutoff_used = analysis_cutoff(study)
-primary = table2(study.data, study.weights, cutoff_used, params.hc_type, params.conf_level)
+primary = table2(study.data, study.weights, cutoff_used, params.hc_type, params.conf_level, ps=study.ps)
 study
 
 # %% [markdown]

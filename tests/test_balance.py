@@ -68,3 +68,36 @@ def test_effective_sample_size():
     assert list(sizes["arm"]) == ["MT only", "MT+RS"]
     assert sizes["n"].tolist() == [131, 172]
     assert (sizes["ess_weighted"] < sizes["n"]).all()
+
+
+def test_cobalt_conventions_per_estimand_on_lalonde():
+    """WeightIt's lalonde example read with cobalt's defaults for the ATT: the treated group's SD
+    as denominator (s.d.denom = "treated"), binary covariates as raw differences."""
+    import pandas as pd
+
+    from analysis_lib.balance import balance_table, sample_sizes
+    from analysis_lib.weighting import compute_weights, fit_propensity
+
+    from conftest import REFERENCE, assert_close
+
+    df = pd.read_csv(REFERENCE / "lalonde" / "lalonde.csv")
+    for level in ("black", "hispan", "white"):
+        df[f"race_{level}"] = (df["race"] == level).astype(float)
+    model = fit_propensity(df, treatment="treat", formula="age + educ + nodegree + married + C(race) + re74 + re75")
+    w = compute_weights(model.propensity, df["treat"].to_numpy(), "ATT")
+    covariates = ["age", "educ", "nodegree", "married", "race_black", "race_hispan", "race_white", "re74", "re75"]
+    att = balance_table(df, covariates, w, treatment="treat", estimand="ATT", binary="raw").set_index("covariate")
+    published = {"age": 0.1188, "educ": -0.0284, "nodegree": 0.0184, "married": 0.0186, "race_black": -0.0022,
+                 "re74": -0.0021, "re75": 0.0110}
+    for name, value in published.items():
+        assert round(att.loc[name, "smd_weighted"], 4) == value, name
+    ref = pd.read_csv(REFERENCE / "expected" / "mestimation" / "lalonde_balance.csv").set_index("covariate")
+    denominator = np.where(ref["binary"], 1.0, ref["sd_treated"])
+    assert_close(att.loc[ref.index, "smd_weighted"], ref["diff_weighted"] / denominator, what="ATT weighted")
+    assert_close(att.loc[ref.index, "smd_unweighted"], ref["diff_unweighted"] / denominator, what="ATT unweighted")
+    # the paper's convention (ATO, ATE, ATM): pooled SD, binary covariates standardised too
+    pooled = balance_table(df, covariates, w, treatment="treat", estimand="ATE").set_index("covariate")
+    assert_close(pooled.loc[ref.index, "smd_weighted"], ref["diff_weighted"] / ref["sd_pooled"], what="pooled")
+    sizes = sample_sizes(df, w, treatment="treat").set_index("arm")
+    assert round(sizes.loc["MT only", "ess_weighted"], 2) == 99.82
+    assert sizes.loc["MT only", "ess_unweighted"] == 429 and sizes.loc["MT+RS", "ess_weighted"] == pytest.approx(185)

@@ -136,7 +136,6 @@ def test_load_cohort_raises_with_file_name(tmp_path):
     (b"", "the file is empty"),
     (b"patient_id,center\n", "has a header row but no patient rows"),
     (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not a text CSV file"),
-    (b"patient_id;center\n\xe9t\xe9;1\n", "not valid UTF-8"),
 ])
 def test_unreadable_files(tmp_path, content, message):
     path = tmp_path / "registry.csv"

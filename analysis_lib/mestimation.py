@@ -1,0 +1,203 @@
+"""Variance that accounts for the estimated propensity score: M-estimation (stacked estimating
+equations), as WeightIt's ``lm_weightit``/``glm_weightit`` and PSweight compute it.
+
+The propensity model (logistic, parameters ``gamma``, design ``Z``) and the weighted outcome
+model (parameters ``beta``, design ``X``) are solved jointly by the stacked estimating functions
+
+    psi_gamma,i = (t_i - p_i) z_i                          (logistic score, every analysis row)
+    psi_beta,i  = w_i(gamma) x_i (y_i - mu_i(beta))        (rows whose outcome is known)
+
+with ``mu = x'beta`` (linear model) or ``exp(x'beta)`` (modified Poisson). The sandwich
+``A^-1 B A^-T`` over the stack (``A`` the Jacobian of the summed functions, ``B = sum psi psi'``)
+has, for ``beta``, the closed form
+
+    V_beta = A_bb^-1 (sum_i u_i u_i') A_bb^-T,     u_i = psi_beta,i + A_bg H^-1 psi_gamma,i
+
+where ``A_bb = -X' diag(w dmu/deta) X``, ``A_bg = sum_i x_i (y_i - mu_i) dw_i/dgamma'`` and
+``H = Z' diag(p (1 - p)) Z`` (so ``A_gg = -H``): the outcome scores are corrected by their
+projection on the propensity scores. No small-sample factor (HC0 type) and normal quantiles,
+as WeightIt. The derivatives are analytic (:func:`weight_derivative`); the tests compare them
+with numerical differentiation of :func:`estimating_functions`.
+
+A constant factor common to all weights (the normalisation to mean 1) leaves ``V_beta``
+unchanged, because ``sum_i w_i x_i (y_i - mu_i) = 0`` at the solution; the derivative of the
+normalised weights is therefore the derivative of the raw weights divided by their mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .data import TREATMENT
+
+METHOD = "M-estimation"
+
+
+@dataclass(frozen=True)
+class PropensityEstimation:
+    """What the stacked sandwich needs of a fitted logistic propensity model, on the rows of
+    the analysis sample: the scores ``psi_gamma`` (n x k), ``H^-1`` (k x k), ``Q = sum psi_gamma
+    psi_gamma'`` and the derivative of each patient's (normalised) weight (n x k)."""
+
+    scores: np.ndarray = field(repr=False)
+    info_inv: np.ndarray = field(repr=False)
+    score_cross: np.ndarray = field(repr=False)
+    dweights: np.ndarray = field(repr=False)
+    estimand: str
+    terms: tuple[str, ...]
+
+
+def raw_weights(p: np.ndarray, t: np.ndarray, estimand: str) -> np.ndarray:
+    """The weights of :func:`~analysis_lib.weighting.compute_weights` before normalisation."""
+    if estimand == "ATO":
+        return t * (1 - p) + (1 - t) * p
+    if estimand == "ATE":
+        return t / p + (1 - t) / (1 - p)
+    if estimand == "ATT":
+        return t + (1 - t) * p / (1 - p)
+    if estimand == "ATM":
+        return np.minimum(p, 1 - p) / (t * p + (1 - t) * (1 - p))
+    raise ValueError(f"estimand must be ATO, ATE, ATT or ATM, got {estimand!r}")
+
+
+def weight_derivative(p: np.ndarray, t: np.ndarray, Z: np.ndarray, estimand: str) -> np.ndarray:
+    """``dw_i / dgamma`` (n x k) of the raw weights, with ``dp/dgamma = p (1 - p) z``:
+
+    * ATO ``t (1 - p) + (1 - t) p``: ``(1 - 2t) p (1 - p) z``
+    * ATE ``t / p + (1 - t) / (1 - p)``: ``(-t (1 - p) / p + (1 - t) p / (1 - p)) z``
+    * ATT ``t + (1 - t) p / (1 - p)``: ``(1 - t) p / (1 - p) z``
+    * ATM ``min(p, 1 - p) / (t p + (1 - t)(1 - p))``: ``-(1 - p) / p z`` for treated with
+      ``p > 1/2``, ``p / (1 - p) z`` for controls with ``p < 1/2``, 0 otherwise (the weight is 1).
+    """
+    p = np.asarray(p, float)
+    t = np.asarray(t, float)
+    if estimand == "ATO":
+        g = (1 - 2 * t) * p * (1 - p)
+    elif estimand == "ATE":
+        g = -t * (1 - p) / p + (1 - t) * p / (1 - p)
+    elif estimand == "ATT":
+        g = (1 - t) * p / (1 - p)
+    elif estimand == "ATM":
+        g = np.where((t == 1) & (p > 0.5), -(1 - p) / p, 0.0) + np.where((t == 0) & (p < 0.5), p / (1 - p), 0.0)
+    else:
+        raise ValueError(f"estimand must be ATO, ATE, ATT or ATM, got {estimand!r}")
+    return g[:, None] * np.asarray(Z, float)
+
+
+def propensity_estimation(df: pd.DataFrame, model, estimand: str, treatment: str = TREATMENT,
+                          normalize: bool = True) -> PropensityEstimation:
+    """:class:`PropensityEstimation` of a fitted :class:`~analysis_lib.weighting.PropensityModel`
+    (logistic; its design rebuilt from ``df``, aliased terms left out as in the fit)."""
+    from .weighting import design_matrix
+
+    if model.method != "logistic":
+        raise ValueError("M-estimation variance needs the logistic propensity model (ps_method logistic): "
+                         "the estimating equations of CBPS are not stacked here")
+    X = design_matrix(df, model.covariates, model.formula)
+    kept = [c for c in X.columns if np.isfinite(model.coefficients.get(c, np.nan))]
+    Z = X[kept].to_numpy(float)
+    t = df[treatment].to_numpy(float)
+    p = np.asarray(model.propensity, float)
+    scores = (t - p)[:, None] * Z
+    H = Z.T @ ((p * (1 - p))[:, None] * Z)
+    dw = weight_derivative(p, t, Z, estimand)
+    if normalize:
+        dw = dw / raw_weights(p, t, estimand).mean()
+    return PropensityEstimation(scores=scores, info_inv=np.linalg.inv(H), score_cross=scores.T @ scores,
+                                dweights=dw, estimand=estimand, terms=tuple(kept))
+
+
+def stacked_vcov(psi_beta: np.ndarray, jac_beta_gamma: np.ndarray, a_bb_inv: np.ndarray,
+                 ps: PropensityEstimation, keep: np.ndarray | None = None) -> np.ndarray:
+    """``V_beta`` of the module docstring from the outcome scores of the kept rows
+    (``psi_beta``, n_kept x q), ``A_bg`` (q x k) and ``A_bb^-1`` (q x q).
+
+    ``sum u u' = D + S G + (S G)' + G' Q G`` with ``G = H^-1 A_bg'``, ``D = sum psi_beta
+    psi_beta'``, ``S = sum psi_beta psi_gamma'`` over the kept rows and ``Q = sum psi_gamma
+    psi_gamma'`` over all rows (rows without an outcome contribute their propensity scores only).
+    """
+    scores = ps.scores if keep is None else ps.scores[np.asarray(keep, bool)]
+    G = ps.info_inv @ jac_beta_gamma.T
+    S = psi_beta.T @ scores
+    SG = S @ G
+    meat = psi_beta.T @ psi_beta + SG + SG.T + G.T @ ps.score_cross @ G
+    return a_bb_inv @ meat @ a_bb_inv.T
+
+
+def model_vcov(X: np.ndarray, y: np.ndarray, w: np.ndarray, mu: np.ndarray, family: str,
+               ps: PropensityEstimation, keep: np.ndarray | None = None) -> np.ndarray:
+    """M-estimation covariance of a weighted linear (``gaussian``) or log-link Poisson model with
+    design ``X``, fitted means ``mu`` and weights ``w`` on the kept rows."""
+    X = np.asarray(X, float)
+    resid = np.asarray(y, float) - np.asarray(mu, float)
+    work = w if family == "gaussian" else w * mu
+    dw = ps.dweights if keep is None else ps.dweights[np.asarray(keep, bool)]
+    a_bb_inv = np.linalg.inv(X.T @ (work[:, None] * X))  # the sign of A_bb cancels in the sandwich
+    jac = X.T @ (resid[:, None] * dw)
+    return stacked_vcov(X * (w * resid)[:, None], jac, a_bb_inv, ps, keep)
+
+
+# ---------------------------------------------------------------- for tests and reading
+def estimating_functions(gamma: np.ndarray, beta: np.ndarray, Z: np.ndarray, t: np.ndarray, X: np.ndarray,
+                         y: np.ndarray, estimand: str, family: str = "gaussian") -> np.ndarray:
+    """The stacked estimating functions ``[psi_gamma, psi_beta]`` (n x (k + q)) at any
+    ``(gamma, beta)``, with raw weights; rows with a missing ``y`` have ``psi_beta = 0``."""
+    p = 1 / (1 + np.exp(-(Z @ gamma)))
+    w = raw_weights(p, t, estimand)
+    eta = X @ beta
+    mu = eta if family == "gaussian" else np.exp(eta)
+    r = np.where(np.isnan(y), 0.0, y - mu)
+    return np.hstack([(t - p)[:, None] * Z, X * (w * r)[:, None]])
+
+
+def jacobian(gamma: np.ndarray, beta: np.ndarray, Z: np.ndarray, t: np.ndarray, X: np.ndarray, y: np.ndarray,
+             estimand: str, family: str = "gaussian") -> np.ndarray:
+    """Analytic Jacobian ``A = d sum psi / d theta'`` of :func:`estimating_functions`:
+    ``[[-H, 0], [A_bg, A_bb]]``."""
+    p = 1 / (1 + np.exp(-(Z @ gamma)))
+    w = raw_weights(p, t, estimand)
+    eta = X @ beta
+    mu = eta if family == "gaussian" else np.exp(eta)
+    known = ~np.isnan(y)
+    r = np.where(known, y - mu, 0.0)
+    dmu = np.ones_like(mu) if family == "gaussian" else mu
+    k, q = Z.shape[1], X.shape[1]
+    A = np.zeros((k + q, k + q))
+    A[:k, :k] = -Z.T @ ((p * (1 - p))[:, None] * Z)
+    A[k:, :k] = X.T @ (r[:, None] * weight_derivative(p, t, Z, estimand))
+    A[k:, k:] = -X.T @ ((known * w * dmu)[:, None] * X)
+    return A
+
+
+COMPARISON_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "se_robust", "se_m_estimation",
+                      "ci_lower_robust", "ci_upper_robust", "ci_lower_m_estimation", "ci_upper_m_estimation"]
+
+
+def variance_comparison(df: pd.DataFrame, weights: np.ndarray, ps: PropensityEstimation, cutoff: float,
+                        hc_type: str = "HC0", conf_level: float = 0.95) -> pd.DataFrame:
+    """Every weighted Table 2 row with both variances side by side (``tables/variance_comparison.csv``):
+    the paper's sandwich with the weights as known (``hc_type``, t intervals for the mRS) and the
+    M-estimation sandwich (normal intervals). Standard errors of RRs are on the log scale."""
+    from .effects import table2
+
+    kw = dict(hc_type=hc_type, conf_level=conf_level, full=True)
+    robust = table2(df, weights, cutoff, **kw).query("analysis == 'iptw'").reset_index(drop=True)
+    mest = table2(df, weights, cutoff, ps=ps, **kw).query("analysis == 'iptw'").reset_index(drop=True)
+    return pd.DataFrame({
+        "outcome": robust["outcome"], "subgroup": robust["subgroup"], "measure": robust["measure"],
+        "estimate": robust["estimate"], "se_robust": robust["std_error"], "se_m_estimation": mest["std_error"],
+        "ci_lower_robust": robust["ci_lower"], "ci_upper_robust": robust["ci_upper"],
+        "ci_lower_m_estimation": mest["ci_lower"], "ci_upper_m_estimation": mest["ci_upper"],
+    })[COMPARISON_COLUMNS]
+
+
+def compare_variances(study, cutoff: float) -> pd.DataFrame | None:
+    """:func:`variance_comparison` for a :class:`~analysis_lib.study.Study`; ``None`` when its
+    propensity model is CBPS (not stacked here)."""
+    if study.propensity.method != "logistic":
+        return None
+    p = study.params
+    return variance_comparison(study.data, study.weights, study.ps_estimation(), cutoff, p.hc_type, p.conf_level)
