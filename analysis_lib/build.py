@@ -296,13 +296,31 @@ def run_tasks(pool: ProcessPoolExecutor, tasks: dict[tuple, tuple], log: Callabl
     """Run notebook tasks (``key -> (name, source, dest, parameters)``, in submission order) on
     the pool; progress is logged as each finishes, labelled by the key."""
     results: dict[tuple, dict] = {}
-    with pool:
+    try:
         futures = {pool.submit(_execute, *task): key for key, task in tasks.items()}
         for future in as_completed(futures):
             key = futures[future]
             results[key] = future.result()
             log(_progress("/".join(key), results[key], len(results), len(tasks)))
+    except KeyboardInterrupt:
+        _stop(pool)
+        raise
+    pool.shutdown()
     return results
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Ctrl-C: drop the notebooks not yet started and stop the running ones at once (the
+    executor would otherwise run every queued notebook before returning). Their kernels exit
+    with them (ipykernel watches its parent process). The worker list is the executor's
+    private ``_processes``, read before ``shutdown`` clears it."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        if process.is_alive():
+            process.terminate()
+    for process in workers:
+        process.join(timeout=10)
 
 
 def finalize(folder: Path, params: Parameters, started_at: datetime, seconds: float, notebooks: dict) -> None:

@@ -337,3 +337,29 @@ def test_small_cells_are_masked_on_request():
     row = int(np.flatnonzero(small)[0])
     assert shown.iloc[row, 1] == f"<5/{int(t1.loc[row, 'mt_only_total'])}"
     assert mask_small_cells(t1, 0) is t1
+
+
+def test_ctrl_c_mid_build_leaves_earlier_outputs_and_says_where_the_partial_run_is(previous):
+    """Ctrl-C in a terminal interrupts the whole process group: the build, its workers, the kernels."""
+    import os
+    import signal
+    import sys
+
+    before = snapshot(previous)
+    build = subprocess.Popen([sys.executable, "-m", "analysis_lib", "build", "--data", str(SYNTHETIC),
+                              "--out", str(previous)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    assert build.stdout.readline().startswith("running 8 notebooks")
+    work = previous.parent / ".outputs.partial"
+    import time
+
+    deadline = time.monotonic() + 60
+    while not list((work / "notebooks").glob("*.ipynb")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the first notebook is being written
+    os.killpg(build.pid, signal.SIGINT)
+    _, err = build.communicate(timeout=120)
+    assert build.returncode == 130
+    assert err.strip() == (f"error: build interrupted - previous outputs in {previous} untouched; "
+                           f"partial run kept in {previous.parent / 'outputs.failed'}")
+    assert snapshot(previous) == before
+    assert not work.exists() and (previous.parent / "outputs.failed" / "notebooks").is_dir()
