@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -396,10 +397,13 @@ def _execute(name: str, source: str, dest: str, parameters: dict) -> dict:
     try:
         # The notebook is written once at the end (also after an error), not after every cell,
         # and the kernel is stopped at once when the last cell is done instead of waiting for
-        # a graceful exit: together about a second per notebook.
+        # a graceful exit: together about a second per notebook. Stream outputs are coalesced:
+        # how a kernel splits one print into messages depends on timing (its flush thread), and
+        # the executed notebook must not.
         pm.execute_notebook(source, dest, parameters=parameters, cwd=str(Path(source).parent),
                             kernel_name="python3", progress_bar=False, log_output=False,
-                            request_save_on_cell_execute=False, shutdown_kernel="immediate")
+                            request_save_on_cell_execute=False, shutdown_kernel="immediate",
+                            coalesce_streams=True)
     except PapermillExecutionError as err:
         cell = f"cell In [{err.exec_count}]" if err.exec_count else f"cell index {err.cell_index}"
         line = next((ln.strip() for ln in str(err.source).splitlines() if ln.strip() and not ln.startswith("#")), "")
@@ -464,7 +468,8 @@ def refresh_notebooks(names: tuple[str, ...] = NOTEBOOKS, log: Callable[[str], N
     parameters (the synthetic cohort), and store the outputs in ``notebooks/*.ipynb``.
 
     These stored outputs are what nbval compares against in ``make test`` and what a reader sees
-    on the web. Execution-timing metadata is dropped so that a re-run leaves git clean.
+    on the web. Execution-timing metadata is dropped and cell IDs are kept, so that a re-run
+    leaves git clean unless an output changed.
     """
     _without_iri_checker()
     import jupytext
@@ -474,10 +479,30 @@ def refresh_notebooks(names: tuple[str, ...] = NOTEBOOKS, log: Callable[[str], N
     for name in names:
         start = time.perf_counter()
         nb = jupytext.read(folder / f"{name}.py")
-        NotebookClient(nb, kernel_name="python3", timeout=900, shutdown_kernel="immediate",
-                       resources={"metadata": {"path": str(folder)}}).execute()
+        _keep_cell_ids(nb, folder / f"{name}.ipynb")
+        NotebookClient(nb, kernel_name="python3", timeout=900, shutdown_kernel="immediate", coalesce_streams=True,
+                       resources={"metadata": {"path": str(folder)}}).execute(
+            stderr=subprocess.DEVNULL)  # the kernel's transport warnings; cell errors still raise
         for cell in nb.cells:
             cell.metadata.pop("execution", None)
         nb.metadata.pop("papermill", None)
         jupytext.write(nb, folder / f"{name}.ipynb")
         log(f"{name}.ipynb executed ({time.perf_counter() - start:.1f} s)")
+
+
+def _keep_cell_ids(nb, stored: Path) -> None:
+    """Give the cells read from the percent script the IDs of the committed notebook's cells at
+    the same positions (jupytext draws new random IDs on every read); added cells keep theirs."""
+    import nbformat
+
+    if not stored.exists():
+        return
+    old = nbformat.read(stored, as_version=4).cells
+    used = set()
+    for cell, previous in zip(nb.cells, old):
+        if previous.get("id") and cell.cell_type == previous.cell_type:
+            cell["id"] = previous["id"]
+            used.add(previous["id"])
+    for cell in nb.cells[len(old):]:
+        if cell.get("id") in used:
+            cell["id"] = f"{cell['id']}-new"

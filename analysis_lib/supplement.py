@@ -45,24 +45,24 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "symptomatic intracranial hemorrhage.",
           (("table", "tables/table1.html"), ("beside", "tables/table1_beside_published.html"))),
     Entry("table2", "Table 2", "Effect of rescue stenting on outcomes",
-          "Unadjusted and overlap-weighted (IPTW) effects of MT+RS vs MT only, in the entire cohort and by "
+          "Unadjusted and {weighted} (IPTW) effects of MT+RS vs MT only, in the entire cohort and by "
           "stenosis subgroup. ATE average treatment effect (difference in mean 90-day mRS; negative favours "
           "stenting), weighted linear model; RR relative risk (MT only reference), weighted Poisson model with "
-          "log link; HC0 sandwich variance; p-int p-value of the treatment x subgroup interaction.",
+          "log link; {variance}; p-int p-value of the treatment x subgroup interaction.",
           (("table", "tables/table2.html"), ("beside", "tables/table2_beside_published.html"))),
     Entry("figure1", "Figure 1", "Distribution of the 90-day modified Rankin Scale",
-          "Overlap-weighted distribution of 90-day mRS scores by treatment group: (a) entire cohort; (b) stenosis "
+          "{Weighted} distribution of 90-day mRS scores by treatment group: (a) entire cohort; (b) stenosis "
           "above and (c) at or below the cutoff. Percentages of patients at each score.",
           (("figure", "figures/figure_1_mrs_distribution.png"),)),
     Entry("stable1", "Supplementary Table 1", "Covariate balance before and after weighting",
-          "Standardised mean differences (SMD; pooled SD of the unweighted groups, binary covariates standardised "
-          "too) and variance ratios (MT+RS over MT only, continuous covariates), before and after overlap "
-          "weighting; |SMD| < 0.1 indicates adequate balance. Below: effective sample size (ESS) per arm.",
+          "Standardised mean differences (SMD; {smd}) and variance ratios (MT+RS over MT only, continuous "
+          "covariates), before and after {weighting}; |SMD| < 0.1 indicates adequate balance. Below: effective "
+          "sample size (ESS) per arm.",
           (("table", "tables/balance.html"), ("table", "tables/effective_sample_size.html"),
            ("figure", "figures/love_plot.png"), ("figure", "figures/propensity_overlap.png"))),
     Entry("stable2", "Supplementary Table 2", "Treatment effect on the 90-day mRS at each stenosis cutoff",
-          "Overlap-weighted ATE of MT+RS vs MT only on the 90-day mRS at or below and above each candidate cutoff "
-          "(40-90 %), their difference and p-interaction; a cutoff with fewer than the minimum number of "
+          "{Weighted} ATE of MT+RS vs MT only on the 90-day mRS at or below and above each candidate cutoff "
+          "({cutoffs}), {variance}; their difference and p-interaction; a cutoff with fewer than the minimum number of "
           "patients in a subgroup-arm is not eligible; the selected cutoff has the largest absolute difference.",
           (("table", "tables/cutoff_sweep.html"), ("figure", "figures/cutoff_sweep_forest.png"),
            ("beside", "tables/text_results_beside_published.html"))),
@@ -77,7 +77,7 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "exclusions for missing propensity covariates are computed from the data.",
           (("figure", "figures/supplementary_figure_1_patient_flow.png"),)),
     Entry("sfigure2", "Supplementary Figure 2", "Continuous effect modification by stenosis",
-          "Overlap-weighted ATE as a linear function of the stenosis degree with its pointwise 95% band (HC0), "
+          "{Weighted} ATE as a linear function of the stenosis degree with its pointwise 95% band ({band}), "
           "the crossing point and the cutoff used for the subgroups; a rug of the patients of each arm. Below: "
           "the interaction per 1% stenosis and the crossing point with delta-method and Fieller intervals.",
           (("figure", "figures/supplementary_figure_2_continuous_interaction.png"),
@@ -177,9 +177,38 @@ def _item(folder: Path, kind: str, relative: str, entry: Entry) -> str:
     return text
 
 
+WEIGHTING = {"ATO": ("overlap-weighted", "overlap weighting"),
+             "ATE": ("inverse-probability-weighted (ATE)", "inverse probability weighting (ATE)"),
+             "ATT": ("ATT-weighted", "weighting to the treated (ATT)"),
+             "ATM": ("matching-weighted (ATM)", "matching weighting (ATM)")}
+
+
+def caption_terms(parameters: dict) -> dict[str, str]:
+    """The words of the captions that depend on the build's parameters (estimand, variance,
+    SMD conventions, candidate cutoffs), so that a caption never describes another analysis."""
+    estimand = parameters.get("estimand", "ATO")
+    weighted, weighting = WEIGHTING.get(estimand, WEIGHTING["ATO"])
+    hc = parameters.get("hc_type", "HC0")
+    if parameters.get("variance", "robust") == "m_estimation":
+        variance = "M-estimation variance accounting for the estimated propensity score (normal intervals)"
+        band = "M-estimation"
+    else:
+        variance = f"{hc} sandwich variance with the weights treated as known"
+        band = hc
+    denominator = ("SD of the unweighted treated group" if estimand == "ATT"
+                   else "pooled SD of the unweighted groups")
+    binary = ("binary covariates as raw differences in proportions" if parameters.get("smd_binary") == "raw"
+              else "binary covariates standardised too")
+    low, high = parameters.get("cutoff_min", 40), parameters.get("cutoff_max", 90)
+    return {"weighted": weighted, "Weighted": weighted[0].upper() + weighted[1:], "weighting": weighting,
+            "variance": variance, "band": band, "smd": f"{denominator}, {binary}",
+            "cutoffs": f"{low:g}-{high:g} %"}
+
+
 def assemble(folder: str | Path, provenance: dict, synthetic: bool) -> Path:
     """Write ``supplement.html`` into a build folder from its tables, figures and notes."""
     folder = Path(folder)
+    terms = caption_terms(provenance["parameters"])
     parts: list[str] = []
     toc: list[str] = []
     current = None
@@ -190,7 +219,7 @@ def assemble(folder: str | Path, provenance: dict, synthetic: bool) -> Path:
         toc.append(f'<li><a href="#{entry.anchor}">{html.escape(entry.label)}. {html.escape(entry.title)}</a></li>')
         body = "".join(_item(folder, kind, rel, entry) for kind, rel in entry.items)
         parts.append(f'<section id="{entry.anchor}"><h3>{html.escape(entry.label)}. {html.escape(entry.title)}</h3>'
-                     f'<p class="caption">{html.escape(entry.caption)}</p>{body}</section>')
+                     f'<p class="caption">{html.escape(entry.caption.format(**terms))}</p>{body}</section>')
     banner = ('<p class="banner"><strong>Synthetic cohort.</strong> These results come from the synthetic cohort '
               'shipped with the compendium (calibrated to the published Table 1), not from patient data.</p>'
               if synthetic else "")

@@ -73,8 +73,10 @@ weight_summary(study.weights, study.data[TREATMENT]).round(3)
 # %% [markdown]
 # ## Balance (Supplementary Table 1)
 #
-# Standardised mean differences with cobalt's pooled denominator from the *unweighted* groups,
-# for every covariate (binary ones standardised too, as the paper reports SMDs for all).
+# Standardised mean differences with cobalt's denominator from the *unweighted* groups (pooled
+# for ATO, ATE and ATM; the treated group's SD for ATT), for every covariate (binary ones
+# standardised too, as the paper reports SMDs for all; `smd_binary = "raw"` gives cobalt's raw
+# differences in proportions instead).
 # |SMD| < 0.1 is adequate balance. Overlap weights from a logistic model balance the means of
 # the model's covariates exactly, so the weighted SMDs are zero up to rounding. Variance ratios
 # (treated over control) are shown for continuous covariates, as cobalt does. With a

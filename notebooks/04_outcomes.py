@@ -23,7 +23,9 @@
 # unadjusted analysis is the same model with unit weights. Effect modification: one model with
 # `rescue_stenting * high`, subgroup effects as linear combinations, p-interaction the Wald p of
 # the interaction. Each outcome model uses the patients whose outcome is known, with the weights
-# of the whole analysis sample.
+# of the whole analysis sample. With `variance = "m_estimation"` the weighted rows use instead the
+# sandwich of the propensity and outcome models stacked, which accounts for the estimated
+# propensity score, with normal intervals (notebook 05 sets both side by side).
 
 # %% tags=["parameters"]
 data_path = "../data/synthetic_cohort.csv"

@@ -202,3 +202,19 @@ def test_supplement_renders_in_a_real_browser(built):
     outside = [u for u in requests if not u.startswith(("file:", "data:"))]
     assert outside == [], outside
     assert (ARTIFACTS / "supplement.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_captions_describe_the_analysis_that_was_run(built):
+    from analysis_lib.supplement import caption_terms
+
+    page = (built.out / "supplement.html").read_text(encoding="utf-8")
+    assert "Unadjusted and overlap-weighted (IPTW) effects" in page
+    assert "HC0 sandwich variance with the weights treated as known" in page
+    assert "pooled SD of the unweighted groups, binary covariates standardised too" in page
+    table2 = next(e for e in SUPPLEMENT if e.anchor == "table2").caption
+    balance = next(e for e in SUPPLEMENT if e.anchor == "stable1").caption
+    other = caption_terms({"estimand": "ATT", "variance": "m_estimation", "smd_binary": "raw", "hc_type": "HC3"})
+    assert "ATT-weighted (IPTW)" in table2.format(**other)
+    assert "M-estimation variance accounting for the estimated propensity score" in table2.format(**other)
+    assert "SD of the unweighted treated group, binary covariates as raw differences" in balance.format(**other)
+    assert "HC3 sandwich variance" in table2.format(**caption_terms({"hc_type": "HC3"}))
