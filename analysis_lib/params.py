@@ -110,7 +110,8 @@ class Parameters:
         ``robust``: the paper's sandwich (``hc_type``) with the weights treated as known;
         ``m_estimation``: the sandwich of the propensity and outcome models stacked, which
         accounts for the estimated propensity score (as WeightIt), normal intervals. Switches
-        Table 2, the cutoff sweep, the continuous interaction and what derives from them.
+        Table 2, the cutoff sweep, the continuous interaction, the weight sensitivity rows of
+        the four estimands and what derives from them.
     smd_binary : {"std", "raw"}
         Binary covariates in the balance table as standardised (the paper) or raw differences
         in proportions (cobalt's default).

@@ -50,20 +50,35 @@ def weight_variants(propensity: np.ndarray, treatment: np.ndarray, truncate: tup
 
 def weight_sensitivity(df: pd.DataFrame, propensity: np.ndarray, cutoff: float, hc_type: str = "HC0",
                        conf_level: float = 0.95, outcomes: tuple[str, ...] = SENSITIVITY_OUTCOMES,
-                       treatment: str = TREATMENT, modifier: str = MODIFIER) -> pd.DataFrame:
+                       treatment: str = TREATMENT, modifier: str = MODIFIER, m_estimation=None) -> pd.DataFrame:
     """The mRS, mRS 0-2 and sICH rows of Table 2 (overall, low, high) under every weighting
     (``tables/weight_sensitivity.csv``); ``effective_n`` is Kish's ``(sum w)^2 / sum w^2`` over
-    the patients of the row (outcome known, in the subgroup)."""
+    the patients of the row (outcome known, in the subgroup).
+
+    ``m_estimation`` (the fitted logistic :class:`~analysis_lib.weighting.PropensityModel` behind
+    ``propensity``) switches the ATO, ATE, ATT and ATM rows to the M-estimation variance; the
+    truncated and trimmed weights are not smooth functions of the propensity model, so their rows
+    keep the sandwich with the weights as known and say so in ``note``."""
+    from .mestimation import propensity_estimation
+
     high_all = df[modifier].to_numpy(float) > cutoff
     rows = []
     for name, (w, kept) in weight_variants(propensity, df[treatment].to_numpy()).items():
         sub = df.loc[kept].reset_index(drop=True)
         ws, hs = w[kept], high_all[kept]
+        ps, remark = None, ""
+        if m_estimation is not None:
+            if name in ESTIMANDS:
+                ps = propensity_estimation(df, m_estimation, name, treatment=treatment)
+            else:
+                remark = f"{hc_type} sandwich, weights as known (M-estimation needs smooth weights)"
         for outcome in outcomes:
             known = sub[outcome].notna().to_numpy()
             for h in (None, hs):
                 part = estimate_effect(sub, outcome, ws, high=h, cutoff=cutoff, treatment=treatment,
-                                       hc_type=hc_type, conf_level=conf_level)
+                                       hc_type=hc_type, conf_level=conf_level, ps=ps)
+                if remark:
+                    part["note"] = [f"{n}; {remark}" if n else remark for n in part["note"]]
                 for _, r in part.iterrows():
                     mask = known.copy()
                     if r["subgroup"] == "low":

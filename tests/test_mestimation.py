@@ -223,3 +223,23 @@ def test_the_whole_analysis_on_any_data_frame():
     linear = weighted_effect(df.assign(black=(df["race"] == "black").astype(int)), "treat", "re78",
                              covariates=["age", "educ", "black", "re74"], estimand="ATO", variance="m_estimation")
     assert linear.iloc[0]["n"] == 614 and np.isfinite(linear.iloc[0]["std_error"])
+
+
+def test_weight_sensitivity_rows_switch_to_m_estimation():
+    from analysis_lib.specification import weight_sensitivity
+
+    s = sample("synthetic")
+    model = fit_propensity(s, DEFAULT_PS_COVARIATES)
+    table = weight_sensitivity(s, model.propensity, 75, m_estimation=model)
+    robust = weight_sensitivity(s, model.propensity, 75)
+    ref = pd.read_csv(EXPECTED / "synthetic_effects.csv")
+    for estimand in ESTIMANDS:
+        rows = table.query("estimand == @estimand and outcome == 'mrs_90d'").set_index("subgroup")
+        r = ref.query("estimand == @estimand and outcome == 'mrs_90d'").set_index("quantity")
+        se = (rows["ci_upper"] - rows["estimate"]) / 1.959963984540054  # normal intervals
+        assert_close(se.loc[["overall", "low", "high"]], r.loc[["overall", "low", "high"], "se_m_estimation"],
+                     rtol=1e-9, what=f"{estimand} M-estimation SE")
+    for variant in ("ATE_truncated", "ATE_trimmed"):
+        mine = table.query("estimand == @variant")
+        pd.testing.assert_series_equal(mine["ci_lower"], robust.query("estimand == @variant")["ci_lower"])
+        assert mine["note"].str.contains("weights as known").all()
