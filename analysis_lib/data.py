@@ -199,7 +199,7 @@ def apply_column_map(frame: pd.DataFrame, mapping: ColumnMap, name: str = "") ->
     return out
 
 
-def _decode(raw: bytes, name: str) -> tuple[str, str]:
+def _decode(raw: bytes) -> tuple[str, str]:
     """Text of a CSV export and its encoding: UTF-8 (with or without byte-order mark), else
     Windows-1252 / Latin-1, the encodings of spreadsheet exports on European systems. Only the
     text columns (center, regimen) can hold non-ASCII characters, and they are reported as read."""
@@ -249,7 +249,7 @@ def read_registry(path: str | Path, columns: ColumnMap | None = None) -> pd.Data
     else:
         if b"\x00" in raw[:4096]:
             raise DataError([f"{path.name}: not a text CSV file (binary content; export the registry as UTF-8 CSV)"])
-        text, encoding = _decode(raw, path.name)
+        text, encoding = _decode(raw)
         sep = _delimiter(text.lstrip("\ufeff").split("\n", 1)[0])
         try:
             frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True, sep=sep)

@@ -316,10 +316,6 @@ def fit_cells_hc(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, f
     return fits
 
 
-def _fit_cells(*args, **kwargs) -> CellFit:
-    return fit_cells(*args, **kwargs)
-
-
 def fit_cells_m(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, family: str, ps,
                 keep: np.ndarray | None = None) -> CellFit:
     """:func:`fit_cells` with the M-estimation covariance that accounts for the estimated
@@ -449,20 +445,20 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
     family = "gaussian" if measure == "ATE" else "poisson"
     use_m = ps is not None and weights is not None
 
-    def fit_cells(y, w, cell, n_cells, family, hc_type, cl):
+    def fit_model(cell: np.ndarray, n_cells: int) -> CellFit:
         if use_m:
             return fit_cells_m(y, w, cell, n_cells, family, ps, keep)
-        return _fit_cells(y, w, cell, n_cells, family, hc_type, cl)
+        return fit_cells(y, w, cell, n_cells, family, hc_type, cl)
 
     if high is None:
-        fit = fit_cells(y, w, t, 2, family, hc_type, cl)
+        fit = fit_model(t, 2)
         problem = _cell_problem(fit, 0, 1, "")
         row = {"subgroup": "overall", "measure": measure, **_row(fit, [1], [0], problem, conf_level),
                "p_interaction": np.nan, "n": int(y.size), "note": problem}
         return pd.DataFrame([row])
     h = np.asarray(high, bool)[keep]
     cell = t + 2 * h.astype(int)  # 0 control-low, 1 treated-low, 2 control-high, 3 treated-high
-    fit = fit_cells(y, w, cell, 4, family, hc_type, cl)
+    fit = fit_model(cell, 4)
     problems = {"low": _cell_problem(fit, 0, 1, _where("low", cutoff)),
                 "high": _cell_problem(fit, 2, 3, _where("high", cutoff))}
     if problems["low"] or problems["high"]:
@@ -482,6 +478,19 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
     return pd.DataFrame(rows)
 
 
+def effect_rows(df: pd.DataFrame, outcomes: tuple[str, ...], weights: np.ndarray | None, high: np.ndarray,
+                cutoff: float, **options) -> pd.DataFrame:
+    """:func:`estimate_effect` for each outcome, overall then by subgroup (``high``), with an
+    ``outcome`` column first; ``options`` are passed on (treatment, hc_type, conf_level, cluster, ps)."""
+    parts = []
+    for outcome in outcomes:
+        for h in (None, high):
+            part = estimate_effect(df, outcome, weights, high=h, cutoff=cutoff, **options)
+            part.insert(0, "outcome", outcome)
+            parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def table2(df: pd.DataFrame, weights: np.ndarray, cutoff: float, hc_type: str = "HC0",
            conf_level: float = 0.95, outcomes: tuple[str, ...] = OUTCOMES,
            modifier: str = "stenosis_pct", treatment: str = TREATMENT, ps=None, full: bool = False) -> pd.DataFrame:
@@ -496,12 +505,10 @@ def table2(df: pd.DataFrame, weights: np.ndarray, cutoff: float, hc_type: str = 
     parts = []
     for outcome in outcomes:
         for analysis, w in (("unadjusted", None), ("iptw", weights)):
-            for h in (None, high):
-                part = estimate_effect(df, outcome, w, high=h, cutoff=cutoff, treatment=treatment,
-                                       hc_type=hc_type, conf_level=conf_level, ps=ps)
-                part.insert(0, "analysis", analysis)
-                part.insert(0, "outcome", outcome)
-                parts.append(part)
+            part = effect_rows(df, (outcome,), w, high, cutoff, treatment=treatment, hc_type=hc_type,
+                               conf_level=conf_level, ps=ps)
+            part.insert(1, "analysis", analysis)
+            parts.append(part)
     out = pd.concat(parts, ignore_index=True)
     return out[TABLE2_COLUMNS + ["coef", "std_error", "df_resid"]] if full else out[TABLE2_COLUMNS]
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .data import TREATMENT
+from .weighting import estimand_weights as raw_weights  # the weights before normalisation
 
 METHOD = "M-estimation"
 
@@ -48,19 +49,6 @@ class PropensityEstimation:
     dweights: np.ndarray = field(repr=False)
     estimand: str
     terms: tuple[str, ...]
-
-
-def raw_weights(p: np.ndarray, t: np.ndarray, estimand: str) -> np.ndarray:
-    """The weights of :func:`~analysis_lib.weighting.compute_weights` before normalisation."""
-    if estimand == "ATO":
-        return t * (1 - p) + (1 - t) * p
-    if estimand == "ATE":
-        return t / p + (1 - t) / (1 - p)
-    if estimand == "ATT":
-        return t + (1 - t) * p / (1 - p)
-    if estimand == "ATM":
-        return np.minimum(p, 1 - p) / (t * p + (1 - t) * (1 - p))
-    raise ValueError(f"estimand must be ATO, ATE, ATT or ATM, got {estimand!r}")
 
 
 def weight_derivative(p: np.ndarray, t: np.ndarray, Z: np.ndarray, estimand: str) -> np.ndarray:

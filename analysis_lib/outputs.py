@@ -30,12 +30,7 @@ def save_table(tidy: pd.DataFrame, name: str, output_dir: str | Path | None,
     path = folder / f"{name}.csv"
     tidy.to_csv(path, index=False, lineterminator="\n")
     if formatted is not None:
-        html = formatted.to_html(index=False, border=0, classes="table", escape=True)
-        if caption:
-            html = html.replace('<table border="0" class="dataframe table">',
-                                f'<table border="0" class="dataframe table">\n  <caption>{_escape(caption)}</caption>', 1)
-        (folder / f"{name}.html").write_text(html + "\n", encoding="utf-8")
-        write_docx(formatted, folder / f"{name}.docx", caption)
+        save_formatted(formatted, name, output_dir, caption)
     return path
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .data import MODIFIER, TREATMENT
-from .weighting import aliased_columns, design_matrix, ps_variables
+from .weighting import aliased_columns, design_matrix, estimand_weights, ps_variables
 
 CHUNK = 500  # replicates per batch; fixed, so results do not depend on how batches are distributed
 SELECTION_COLUMNS = ["cutoff", "times_selected", "share"]
@@ -130,17 +130,6 @@ def _safe_solve(h: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.full(v.shape, np.nan)
 
 
-def balancing_weights(e: np.ndarray, t: np.ndarray, estimand: str) -> np.ndarray:
-    """The estimand's weights (not normalised: every statistic here is scale-free), row-wise."""
-    if estimand == "ATO":
-        return t * (1 - e) + (1 - t) * e
-    if estimand == "ATE":
-        return t / e + (1 - t) / (1 - e)
-    if estimand == "ATT":
-        return t + (1 - t) * e / (1 - e)
-    return np.minimum(e, 1 - e) / (t * e + (1 - t) * (1 - e))
-
-
 @dataclass(frozen=True)
 class Procedure:
     """The selection procedure's results for ``B`` replicates (arrays of length B or B x K)."""
@@ -196,7 +185,7 @@ def observed(design: Design) -> Procedure:
 def _bootstrap_batch(design: Design, M: np.ndarray) -> tuple[Procedure, np.ndarray]:
     beta, ok = batched_logistic(design.X_ps, design.t, M, design.beta0)
     e = 1 / (1 + np.exp(-np.clip(beta @ design.X_ps.T, -700, 700)))
-    W = M * balancing_weights(e, design.t[None, :], design.estimand)
+    W = M * estimand_weights(e, design.t[None, :], design.estimand)  # not normalised: scale-free
     Mk = M[:, design.known]
     proc = selection_procedure(design, W[:, design.known], Mk)
     return proc, ok

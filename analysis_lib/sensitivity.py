@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.special import gammaln
 
 from .data import CENTER, MODIFIER, OUTCOMES, TREATMENT
-from .effects import (_cell_problem, _where, critical_value, estimate_effect, fit_cells, measure_for, newton_glm,
+from .effects import (_cell_problem, _where, critical_value, effect_rows, fit_cells, measure_for, newton_glm,
                       two_sided_p)
 
 CENTER_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value", "note"]
@@ -362,14 +362,8 @@ def cluster_robust(df: pd.DataFrame, weights: np.ndarray, cutoff: float, outcome
     ``lmtest::coeftest`` (t with residual df for the linear model, normal for Poisson)."""
     high = df[modifier].to_numpy(float) > cutoff
     cl = pd.factorize(df[center].to_numpy())[0]  # integer codes once, not string sorting per row
-    parts = []
-    for outcome in outcomes:
-        for h in (None, high):
-            part = estimate_effect(df, outcome, weights, high=h, cutoff=cutoff, treatment=treatment,
-                                   conf_level=conf_level, cluster=cl)
-            part.insert(0, "outcome", outcome)
-            parts.append(part)
-    return pd.concat(parts, ignore_index=True)[CLUSTER_COLUMNS]
+    rows = effect_rows(df, outcomes, weights, high, cutoff, treatment=treatment, conf_level=conf_level, cluster=cl)
+    return rows[CLUSTER_COLUMNS]
 
 
 # ------------------------------------------------------------------------ E-values

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from .balance import effective_sample_size
 from .data import MODIFIER, TREATMENT, analysis_sample
-from .effects import critical_value, estimate_effect, fit_cells_hc, two_sided_p, wald
+from .effects import critical_value, effect_rows, estimate_effect, fit_cells_hc, two_sided_p, wald
 from .params import ESTIMANDS, HC_TYPES
 from .weighting import compute_weights, fit_propensity, ps_variables
 
@@ -234,12 +234,8 @@ def multiple_imputation(cohort: pd.DataFrame, ps_covariates: tuple[str, ...], cu
         model = fit_propensity(sample, ps_covariates, formula=ps_formula, estimand=estimand)
         w = compute_weights(model.propensity, sample[treatment].to_numpy(), estimand)
         high = sample[modifier].to_numpy(float) > cutoff
-        for outcome in outcomes:
-            for h in (None, high):
-                part = estimate_effect(sample, outcome, w, high=h, cutoff=cutoff, treatment=treatment,
-                                       hc_type=hc_type, conf_level=conf_level)
-                part.insert(0, "outcome", outcome)
-                per_set.append(part)
+        per_set.append(effect_rows(sample, outcomes, w, high, cutoff, treatment=treatment, hc_type=hc_type,
+                                   conf_level=conf_level))
     results = pd.concat(per_set, ignore_index=True)
     if len(datasets) == 1:
         results = pd.concat([results] * m, ignore_index=True)

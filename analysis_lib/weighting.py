@@ -322,15 +322,22 @@ def compute_weights(propensity: np.ndarray, treatment: np.ndarray, estimand: str
         raise ValueError(f"estimand must be one of {', '.join(ESTIMANDS)}, got {estimand!r}")
     if np.any((e <= 0) | (e >= 1)):
         raise PropensityError("weights: propensity of exactly 0 or 1; the weights are undefined")
-    if estimand == "ATO":
-        w = t * (1 - e) + (1 - t) * e
-    elif estimand == "ATE":
-        w = t / e + (1 - t) / (1 - e)
-    elif estimand == "ATT":
-        w = t + (1 - t) * e / (1 - e)
-    else:
-        w = np.minimum(e, 1 - e) / (t * e + (1 - t) * (1 - e))
+    w = estimand_weights(e, t, estimand)
     return w / w.mean() if normalize else w
+
+
+def estimand_weights(e: np.ndarray, t: np.ndarray, estimand: str) -> np.ndarray:
+    """The weight formulas of :func:`compute_weights`, element-wise on arrays of any shape
+    (replicates of the resampling in rows), without checks or normalisation."""
+    if estimand == "ATO":
+        return t * (1 - e) + (1 - t) * e
+    if estimand == "ATE":
+        return t / e + (1 - t) / (1 - e)
+    if estimand == "ATT":
+        return t + (1 - t) * e / (1 - e)
+    if estimand == "ATM":
+        return np.minimum(e, 1 - e) / (t * e + (1 - t) * (1 - e))
+    raise ValueError(f"estimand must be ATO, ATE, ATT or ATM, got {estimand!r}")
 
 
 def weights_table(df: pd.DataFrame, model: PropensityModel, weights: np.ndarray) -> pd.DataFrame:
