@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .formatting import fmt_num
+
 AUDIT_COLUMNS = ["source", "item", "quantity", "published", "recomputed", "status", "reason"]
 STATUS_ORDER = {"inconsistent": 0, "explained": 1, "reproduced": 2, "not_checkable": 3}
 Z = 1.959963984540054
@@ -256,7 +258,7 @@ def _row(source, item, quantity, published, recomputed, status, reason="") -> di
 
 
 def _fmt(x: float, digits: int = 2) -> str:
-    return "-" if not np.isfinite(x) else f"{x:.{max(digits, 1)}f}" if abs(x) >= 10 ** -digits or x == 0 else f"{x:.2g}"
+    return "-" if not np.isfinite(x) else fmt_num(x, max(digits, 1)) if abs(x) >= 10 ** -digits or x == 0 else f"{x:.2g}"
 
 
 ARMS = (("mt_only", "MT only"), ("mt_rs", "MT+RS"))
@@ -457,7 +459,7 @@ def audit_consistency(t2: pd.DataFrame, profile_unadjusted: bool = True, n_patie
         df = None if ratio or not n_patients else n_patients - (2 if r["subgroup"] == "overall" else 4)
         low, high = implied_p_range(est, lo, hi, ratio, df)
         p_lo, p_hi = p_interval(p)
-        recomputed = f"{low:.4f} to {high:.4f}"
+        recomputed = f"{fmt_num(low, 4)} to {fmt_num(high, 4)}"
         if high >= p_lo and low <= p_hi:
             rows.append(_row("Table 2", item, "p implied by estimate and 95% CI", p, recomputed, "reproduced"))
         else:
@@ -515,7 +517,7 @@ def audit_text(printed: PublishedText) -> list[dict]:
             said = text.loc["difference_of_ates_at_optimal_cutoff", "value"]
             ok = abs(diff - float(said)) <= 10 ** -decimals(said) + 1e-9
             rows.append(_row("Text", "difference of ATEs at the optimal cutoff", "= ATE high - ATE low (Table 2)", said,
-                             f"{diff:.2f}", "reproduced" if ok else "inconsistent",
+                             fmt_num(diff), "reproduced" if ok else "inconsistent",
                              "" if ok else "not the difference of the Table 2 subgroup ATEs"))
     if "continuous_interaction_beta_per_pct" in text.index:
         r = text.loc["continuous_interaction_beta_per_pct"]
@@ -524,7 +526,7 @@ def audit_text(printed: PublishedText) -> list[dict]:
             p_lo, p_hi = p_interval(r["p_reported"])
             ok = high >= p_lo and low <= p_hi
             rows.append(_row("Text", "continuous interaction beta", "p implied by estimate and 95% CI", r["p_reported"],
-                             f"{low:.4f} to {high:.4f}", "reproduced" if ok else "inconsistent",
+                             f"{fmt_num(low, 4)} to {fmt_num(high, 4)}", "reproduced" if ok else "inconsistent",
                              "" if ok else "the printed p does not match its interval"))
     if {"patients_analysed", "patients_mt_rs", "patients_mt_only"} <= set(text.index):
         total = int(float(text.loc["patients_analysed", "value"]))

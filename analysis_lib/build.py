@@ -23,6 +23,7 @@ from .data import DataError
 from .params import Parameters, ParameterError
 from .data import write_cohort_cache
 from .outputs import BUILD_ENVIRONMENT
+from .published import check_published_dir
 from .study import Study, analysis_cutoff, load_study
 
 NOTEBOOKS: tuple[str, ...] = ("00_audit", "01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
@@ -88,8 +89,65 @@ class BuildError(RuntimeError):
 
 
 def project_root() -> Path:
-    """The compendium's root folder (the package is installed in editable mode)."""
-    return Path(__file__).resolve().parents[1]
+    """The compendium's checkout: the folder with ``notebooks/`` and ``data/published/``.
+
+    With the editable install of ``make`` it is the folder above the package; with ``pip install .``
+    the package lives in site-packages, and the checkout is the current folder or one above it.
+    Anywhere else the build cannot run, and says so in one line."""
+    for folder in (Path(__file__).resolve().parents[1], Path.cwd().resolve(), *Path.cwd().resolve().parents):
+        if (folder / "notebooks" / f"{NOTEBOOKS[0]}.ipynb").is_file() and (folder / "data" / "published").is_dir():
+            return folder
+    raise BuildError("the compendium's notebooks were not found (notebooks/ and data/published/ of a checkout): "
+                     "run the command from the checkout of the compendium, e.g. cd path/to/compendium", exit_code=2)
+
+
+BUILD_MARKER = "provenance.json"  # what every finished build writes: its folder may be replaced
+FAILED_MARKER = ".failed-build"   # what a failed build leaves in <out>.failed/: that folder may be replaced
+
+
+def _only_the_shipped_readme(folder: Path) -> bool:
+    """Empty, or holding only the README that every build writes (the checkout's ``outputs/``)."""
+    content = list(folder.iterdir())
+    if not content:
+        return True
+    readme = folder / "README.md"
+    return content == [readme] and readme.is_file() and readme.read_text(encoding="utf-8", errors="replace") == OUTPUT_README
+
+
+def check_output_folder(out: str | Path, inputs: dict[str, str | Path | None] | None = None) -> Path:
+    """The output folder of a build, refused (:class:`BuildError`, exit code 2) unless replacing
+    it can lose nothing: it must not be the file-system root, the home folder, an existing file,
+    the compendium's checkout or a folder above it, nor be or contain any of ``inputs`` (label ->
+    path: the data file, the column map, the published tables); an existing non-empty folder must
+    carry the marker of a previous build (``provenance.json``)."""
+    out = Path(out).expanduser().resolve()
+    home = Path.home().resolve()
+    if out == Path(out.anchor):
+        raise BuildError(f"--out {out}: the file-system root cannot be an output folder; name a new folder, "
+                         "e.g. --out outputs", exit_code=2)
+    if out == home:
+        raise BuildError(f"--out {out}: the home folder cannot be an output folder; name a new folder inside it",
+                         exit_code=2)
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"--out {out}: an existing file, not a folder; a build replaces its output folder, so "
+                         "name a new folder", exit_code=2)
+    try:
+        root = project_root()
+    except BuildError:
+        root = None
+    protected = {**({"the compendium's checkout": root} if root is not None else {}), **(inputs or {})}
+    for label, path in protected.items():
+        if path is None:
+            continue
+        path = Path(path).expanduser().resolve()
+        if out == path or out in path.parents:
+            verb = "is" if out == path else "contains"
+            raise BuildError(f"--out {out} {verb} {label} ({path}); a build replaces its output folder, so "
+                             "choose a new folder, e.g. --out outputs", exit_code=2)
+    if out.is_dir() and not (out / BUILD_MARKER).is_file() and not _only_the_shipped_readme(out):
+        raise BuildError(f"--out {out}: a folder with other content and no {BUILD_MARKER} of an earlier build; a "
+                         "build replaces its output folder, so choose a new or empty folder", exit_code=2)
+    return out
 
 
 def notebook_path(name: str, folder: Path | None = None) -> Path:
@@ -109,13 +167,16 @@ def resolve_parameters(data: str | Path, out: str | Path, overrides: list[tuple[
     for name, _ in overrides:
         if name in ("data_path", "output_dir"):
             raise ParameterError(f"parameter '{name}' is set by --data/--out, not with -p")
-    base = {"data_path": str(Path(data).resolve()), "output_dir": str(Path(out).resolve()),
+    base = {"data_path": str(Path(data).expanduser().resolve()), "output_dir": str(Path(out).expanduser().resolve()),
             "published_dir": str(project_root() / "data" / "published"),
             # notebooks already share every core: the simulation runs in its kernel's process
             "simulation_workers": 1}
     params = Parameters.from_strings(overrides, base=base)
     if params.published_dir != base["published_dir"]:
         params = params.replace(published_dir=str(Path(params.published_dir).resolve()))
+    problem = check_published_dir(params.published_dir)
+    if problem:
+        raise ParameterError(problem)
     if params.column_map is not None:  # notebooks run in notebooks/: every path absolute
         params = params.replace(column_map=str(Path(params.column_map).resolve()))
     return params
@@ -184,14 +245,20 @@ def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str
     prefix = f"scenario '{label}': " if label else ""
     try:
         params = resolve_parameters(data, out, overrides or [])
+        out = check_output_folder(params.output_dir, {"the data file": params.data_path,
+                                                      "the column map": params.column_map,
+                                                      "the published tables": params.published_dir})
         study, cutoff_used = preflight(params)
-    except (ParameterError, DataError, ValueError) as err:
+    except (ParameterError, DataError, ValueError, BuildError) as err:
         raise BuildError(prefix + str(err), exit_code=2) from None
-    out = Path(params.output_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = _claim_work_folder(out, prefix)
-    cache = work / ".cohort.pkl"  # the validated cohort, read by every notebook; removed before the swap
-    write_cohort_cache(study.cohort, params.data_path, cache)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = _claim_work_folder(out, prefix)
+        cache = work / ".cohort.pkl"  # the validated cohort, read by every notebook; removed before the swap
+        write_cohort_cache(study.cohort, params.data_path, cache)
+    except OSError as err:
+        raise BuildError(f"{prefix}--out {out}: cannot write there ({err.strerror or type(err).__name__}); "
+                         "choose a folder you can write to", exit_code=2) from None
     params = params.replace(data_cache=str(cache))
     tasks = []
     order = sorted(notebooks, key=lambda n: (SCHEDULE_FIRST.index(n) if n in SCHEDULE_FIRST else len(SCHEDULE_FIRST)))
@@ -215,7 +282,10 @@ def _claim_work_folder(out: Path, prefix: str = "") -> Path:
             owner = int(owner_file.read_text().strip())
         except (OSError, ValueError):
             owner = None
-        if owner is not None and owner != os.getpid() and _alive(owner):
+        if owner is None:
+            raise BuildError(f"{prefix}{work} exists and was not made by a build (no owner file); move it away "
+                             f"before building into {out}", exit_code=2)
+        if owner != os.getpid() and _alive(owner):
             raise BuildError(f"{prefix}another build (process {owner}) is writing {out}; wait for it to finish, "
                              f"or remove {work} if it no longer runs", exit_code=2)
         shutil.rmtree(work)
@@ -428,12 +498,23 @@ def _fixed_injected_cell_id(path: str) -> None:
 
 
 def _keep_failed(work: Path, out: Path) -> Path:
+    """Move a failed run to ``<out>.failed/`` (replacing only an earlier failed run, never a
+    folder that a build did not leave there: then the run stays in the work folder)."""
     (work / ".owner").unlink(missing_ok=True)
+    (work / FAILED_MARKER).touch()
     failed = out.parent / f"{out.name}.failed"
     if failed.exists():
+        if not (failed / FAILED_MARKER).is_file():
+            return work
         shutil.rmtree(failed)
     os.replace(work, failed)
     return failed
+
+
+def _remove_failed(out: Path) -> None:
+    failed = out.parent / f"{out.name}.failed"
+    if (failed / FAILED_MARKER).is_file():
+        shutil.rmtree(failed, ignore_errors=True)
 
 
 def _swap_in(work: Path, out: Path) -> None:
@@ -445,15 +526,13 @@ def _swap_in(work: Path, out: Path) -> None:
     batch = out / KEPT_ACROSS_BUILDS
     if batch.is_dir() and not (work / KEPT_ACROSS_BUILDS).exists():
         os.replace(batch, work / KEPT_ACROSS_BUILDS)
-    if out.exists():
+    if out.exists():  # checked by check_output_folder: a previous build's folder, or empty
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
     os.replace(work, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    failed = out.parent / f"{out.name}.failed"
-    if failed.exists():
-        shutil.rmtree(failed, ignore_errors=True)
+    _remove_failed(out)
 
 
 def summary_line(result: BuildResult) -> str:

@@ -12,12 +12,15 @@ import csv
 import difflib
 import io
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 TREATMENT = "rescue_stenting"
 MODIFIER = "stenosis_pct"
@@ -81,6 +84,11 @@ class ColumnSpec:
 
 def load_dictionary() -> dict[str, ColumnSpec]:
     """The data dictionary shipped with the package, keyed by column name (file order)."""
+    return dict(_dictionary())
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> dict[str, ColumnSpec]:
     text = resources.files("analysis_lib").joinpath("data_dictionary.csv").read_text(encoding="utf-8")
     rows = list(csv.DictReader(text.splitlines()))
     return {
@@ -117,16 +125,16 @@ class ColumnMap:
 
 
 def read_column_map(path: str | Path) -> ColumnMap:
-    """Read a column map (YAML with keys ``columns``, ``values``, ``missing``); every problem
-    found is reported at once as :class:`DataError`."""
-    import yaml
-
+    """Read a column map (YAML with keys ``columns``, ``values``, ``missing``; every key and code
+    read as text); every problem found is reported at once as :class:`DataError`."""
     path = Path(path)
     if not path.exists():
         raise DataError([f"column map not found: {path}"])
+    if not path.is_file():
+        raise DataError([f"column map is a folder, not a YAML file: {path}"])
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        spec = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextLoader) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
         raise DataError([f"{path.name}: not a valid YAML column map ({_first_line(err)})"]) from None
     problems = []
     if not isinstance(spec, dict):
@@ -164,8 +172,6 @@ def read_column_map(path: str | Path) -> ColumnMap:
         raise DataError(problems)
 
     def text(v) -> str:
-        if isinstance(v, bool):
-            return "1" if v else "0"
         if isinstance(v, float) and v.is_integer():
             return str(int(v))
         return "" if v is None else str(v).strip()
@@ -173,6 +179,18 @@ def read_column_map(path: str | Path) -> ColumnMap:
     return ColumnMap(columns={str(k).strip(): str(v) for k, v in columns.items()},
                      values={str(c): {text(k): text(v) for k, v in codes.items()} for c, codes in values.items()},
                      missing=tuple(text(m) for m in missing), source=path.name)
+
+
+class _TextLoader(yaml.SafeLoader):
+    """YAML without booleans: in a column map ``yes``, ``no``, ``on``, ``off``, ``true`` and
+    ``false`` are codes as written in the registry, never True/False (YAML 1.1 would turn
+    ``{yes: 1, no: 0}`` into ``{True: 1, False: 0}`` and the cells would not be recoded)."""
+
+
+_TextLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def apply_column_map(frame: pd.DataFrame, mapping: ColumnMap, name: str = "") -> pd.DataFrame:
@@ -226,10 +244,12 @@ _DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
 def read_registry(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFrame:
     """Read a registry export as text (cells stay strings so that validation can quote them).
 
-    Accepted: CSV separated by commas, semicolons (then decimal commas such as ``1,5`` are read
-    as ``1.5``) or tabs; UTF-8 with or without a byte-order mark, or Windows-1252/Latin-1; fully
-    blank rows (trailing separators) dropped; Excel ``.xlsx``/``.xlsm`` (first sheet, read with
-    openpyxl). How the file was read is in ``frame.attrs["read_as"]``. ``columns`` maps the
+    Accepted: CSV separated by commas, semicolons (then decimal commas such as ``1,5`` mean
+    ``1.5``: ``frame.attrs["decimal"]``, applied by :func:`validate`) or tabs; UTF-8 with or
+    without a byte-order mark, or Windows-1252/Latin-1; fully blank rows and trailing separators
+    dropped; Excel ``.xlsx``/``.xlsm`` (first sheet, read with openpyxl). Header names are
+    cleaned of invisible characters (:func:`clean_text`); a duplicated name, a ragged row or an
+    unnamed column with values are refused. How the file was read is in ``frame.attrs["read_as"]``. ``columns`` maps the
     registry's names and codes onto the dictionary (:class:`ColumnMap`). Unreadable files raise
     :class:`DataError`.
     """
@@ -242,6 +262,7 @@ def read_registry(path: str | Path, columns: ColumnMap | None = None) -> pd.Data
     if not raw.strip():
         raise DataError([f"{path.name}: the file is empty (expected a header row and one row per patient)"])
     suffix = path.suffix.lower()
+    decimal = "."
     if suffix in EXCEL_SUFFIXES or raw[:4] == b"PK\x03\x04":
         frame, read_as = _read_excel(path), "Excel workbook (first sheet)"
     elif suffix == ".xls" or raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
@@ -251,16 +272,12 @@ def read_registry(path: str | Path, columns: ColumnMap | None = None) -> pd.Data
             raise DataError([f"{path.name}: not a text CSV file (binary content; export the registry as UTF-8 CSV)"])
         text, encoding = _decode(raw)
         sep = _delimiter(text.lstrip("\ufeff").split("\n", 1)[0])
-        try:
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True, sep=sep)
-        except pd.errors.ParserError as err:
-            raise DataError([f"{path.name}: not a valid {_SEP_NAMES[sep]}-separated file ({_first_line(err)})"]) from None
-        except pd.errors.EmptyDataError:
-            raise DataError([f"{path.name}: the file is empty (expected a header row and one row per patient)"]) from None
-        if sep == ";":
-            frame = frame.apply(lambda col: col.where(~col.str.match(_DECIMAL_COMMA), col.str.replace(",", ".")))
+        frame = _read_delimited(text.lstrip("\ufeff"), sep, path.name)
+        decimal = "," if sep == ";" else "."
         read_as = f"{encoding} text, {_SEP_NAMES[sep]}-separated" + (", decimal commas" if sep == ";" else "")
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = [clean_text(c) for c in frame.columns]
+    _refuse_duplicate_columns(list(frame.columns), path.name)
+    frame = _drop_unnamed_blank_columns(frame, path.name)
     # Drop rows in which every cell is blank (trailing separators in spreadsheet exports).
     blank = frame.apply(lambda col: col.str.strip().eq("")).all(axis=1)
     frame = frame.loc[~blank].reset_index(drop=True)
@@ -270,7 +287,70 @@ def read_registry(path: str | Path, columns: ColumnMap | None = None) -> pd.Data
         frame = apply_column_map(frame, columns, path.name)
         read_as += f", columns mapped by {columns.source}"
     frame.attrs["read_as"] = read_as
+    frame.attrs["decimal"] = decimal
     return frame
+
+
+def clean_text(value) -> str:
+    """A header or identifier as a reader sees it: Unicode-normalised (NFKC, so that a
+    non-breaking space is a space), invisible format characters (zero-width spaces and joiners,
+    byte-order marks, direction marks) removed, surrounding white space stripped."""
+    text = unicodedata.normalize("NFKC", str(value))
+    if not text.isascii():
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return text.strip()
+
+
+def _and(items: list) -> str:
+    words = [str(i) for i in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _drop_unnamed_blank_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Columns without a header name: dropped when empty (spreadsheet residue), refused otherwise."""
+    unnamed = [i for i, c in enumerate(frame.columns) if not c]
+    for i in unnamed:
+        filled = np.flatnonzero(frame.iloc[:, i].astype(str).str.strip().ne("").to_numpy())
+        if filled.size:
+            raise DataError([f"{name}: column {i + 1} has no name in the header but holds values (rows "
+                             f"{', '.join(str(r + 1) for r in filled[:MAX_LISTED_ROWS])}); name it or delete it"])
+    keep = [i for i in range(frame.shape[1]) if i not in unnamed]
+    return frame.iloc[:, keep] if unnamed else frame
+
+
+def _refuse_duplicate_columns(header: list[str], name: str) -> None:
+    seen: dict[str, list[int]] = {}
+    for i, column in enumerate(header):
+        if column:
+            seen.setdefault(column, []).append(i + 1)
+    problems = [f"{name}: column '{c}' appears {len(at)} times in the header (columns {_and(at)}; "
+                "identical apart from invisible characters counts as the same name); keep one"
+                for c, at in seen.items() if len(at) > 1]
+    if problems:
+        raise DataError(problems)
+
+
+def _read_delimited(text: str, sep: str, name: str) -> pd.DataFrame:
+    """Cells of a delimited text as strings. Trailing separators (empty trailing fields, on the
+    header or on data rows) are dropped; a row with more or fewer fields than the header is
+    refused with its number, never shifted into other columns or truncated."""
+    rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+            if any(cell.strip() for cell in row)]
+    if not rows:
+        raise DataError([f"{name}: the file is empty (expected a header row and one row per patient)"])
+    header = rows[0]
+    while header and not header[-1].strip():
+        header = header[:-1]
+    width = len(header)
+    body = []
+    for number, row in enumerate(rows[1:], start=1):
+        while len(row) > width and not row[-1].strip():
+            row = row[:-1]
+        if len(row) != width:
+            raise DataError([f"{name}: row {number} has {len(row)} fields where the header has {width} (a ragged "
+                             f"{_SEP_NAMES[sep]}-separated file: is a separator inside an unquoted cell?)"])
+        body.append(row)
+    return pd.DataFrame(body, columns=header, dtype=object) if body else pd.DataFrame(columns=header, dtype=object)
 
 
 _SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
@@ -278,8 +358,8 @@ _SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 def _read_excel(path: Path) -> pd.DataFrame:
     """The first sheet of a workbook as text cells (numbers written without a spurious ``.0``)."""
-    try:
-        sheet = pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl", header=0)
+    try:  # header=None: pandas would rename a duplicated header ("age", "age.1")
+        sheet = pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl", header=None)
     except Exception as err:  # openpyxl raises many types for damaged files; all mean the same here
         raise DataError([f"{path.name}: not a readable Excel workbook ({type(err).__name__}: {_first_line(err)})"]) from None
 
@@ -290,8 +370,10 @@ def _read_excel(path: Path) -> pd.DataFrame:
             return str(int(v))
         return str(v)
 
-    frame = sheet.apply(lambda col: col.map(cell)).astype(object)
-    frame.columns = ["" if str(c).startswith("Unnamed: ") else str(c) for c in sheet.columns]
+    if sheet.empty:
+        return pd.DataFrame()
+    frame = sheet.iloc[1:].apply(lambda col: col.map(cell)).astype(object).reset_index(drop=True)
+    frame.columns = [cell(v) for v in sheet.iloc[0]]
     return frame
 
 
@@ -309,6 +391,7 @@ def validate(raw: pd.DataFrame, dictionary: dict[str, ColumnSpec] | None = None)
     dictionary = dictionary or load_dictionary()
     problems: list[str] = []
     ids = raw[ID].astype(str).str.strip() if ID in raw.columns else None
+    decimal = raw.attrs.get("decimal", ".")
 
     present = set(raw.columns)
     for spec in dictionary.values():
@@ -345,8 +428,9 @@ def validate(raw: pd.DataFrame, dictionary: dict[str, ColumnSpec] | None = None)
                 bad = ~missing & ~text.isin(allowed)
                 _add(problems, name, bad, ids, raw[name], f"must be {spec.rule}")
             continue
-        numbers = pd.to_numeric(text.str.replace(",", ".", regex=False).where(~missing), errors="coerce")
-        not_number = ~missing & numbers.isna()
+        numbers, ambiguous = _parse_numbers(text, missing, decimal)
+        _add(problems, name, ambiguous, ids, raw[name], AMBIGUOUS_RULE[decimal])
+        not_number = ~missing & ~ambiguous & numbers.isna()
         kind = "a whole number" if spec.type == "integer" else "a number"
         _add(problems, name, not_number, ids, raw[name], f"must be {kind}")
         if spec.type == "integer":
@@ -364,8 +448,11 @@ def validate(raw: pd.DataFrame, dictionary: dict[str, ColumnSpec] | None = None)
         typed[name] = numbers.astype("float64")
 
     if ID in raw.columns:
-        dup = ids.duplicated(keep=False) & ids.ne("")
-        _add(problems, ID, dup, ids, raw[ID], "must be unique (duplicated patient ID)")
+        keys = id_keys(raw[ID])
+        dup = keys.duplicated(keep=False) & keys.ne("")
+        _add(problems, ID, dup, ids, raw[ID], "must be unique (duplicated patient ID; IDs that differ only by "
+             "invisible characters or spaces count as the same)" if (keys != ids).any() else
+             "must be unique (duplicated patient ID)")
     if "death_90d" in typed.columns and "mrs_90d" in typed.columns:
         both = typed["death_90d"].notna() & typed["mrs_90d"].notna()
         inconsistent = both & (typed["death_90d"] != (typed["mrs_90d"] == 6).astype(float))
@@ -381,6 +468,38 @@ def validate(raw: pd.DataFrame, dictionary: dict[str, ColumnSpec] | None = None)
         _add(problems, "antiplatelet_regimen", given, ids, raw["antiplatelet_regimen"],
              "must be empty for MT-only patients (rescue_stenting = 0)")
     return typed, problems
+
+
+_DOT_THOUSANDS = r"^[+-]?\d{1,3}(?:\.\d{3})+$"
+AMBIGUOUS_RULE = {
+    ".": "must not contain a comma (a thousands separator or a decimal comma is ambiguous in a file with "
+         "decimal points: write 1234 or 1.5)",
+    ",": "must not group digits with points (1.234 is ambiguous in a file with decimal commas: write 1234 "
+         "or 1,234)",
+}
+
+
+def _parse_numbers(text: pd.Series, missing: pd.Series, decimal: str) -> tuple[pd.Series, pd.Series]:
+    """Numbers of a text column and the cells whose meaning depends on a guess (refused):
+    with decimal points, any comma ("1,234" is 1234 or 1.234); with decimal commas (semicolon
+    files), digits grouped by points ("1.234") or several commas."""
+    if decimal == ",":
+        ambiguous = ~missing & (text.str.match(_DOT_THOUSANDS) | (text.str.count(",") > 1))
+        text = text.where(~text.str.match(_DECIMAL_COMMA), text.str.replace(",", ".", regex=False))
+    else:
+        ambiguous = ~missing & text.str.contains(",", regex=False)
+    numbers = pd.to_numeric(text.where(~missing & ~ambiguous), errors="coerce")
+    return numbers, ambiguous
+
+
+def id_keys(ids: pd.Series) -> pd.Series:
+    """Patient identifiers as compared for uniqueness: :func:`clean_text` of each, so that IDs
+    that differ only by invisible characters, a non-breaking space or surrounding spaces are the
+    same patient."""
+    text = ids.astype(str)
+    if text.str.isascii().all():
+        return text.str.strip()
+    return text.map(clean_text)
 
 
 def _add(problems: list[str], column: str, mask: pd.Series, ids: pd.Series | None,
@@ -474,7 +593,8 @@ def _fast_load(path: str | Path) -> pd.DataFrame | None:
         return None
     dictionary = load_dictionary()
     required = [c for c in dictionary if c != "death_90d"]
-    if len(set(header)) != len(header) or any(c not in header for c in required):
+    if (len(set(header)) != len(header) or any(c not in header for c in required)
+            or any(c != clean_text(c) or not c for c in header)):
         return None
     numeric = {c for c in header if c in dictionary and dictionary[c].type in ("integer", "number")}
     dtypes = {c: ("float64" if c in numeric else "object") for c in header}
@@ -483,8 +603,8 @@ def _fast_load(path: str | Path) -> pd.DataFrame | None:
                          skip_blank_lines=True)
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return None
-    if list(df.columns) != header or df.empty:
-        return None
+    if list(df.columns) != header or df.empty or not isinstance(df.index, pd.RangeIndex):
+        return None  # (an index that is not a range: rows with more fields than the header)
     df = df.loc[~df.isna().all(axis=1)].reset_index(drop=True)  # blank trailing rows, as the text path
     for c in header:
         spec = dictionary.get(c)
@@ -511,7 +631,7 @@ def _fast_load(path: str | Path) -> pd.DataFrame | None:
             if spec.value_set is not None and not text.isin(spec.value_set).all():
                 return None
             df[c] = x.astype(object)
-    if df[ID].duplicated().any():
+    if id_keys(df[ID]).duplicated().any():
         return None
     if "death_90d" in df.columns:
         both = df["death_90d"].notna() & df["mrs_90d"].notna()

@@ -363,7 +363,7 @@ def _cell_problem(fit: CellFit, control: int, treated: int, where: str) -> str:
     """Why the contrast treated - control cannot be estimated ('' if it can)."""
     for c, arm in ((control, 0), (treated, 1)):
         if fit.count[c] == 0:
-            return f"not estimable: no {ARM_LABEL[arm]} patients{where}"
+            return f"not estimable: no {ARM_LABEL[arm]} patients with a known outcome{where}"
     if fit.family == "poisson":
         empty = [ARM_LABEL[a] for c, a in ((control, 0), (treated, 1)) if fit.mean[c] == 0]
         if len(empty) == 2:
@@ -438,6 +438,12 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
     y_all = df[outcome].to_numpy(float)
     keep = ~np.isnan(y_all)
     y = y_all[keep]
+    if y.size == 0:  # an outcome nobody has: every row says so (not "no patients in an arm")
+        note = f"not estimable: no patient has a known {outcome}"
+        names = ["overall"] if high is None else ["low", "high"]
+        empty = {"estimate": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan, "coef": np.nan,
+                 "std_error": np.nan, "df_resid": np.nan, "p_interaction": np.nan, "n": 0, "note": note}
+        return pd.DataFrame([{"subgroup": name, "measure": measure or "RR", **empty} for name in names])
     t = df[treatment].to_numpy(int)[keep]
     w = np.ones(y.size) if weights is None else np.asarray(weights, float)[keep]
     cl = None if cluster is None else np.asarray(cluster)[keep]

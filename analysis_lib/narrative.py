@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .tables import OUTCOME_LABELS, fmt_ci, fmt_num, fmt_p
+from .formatting import fmt_ci, fmt_num, fmt_p, fmt_pct
+from .tables import OUTCOME_LABELS
 
 
 def _p(p: float) -> str:
@@ -28,9 +29,13 @@ def _row(table: pd.DataFrame, outcome: str, subgroup: str, analysis: str | None 
 def _effect(r: pd.Series, with_p: bool = False) -> str:
     if pd.isna(r["estimate"]):
         return "not estimable"
-    sign = "+" if r["measure"] == "ATE" and r["estimate"] > 0 else ""
     p = f"; {_p(r['p_value'])}" if with_p else ""
-    return f"{sign}{fmt_num(r['estimate'])} (95% CI {fmt_ci(r['ci_lower'], r['ci_upper'])}{p})"
+    return f"{fmt_num(r['estimate'], sign=r['measure'] == 'ATE')} (95% CI {fmt_ci(r['ci_lower'], r['ci_upper'])}{p})"
+
+
+def _reason(note: str) -> str:
+    """The reason of a note, without its 'not estimable:' lead."""
+    return str(note).split(": ", 1)[-1] if isinstance(note, str) and note else "no estimate"
 
 
 def _verdict(primary: pd.Series, other: pd.Series, alpha: float = 0.05) -> str:
@@ -51,6 +56,9 @@ def center_summary(center: pd.DataFrame, primary: pd.DataFrame, cutoff: float) -
     iptw = primary[primary["analysis"] == "iptw"]
     low_p, high_p = _row(iptw, "mrs_90d", "low"), _row(iptw, "mrs_90d", "high")
     low_c, high_c = _row(center, "mrs_90d", "low"), _row(center, "mrs_90d", "high")
+    if center["estimate"].isna().all():
+        return (f"The random-intercept models could not be fitted on these data ({_reason(low_c['note'])}), so "
+                "this analysis cannot say whether differences between centers explain the results.")
     verdicts = {_verdict(low_p, low_c), _verdict(high_p, high_c)}
     conclusion = ("so differences between centers do not explain the effect modification by stenosis"
                   if verdicts == {"keeps its direction and significance"} else
@@ -88,6 +96,9 @@ def cluster_summary(cluster: pd.DataFrame, primary: pd.DataFrame) -> str:
             changed.append(f"{OUTCOME_LABELS.get(c['outcome'], c['outcome'])} ({c['subgroup']}: {_p(p['p_value'])} "
                            f"becomes {fmt_p(c['p_value'])})")
     low, high = _row(cluster, "mrs_90d", "low"), _row(cluster, "mrs_90d", "high")
+    if not rows:
+        return (f"Center-clustered standard errors could not be computed on these data ({_reason(low['note'])}), "
+                "so this analysis cannot say whether correlation within centers changes the conclusions.")
     text = (f"Allowing for correlation of outcomes within centers, the mRS effects are {_effect(low, True)} "
             f"below and {_effect(high, True)} above the cutoff, with p-interaction {_p(low['p_interaction'])[2:]}. ")
     if changed:

@@ -10,8 +10,11 @@ one line that lists the valid choices, before any notebook runs.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import math
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
@@ -46,6 +49,10 @@ PS_METHODS: tuple[str, ...] = ("logistic", "cbps")
 HC_TYPES: tuple[str, ...] = ("HC0", "HC1", "HC2", "HC3")
 VARIANCES: tuple[str, ...] = ("robust", "m_estimation")
 SMD_BINARY: tuple[str, ...] = ("std", "raw")
+
+
+# Set by the build for its notebooks, never from a command line or a scenario file.
+INTERNAL: tuple[str, ...] = ("data_cache",)
 
 
 class ParameterError(ValueError):
@@ -229,6 +236,39 @@ class Parameters:
         for name in ("patients_screened", "patients_icas_lvo_evt"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"parameter '{name}': must be a count (0 or more)")
+        if self.patients_screened < self.patients_icas_lvo_evt:
+            raise ParameterError(f"parameters 'patients_screened'/'patients_icas_lvo_evt': the patients screened "
+                                 f"({self.patients_screened}) include those treated ({self.patients_icas_lvo_evt}), "
+                                 "so patients_screened >= patients_icas_lvo_evt")
+        if not 0 <= self.seed < 2 ** 63:
+            raise ParameterError(f"parameter 'seed': a whole number from 0 to 2^63 - 1, got {self.seed}")
+        if self.cutoff_step > self.cutoff_max - self.cutoff_min and self.cutoff_max > self.cutoff_min:
+            raise ParameterError(f"parameter 'cutoff_step': {self.cutoff_step:g} is wider than the range "
+                                 f"{self.cutoff_min:g} to {self.cutoff_max:g}, which then holds one cutoff; "
+                                 "use a smaller step or set cutoff_min = cutoff_max")
+        if len(self.cutoffs()) > 1000:
+            raise ParameterError(f"parameter 'cutoff_step': {self.cutoff_step:g} gives {len(self.cutoffs())} "
+                                 "cutoffs; at most 1000")
+        self._check_covariates()
+
+    def _check_covariates(self) -> None:
+        """Covariates of the propensity model: numeric baseline columns of the data dictionary."""
+        from .data import load_dictionary
+
+        dictionary = load_dictionary()
+        for name in self.ps_covariates:
+            spec = dictionary.get(name)
+            if spec is None:
+                close = difflib.get_close_matches(name, list(dictionary), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ParameterError(f"parameter 'ps_covariates': '{name}' is not a column of the data dictionary"
+                                     f"{hint}")
+            if spec.type == "string":
+                raise ParameterError(f"parameter 'ps_covariates': '{name}' is a text column ({spec.description}); "
+                                     "the propensity model takes numeric baseline covariates")
+            if spec.role not in ("covariate", "modifier"):
+                raise ParameterError(f"parameter 'ps_covariates': '{name}' is the {spec.role} ({spec.description}), "
+                                     "not a baseline covariate")
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -257,6 +297,8 @@ class Parameters:
         for name, raw in pairs:
             if name not in cls.names():
                 raise ParameterError(_unknown_message(name, cls.names()))
+            if name in INTERNAL:
+                raise ParameterError(f"parameter '{name}' is set by the build, not by users")
             values[name] = parse_value(name, raw)
         return cls.from_mapping(values)
 
@@ -311,28 +353,48 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def _as_float(name: str, value: Any) -> float:
+    """A finite number (``nan``, ``inf`` and overflowing literals such as ``1e400`` refused)."""
     if isinstance(value, bool):
         raise ParameterError(f"parameter '{name}': expected a number, got {value!r}")
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        f = float(value)
+    except (TypeError, ValueError, OverflowError):
         raise ParameterError(f"parameter '{name}': expected a number, got {value!r}") from None
+    if not math.isfinite(f):
+        raise ParameterError(f"parameter '{name}': expected a finite number, got {value!r}")
+    return f
 
 
 def _as_int(name: str, value: Any) -> int:
+    """A whole number: an int, or a finite float or text without a fractional part."""
     if isinstance(value, bool):
         raise ParameterError(f"parameter '{name}': expected a whole number, got {value!r}")
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"parameter '{name}': expected a whole number, got {value!r}") from None
-    if f != int(f):
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    f = _as_float(name, value)
+    if f != math.floor(f) or abs(f) > 2 ** 53:
         raise ParameterError(f"parameter '{name}': expected a whole number, got {value!r}")
     return int(f)
 
 
+# The transforms a propensity formula may call (formulaic's own, by name): everything else,
+# attribute access (np.log), dunders, subscripts, lambdas and comprehensions are refused before
+# formulaic evaluates anything, because formulaic evaluates a factor as Python.
+FORMULA_FUNCTIONS: frozenset[str] = frozenset({
+    "I", "C", "bs", "cr", "cs", "cc", "poly", "center", "scale", "standardize",
+    "log", "log2", "log10", "exp", "exp2", "exp10",
+    "Treatment", "Sum", "Helmert", "Diff", "Poly",
+})
+_FORMULA_NODES = (ast.Expression, ast.Name, ast.Load, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call,
+                  ast.keyword, ast.List, ast.Tuple, ast.operator, ast.unaryop, ast.cmpop)
+
+
 def _check_formula(name: str, value: Any) -> str:
-    """A right-hand-side formula that formulaic can parse (a leading ``~`` is allowed)."""
+    """A right-hand-side formula that formulaic can parse (a leading ``~`` is allowed), whose every
+    factor is arithmetic on data columns and calls of :data:`FORMULA_FUNCTIONS` only; checked on
+    the parsed terms, before anything is evaluated."""
     from formulaic import Formula
 
     text = str(value).strip()
@@ -341,10 +403,53 @@ def _check_formula(name: str, value: Any) -> str:
     if "~" in text:
         raise ParameterError(f"parameter '{name}': give only the right-hand side, e.g. 'age + I(age**2) + C(x)'")
     try:
-        Formula(text)
+        terms = list(Formula(text))
     except Exception as err:  # formulaic raises several parser exception types
         raise ParameterError(f"parameter '{name}': not a valid formula ({str(err).splitlines()[0]})") from None
+    for term in terms:
+        for factor in term.factors:
+            problem = _unsafe_factor(str(factor.expr))
+            if problem:
+                raise ParameterError(f"parameter '{name}': term '{factor.expr}' {problem}; a formula may use data "
+                                     f"columns, numbers, arithmetic and {', '.join(sorted(FORMULA_FUNCTIONS))}")
+    from .data import load_dictionary
+
+    dictionary = load_dictionary()
+    for term in terms:
+        for factor in term.factors:
+            tree = ast.parse(str(factor.expr), mode="eval")
+            called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and id(node) not in called and node.id not in dictionary:
+                    close = difflib.get_close_matches(node.id, list(dictionary), n=1)
+                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    raise ParameterError(f"parameter '{name}': '{node.id}' in term '{factor.expr}' is not a column "
+                                         f"of the data dictionary{hint}")
     return text
+
+
+def _unsafe_factor(expression: str) -> str:
+    """Why a formula factor may not be evaluated ('' when it may)."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        return "is not a valid expression"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            return f"uses attribute access ('.{node.attr}'; write log(x), not np.log(x))"
+        if not isinstance(node, _FORMULA_NODES):
+            return f"uses {type(node).__name__}, which a formula may not"
+        if isinstance(node, ast.Name) and node.id.startswith("_"):
+            return f"uses the name '{node.id}'"
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute):
+                return f"uses attribute access ('.{node.func.attr}'; write log(x), not np.log(x))"
+            if not isinstance(node.func, ast.Name) or node.func.id not in FORMULA_FUNCTIONS:
+                called = node.func.id if isinstance(node.func, ast.Name) else type(node.func).__name__
+                return f"calls '{called}', which is not a formula transform"
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str)):
+            return f"uses the constant {node.value!r}"
+    return ""
 
 
 def _as_name_tuple(name: str, value: Any) -> tuple[str, ...]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .tables import OUTCOME_LABELS, fmt_ci, fmt_num, fmt_p, format_table1
+from .formatting import fmt_ci, fmt_num, fmt_p
+from .tables import OUTCOME_LABELS, format_table1
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,35 @@ class Published:
     def __repr__(self) -> str:
         return (f"Published(Table 1: {len(self.table1)} rows, Table 2: {len(self.table2)} rows, "
                 f"text results: {len(self.text)})")
+
+
+PUBLISHED_FILES: dict[str, tuple[str, ...]] = {
+    "table1_published.csv": ("variable", "summary", "mt_only_n", "mt_only_total", "mt_rs_n", "mt_rs_total",
+                             "p_value_reported"),
+    "table2_published.csv": ("outcome", "subgroup", "analysis", "measure", "estimate", "ci_lower", "ci_upper",
+                             "p_value_reported", "p_interaction_reported"),
+    "text_results_published.csv": ("quantity", "value", "ci_lower", "ci_upper", "p_reported", "note"),
+    "text_claims_published.csv": ("claim", "section", "quote", "outcome", "analysis", "subgroup", "estimate"),
+}
+
+
+def check_published_dir(published_dir: str | Path) -> str | None:
+    """``None`` when the folder holds every published table with its columns, otherwise one line
+    saying what is missing (for the parameter ``published_dir``)."""
+    d = Path(published_dir)
+    if not d.is_dir():
+        return f"parameter 'published_dir': {d} is not a folder (expected the paper's tables, e.g. data/published)"
+    for name, columns in PUBLISHED_FILES.items():
+        if not (d / name).is_file():
+            return f"parameter 'published_dir': {d} lacks {name} (it needs {', '.join(PUBLISHED_FILES)})"
+        try:
+            header = pd.read_csv(d / name, nrows=0).columns
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+            return f"parameter 'published_dir': {d / name} is not a readable CSV file ({type(err).__name__})"
+        absent = [c for c in columns if c not in header]
+        if absent:
+            return f"parameter 'published_dir': {d / name} lacks the column(s) {', '.join(absent)}"
+    return None
 
 
 def load_published(published_dir: str | Path) -> Published:

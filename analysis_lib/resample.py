@@ -169,11 +169,26 @@ def selection_procedure(design: Design, W: np.ndarray, counts: np.ndarray, y: np
     XX = (Xc[:, :, None] * Xc[:, None, :]).reshape(Xc.shape[0], 16)
     A = (W @ XX).reshape(-1, 4, 4)
     b = (W * Y) @ Xc
-    beta = np.linalg.solve(A, b[:, :, None])[:, :, 0]
+    beta = _solve_each(A, b)
     with np.errstate(invalid="ignore", divide="ignore"):
         crossing = -beta[:, 1] / beta[:, 3]
     return Procedure(difference=difference, eligible=eligible, selected=selected,
                      selected_difference=selected_difference, crossing=crossing, interaction=beta[:, 3])
+
+
+def _solve_each(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``A[k] x[k] = b[k]`` for every replicate; a singular system (a resample without two
+    stenosis degrees in an arm) gives NaN for that replicate instead of stopping the batch."""
+    try:
+        return np.linalg.solve(A, b[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        out = np.full(b.shape, np.nan)
+        for k in range(A.shape[0]):
+            try:
+                out[k] = np.linalg.solve(A[k], b[k])
+            except np.linalg.LinAlgError:
+                pass
+        return out
 
 
 def observed(design: Design) -> Procedure:
@@ -183,12 +198,13 @@ def observed(design: Design) -> Procedure:
 
 
 def _bootstrap_batch(design: Design, M: np.ndarray) -> tuple[Procedure, np.ndarray]:
-    beta, ok = batched_logistic(design.X_ps, design.t, M, design.beta0)
-    e = 1 / (1 + np.exp(-np.clip(beta @ design.X_ps.T, -700, 700)))
+    with np.errstate(over="ignore", invalid="ignore"):  # diverging (separated) replicates: dropped by ``ok``
+        beta, ok = batched_logistic(design.X_ps, design.t, M, design.beta0)
+        e = 1 / (1 + np.exp(-np.clip(beta @ design.X_ps.T, -700, 700)))
     W = M * estimand_weights(e, design.t[None, :], design.estimand)  # not normalised: scale-free
     Mk = M[:, design.known]
     proc = selection_procedure(design, W[:, design.known], Mk)
-    return proc, ok
+    return proc, ok & np.isfinite(proc.interaction)
 
 
 @dataclass(frozen=True)
@@ -222,7 +238,7 @@ def bootstrap(design: Design, replicates: int, seed: int,
     """Nonparametric bootstrap of the whole procedure (propensity refit, weights, every cutoff,
     eligibility, selection, continuous model). Returns per-replicate ``selected`` (cutoff index
     or -1), ``selected_difference`` and ``crossing``; replicates whose propensity model fails
-    (separation in the resample) are dropped.
+    (separation in the resample, or a singular continuous model) are dropped.
 
     Replicate batch ``j`` draws its multiplicities from ``numpy.random.default_rng`` seeded with
     the ``j``-th child of ``SeedSequence(seed)``, so results do not depend on the batching.

@@ -311,6 +311,11 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
             problems = {sub: _cell_problem(cf, c0, c1, where) for sub, (c0, c1, where) in cell_pairs.items()}
             problems = {sub: (p if not p.startswith("CI not estimable") else "") for sub, p in problems.items()}
             blocking = "; ".join(p for p in problems.values() if p)
+            n_centers = int(np.unique(groups).size)
+            if n_centers < 2:  # lme4: "grouping factors must have > 1 sampled level"
+                blocking = (f"{n_centers} center{'s' if n_centers != 1 else ''}: a center variance needs two or more"
+                            + (f"; {blocking}" if blocking else ""))
+                problems = {sub: f"not estimable: {blocking}" for sub in problems}
             fit = None
             model_note = ""
             if blocking:
@@ -362,7 +367,12 @@ def cluster_robust(df: pd.DataFrame, weights: np.ndarray, cutoff: float, outcome
     ``lmtest::coeftest`` (t with residual df for the linear model, normal for Poisson)."""
     high = df[modifier].to_numpy(float) > cutoff
     cl = pd.factorize(df[center].to_numpy())[0]  # integer codes once, not string sorting per row
-    rows = effect_rows(df, outcomes, weights, high, cutoff, treatment=treatment, conf_level=conf_level, cluster=cl)
+    one = np.unique(cl).size < 2  # G / (G - 1) and the sandwich need two or more clusters
+    rows = effect_rows(df, outcomes, weights, high, cutoff, treatment=treatment, conf_level=conf_level,
+                       cluster=None if one else cl)
+    if one:
+        rows = rows.assign(ci_lower=np.nan, ci_upper=np.nan, p_value=np.nan, p_interaction=np.nan,
+                           note="CI not estimable: one center (clustered variance needs two or more)")
     return rows[CLUSTER_COLUMNS]
 
 

@@ -13,7 +13,7 @@ from .balance import effective_sample_size
 from .data import MODIFIER, TREATMENT, analysis_sample
 from .effects import critical_value, effect_rows, estimate_effect, fit_cells_hc, two_sided_p, wald
 from .params import ESTIMANDS, HC_TYPES
-from .weighting import compute_weights, fit_propensity, ps_variables
+from .weighting import PropensityError, compute_weights, fit_propensity, ps_variables
 
 WEIGHT_SENSITIVITY_COLUMNS = ["estimand", "outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper",
                               "p_value", "n", "effective_n", "note"]
@@ -278,18 +278,28 @@ class SpecificationFit:
 
     spec: PropensitySpec
     sample: pd.DataFrame = field(repr=False)
-    propensity: np.ndarray = field(repr=False)
+    propensity: np.ndarray | None = field(repr=False)
     terms: int
+    note: str = ""  # why the model could not be fitted (then ``propensity`` is None)
 
 
 def fit_specifications(df: pd.DataFrame, specs: list[PropensitySpec], estimand: str = "ATE",
                        treatment: str = TREATMENT) -> list[SpecificationFit]:
-    """Fit each propensity specification once (CBPS balances for ``estimand``: ATT or else ATE)."""
+    """Fit each propensity specification once (CBPS balances for ``estimand``: ATT or else ATE).
+    The primary one (the first) must fit; another that cannot (separation, too few patients for
+    its terms) is kept with the reason in ``note`` and no propensity, never dropped silently."""
     fits = []
-    for spec in specs:
+    for i, spec in enumerate(specs):
         sample = df.dropna(subset=list(ps_variables(spec.covariates, spec.formula))).reset_index(drop=True)
-        model = fit_propensity(sample, spec.covariates, treatment=treatment, formula=spec.formula,
-                               method=spec.method, estimand=estimand)
+        try:
+            model = fit_propensity(sample, spec.covariates, treatment=treatment, formula=spec.formula,
+                                   method=spec.method, estimand=estimand)
+        except PropensityError as err:
+            if i == 0:
+                raise
+            fits.append(SpecificationFit(spec=spec, sample=sample, propensity=None, terms=0,
+                                         note=f"not fitted: {str(err).removeprefix('propensity model: ')}"))
+            continue
         fits.append(SpecificationFit(spec=spec, sample=sample, propensity=model.propensity, terms=len(model.terms)))
     return fits
 
@@ -311,7 +321,7 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
     """
     records = {k: [] for k in ("ps_spec", "estimand", "hc_type", "cutoff", "subgroup", "estimate", "se", "df",
                                "smallest")}
-    for fit in fits:
+    for fit in (f for f in fits if f.propensity is not None):
         sample = fit.sample
         y_all = sample[outcome].to_numpy(float)
         keep = ~np.isnan(y_all)
@@ -396,13 +406,18 @@ def propensity_specifications(fits: list[SpecificationFit], estimand: str, cutof
     rows = []
     base_covariates = list(fits[0].spec.covariates)
     for fit in fits:
+        spec = fit.spec
+        if fit.propensity is None:
+            rows.append({"ps_spec": spec.name, "method": spec.method,
+                         "specification": spec.formula or " + ".join(spec.covariates), "terms": np.nan,
+                         **{c: np.nan for c in SPEC_VALUE_COLUMNS}, "note": fit.note})
+            continue
         sample = fit.sample
         t = sample[treatment].to_numpy()
         w = compute_weights(fit.propensity, t, estimand)
         bal = balance_table(sample, base_covariates, w)
         effects = estimate_effect(sample, "mrs_90d", w, high=sample[modifier].to_numpy(float) > cutoff, cutoff=cutoff,
                                   treatment=treatment, hc_type=hc_type, conf_level=conf_level).set_index("subgroup")
-        spec = fit.spec
         rows.append({"ps_spec": spec.name, "method": spec.method,
                      "specification": spec.formula or " + ".join(spec.covariates), "terms": fit.terms,
                      "max_abs_smd_unweighted": float(bal["smd_unweighted"].abs().max()),
@@ -411,5 +426,9 @@ def propensity_specifications(fits: list[SpecificationFit], estimand: str, cutof
                      "ate_low": effects.loc["low", "estimate"], "ate_low_ci_lower": effects.loc["low", "ci_lower"],
                      "ate_low_ci_upper": effects.loc["low", "ci_upper"], "ate_high": effects.loc["high", "estimate"],
                      "ate_high_ci_lower": effects.loc["high", "ci_lower"],
-                     "ate_high_ci_upper": effects.loc["high", "ci_upper"]})
+                     "ate_high_ci_upper": effects.loc["high", "ci_upper"], "note": ""})
     return pd.DataFrame(rows)
+
+
+SPEC_VALUE_COLUMNS = ("max_abs_smd_unweighted", "max_abs_smd_weighted", "ess_mt_only", "ess_mt_rs", "ate_low",
+                      "ate_low_ci_lower", "ate_low_ci_upper", "ate_high", "ate_high_ci_lower", "ate_high_ci_upper")

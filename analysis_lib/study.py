@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .data import TREATMENT, AnalysisSample, analysis_sample, load_cohort
+from .data import MODIFIER, TREATMENT, AnalysisSample, DataError, analysis_sample, load_cohort
 from .params import Parameters
 from .weighting import PropensityModel, balance_variables, compute_weights, fit_propensity, ps_variables
 
@@ -61,10 +61,44 @@ def load_study(params: Parameters, cohort: pd.DataFrame | None = None) -> Study:
     normalised to mean 1."""
     cohort = load_cohort(params.data_path, params.data_cache, params.column_map) if cohort is None else cohort
     sample = load_sample(params, cohort)
+    check_design(sample, params)
     model = fit_propensity(sample.data, params.ps_covariates, formula=params.ps_formula,
                            method=params.ps_method, estimand=params.estimand)
     weights = compute_weights(model.propensity, sample.data[TREATMENT].to_numpy(), params.estimand)
     return Study(params=params, cohort=cohort, sample=sample, propensity=model, weights=weights)
+
+
+def check_design(sample: AnalysisSample, params: Parameters) -> None:
+    """Refuse, before any analysis, data that cannot answer the paper's question, every reason
+    in one line (:class:`~analysis_lib.data.DataError`): the flow-diagram counts below the
+    registry file, no patient analysed, a stenosis degree that does not vary, or a 90-day mRS
+    (the primary outcome) that no arm can support: the continuous model ``mrs ~ t * stenosis``
+    needs, in each arm, known outcomes at two or more stenosis degrees."""
+    problems = []
+    if params.patients_icas_lvo_evt < sample.n_input:
+        problems.append(f"parameter 'patients_icas_lvo_evt': {params.patients_icas_lvo_evt} is fewer than the "
+                        f"{sample.n_input} patients of the registry file (the flow diagram counts them among it)")
+    d = sample.data
+    if d.empty:
+        problems.append(f"analysis sample: none of the {sample.n_input} patients is complete on the treatment, "
+                        "the stenosis and the propensity covariates (see validate)")
+        raise DataError(problems)
+    stenosis = d[MODIFIER]
+    if stenosis.nunique() < 2:
+        problems.append(f"{MODIFIER}: all {len(d)} patients of the analysis sample have {stenosis.iloc[0]:g} % "
+                        "stenosis; effect modification by the stenosis degree needs varying degrees")
+    known = d["mrs_90d"].notna()
+    if not known.any():
+        problems.append(f"mrs_90d: none of the {len(d)} patients of the analysis sample has a known 90-day mRS, "
+                        "the primary outcome (Table 2, the cutoff sweep and the continuous model need it)")
+    else:
+        for arm, label in ((1, "MT+RS"), (0, "MT only")):
+            levels = stenosis[known & (d[TREATMENT] == arm)].nunique()
+            if levels < 2 and stenosis.nunique() >= 2:
+                problems.append(f"mrs_90d: the {label} arm has a known 90-day mRS at {levels} stenosis degree(s); "
+                                "the continuous model needs two or more in each arm")
+    if problems:
+        raise DataError(problems)
 
 
 def covariate_balance(study: Study) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .descriptives import TABLE1_VARIABLES
+from .formatting import MISSING, fmt_ci, fmt_num, fmt_p, fmt_pct  # noqa: F401  (the formatters of every table)
 
 OUTCOME_LABELS = {
     "mrs_90d": "90-day mRS score",
@@ -32,35 +33,12 @@ ABBREVIATIONS = (
 )
 
 
-def fmt_p(p: float) -> str:
-    """``<0.001``, three decimals below 0.01, two otherwise; a dash when missing."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "-"
-    if p < 0.001:
-        return "<0.001"
-    if p < 0.01:
-        return f"{p:.3f}"
-    return f"{p:.2f}"
-
-
-def fmt_num(x: float, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-" if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf")
-    return f"{x:.{digits}f}"
-
-
-def fmt_ci(lo: float, hi: float, digits: int = 2) -> str:
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (lo, hi)):
-        return "-"
-    return f"{fmt_num(lo, digits)} to {fmt_num(hi, digits)}"
-
-
 def _count(n, total, pct, masked_below: int = 0) -> str:
     if total is None or (isinstance(total, float) and math.isnan(total)) or total == 0:
         return "-"
     if pd.isna(n):
         return f"<{masked_below}/{int(total)}" if masked_below > 1 else "-"
-    return f"{int(n)}/{int(total)} ({pct:.1f})"
+    return f"{int(n)}/{int(total)} ({fmt_num(pct, 1)})"
 
 
 def _median(med, q1, q3) -> str:
@@ -252,7 +230,8 @@ def format_imputation(mi: pd.DataFrame, primary: pd.DataFrame, cutoff: float) ->
 
 def format_propensity_specifications(tidy: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        "Propensity model": tidy["ps_spec"], "Method": tidy["method"], "Terms": tidy["terms"],
+        "Propensity model": tidy["ps_spec"], "Method": tidy["method"],
+        "Terms": tidy["terms"].map(lambda v: MISSING if pd.isna(v) else f"{int(v)}"),
         "Max |SMD| unweighted": tidy["max_abs_smd_unweighted"].map(lambda v: fmt_num(v, 3)),
         "Max |SMD| weighted": tidy["max_abs_smd_weighted"].map(lambda v: fmt_num(v, 3)),
         "ESS MT only": tidy["ess_mt_only"].map(lambda v: fmt_num(v, 1)),
@@ -261,6 +240,7 @@ def format_propensity_specifications(tidy: pd.DataFrame) -> pd.DataFrame:
                              zip(tidy["ate_low"], tidy["ate_low_ci_lower"], tidy["ate_low_ci_upper"])],
         "ATE high (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
                               zip(tidy["ate_high"], tidy["ate_high_ci_lower"], tidy["ate_high_ci_upper"])],
+        "Note": tidy["note"] if "note" in tidy.columns else "",
     })
 
 
@@ -290,15 +270,15 @@ def format_resampling(result, sweep: pd.DataFrame) -> pd.DataFrame:
 def format_cutoff_selection(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"Cutoff (%)": table["cutoff"].map(lambda v: f"{v:g}"),
                          "Selected in bootstrap samples": table["times_selected"],
-                         "Share": table["share"].map(lambda v: f"{100 * v:.1f}%")})
+                         "Share": table["share"].map(lambda v: fmt_pct(v, 1))})
 
 
 def format_simulation(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "Scenario": summary["scenario"], "Quantity": summary["quantity"],
-        "Value": [f"{100 * v:.1f}%" if not q.startswith("bias") else fmt_num(v, 3)
+        "Value": [fmt_pct(v, 1) if not q.startswith("bias") else fmt_num(v, 3)
                   for q, v in zip(summary["quantity"], summary["value"])],
-        "Monte-Carlo SE": [f"{100 * v:.1f}%" if not q.startswith("bias") else fmt_num(v, 3)
+        "Monte-Carlo SE": [fmt_pct(v, 1) if not q.startswith("bias") else fmt_num(v, 3)
                            for q, v in zip(summary["quantity"], summary["mc_se"])],
         "Replicates": summary["replicates"],
     })

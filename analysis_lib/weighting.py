@@ -100,7 +100,7 @@ def ps_variables(covariates: tuple[str, ...] | list[str], formula: str | None = 
 
     Examples
     --------
-    >>> ps_variables((), "bs(age, df=3) + np.log(nihss) + C(m1_occlusion) + a:b")
+    >>> ps_variables((), "bs(age, df=3) + log(nihss) + C(m1_occlusion) + a:b")
     ('age', 'nihss', 'm1_occlusion', 'a', 'b')
     """
     if formula is None:
@@ -199,6 +199,7 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
         bad = [c for c in needed if df[c].isna().any()]
         raise PropensityError(f"propensity model: missing values in {', '.join(bad)}; use the analysis sample")
     X = design_matrix(df, covariates, formula)
+    _check_estimable(X, formula)
     Xv = X.to_numpy()
     alias = aliased_columns(Xv)
     kept = [c for c, a in zip(X.columns, alias) if not a]
@@ -219,6 +220,24 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
     coef[kept] = beta
     return PropensityModel(covariates=tuple(needed), coefficients=coef, propensity=p, iterations=iterations,
                            aliased=tuple(c for c, a in zip(X.columns, alias) if a), formula=formula, method=method)
+
+
+def _check_estimable(X: pd.DataFrame, formula: str | None) -> None:
+    """Refuse, in one line, a model the data cannot carry: a term that takes one value for every
+    patient (R's glm reports it NA; its balance would be 0/0), or no more patients than terms."""
+    parameter = "ps_formula" if formula is not None else "ps_covariates"
+    kind = "term" if formula is not None else "covariate"
+    values = X.drop(columns=[c for c in X.columns if c == "Intercept"])
+    constant = [c for c in values.columns if np.ptp(values[c].to_numpy()) == 0]
+    if constant:
+        c = constant[0]
+        raise PropensityError(f"propensity model: {kind} '{c}' takes the single value {values[c].iloc[0]:g} for all "
+                              f"{len(X)} patients of the analysis sample, so its effect cannot be estimated (R reports "
+                              f"NA) nor its balance assessed; remove it (parameter {parameter})")
+    if len(X) <= X.shape[1]:
+        raise PropensityError(f"propensity model: {len(X)} patients for {X.shape[1]} terms (the intercept and "
+                              f"{X.shape[1] - 1} {kind}s); it needs more patients than terms: use fewer {kind}s "
+                              f"(parameter {parameter}) or more patients")
 
 
 def cbps(X: np.ndarray, t: np.ndarray, start: np.ndarray, estimand: str = "ATE",

@@ -39,6 +39,7 @@ smd_binary = "std"
 from analysis_lib.balance import BALANCE_COLUMNS, sample_sizes
 from analysis_lib.data import TREATMENT
 from analysis_lib.figures import love_plot, propensity_overlap
+from analysis_lib.formatting import fmt_frame
 from analysis_lib.outputs import save_figure, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.study import covariate_balance, load_study
@@ -58,7 +59,7 @@ study = load_study(params)
 study
 
 # %%
-study.propensity.coefficients.rename("log-odds of rescue stenting").to_frame()
+fmt_frame(study.propensity.coefficients.rename("log-odds of rescue stenting").to_frame(), 4)
 
 # %% [markdown]
 # ## Weights
@@ -68,7 +69,7 @@ study.propensity.coefficients.rename("log-odds of rescue stenting").to_frame()
 
 # %%
 save_table(weights_table(study.data, study.propensity, study.weights), "weights", params.output_dir)
-weight_summary(study.weights, study.data[TREATMENT]).round(3)
+fmt_frame(weight_summary(study.weights, study.data[TREATMENT]), {"sum": 1})
 
 # %% [markdown]
 # ## Balance (Supplementary Table 1)

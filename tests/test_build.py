@@ -116,6 +116,7 @@ def previous(tmp_path):
     out = tmp_path / "outputs"
     (out / "tables").mkdir(parents=True)
     (out / "tables" / "table2.csv").write_text("an earlier, good result\n")
+    (out / "provenance.json").write_text("{}\n")  # the marker of an earlier build
     return out
 
 
