@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .build import (NOTEBOOKS, BuildError, BuildResult, Plan, abandon_build, complete_build, plan_build, run_tasks,
-                    _worker_pool)
+from .build import (NOTEBOOKS, BuildError, BuildResult, Plan, abandon_build, check_output_folder, complete_build,
+                    plan_build, run_tasks, _worker_pool)
 
 SCENARIO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_LEVEL_KEYS = ("data", "out", "parameters", "scenarios")
@@ -129,7 +129,7 @@ def run_batch(path: str | Path, out: str | Path | None = None, jobs: int | None 
     others complete, and :class:`BuildError` is raised at the end naming the failed ones.
     """
     scenarios = read_scenarios(path, out)
-    root = scenarios[0].out.parent
+    root = check_output_folder(scenarios[0].out.parent, {"the scenario file": path}, replaced=False)
     total = len(scenarios) * len(NOTEBOOKS)
     jobs = max(1, min(jobs or os.cpu_count() or 1, total))
     pool = _worker_pool(jobs)

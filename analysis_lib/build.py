@@ -114,12 +114,14 @@ def _only_the_shipped_readme(folder: Path) -> bool:
     return content == [readme] and readme.is_file() and readme.read_text(encoding="utf-8", errors="replace") == OUTPUT_README
 
 
-def check_output_folder(out: str | Path, inputs: dict[str, str | Path | None] | None = None) -> Path:
+def check_output_folder(out: str | Path, inputs: dict[str, str | Path | None] | None = None,
+                        replaced: bool = True) -> Path:
     """The output folder of a build, refused (:class:`BuildError`, exit code 2) unless replacing
     it can lose nothing: it must not be the file-system root, the home folder, an existing file,
     the compendium's checkout or a folder above it, nor be or contain any of ``inputs`` (label ->
     path: the data file, the column map, the published tables); an existing non-empty folder must
-    carry the marker of a previous build (``provenance.json``)."""
+    carry the marker of a previous build (``provenance.json``). ``replaced=False`` (a folder
+    that only receives files: the scenario batch's, the resampling's) skips that last rule."""
     out = Path(out).expanduser().resolve()
     home = Path.home().resolve()
     if out == Path(out.anchor):
@@ -144,7 +146,7 @@ def check_output_folder(out: str | Path, inputs: dict[str, str | Path | None] | 
             verb = "is" if out == path else "contains"
             raise BuildError(f"--out {out} {verb} {label} ({path}); a build replaces its output folder, so "
                              "choose a new folder, e.g. --out outputs", exit_code=2)
-    if out.is_dir() and not (out / BUILD_MARKER).is_file() and not _only_the_shipped_readme(out):
+    if replaced and out.is_dir() and not (out / BUILD_MARKER).is_file() and not _only_the_shipped_readme(out):
         raise BuildError(f"--out {out}: a folder with other content and no {BUILD_MARKER} of an earlier build; a "
                          "build replaces its output folder, so choose a new or empty folder", exit_code=2)
     return out

@@ -107,11 +107,13 @@ def _batch(args) -> int:
 
 
 def _resample(args) -> int:
+    from .build import BuildError, check_output_folder
     from .params import ParameterError, Parameters
     from .resample import run_resampling
     from .study import load_study
 
     try:
+        check_output_folder(args.out, {"the data file": args.data}, replaced=False)
         params = Parameters.from_strings([tuple(p) for p in args.parameter],
                                          base={"data_path": args.data, "output_dir": args.out})
         if args.seed is not None:
@@ -120,7 +122,7 @@ def _resample(args) -> int:
             raise ParameterError(f"--replicates: at least 1, got {args.replicates}")
         study = load_study(params)
         result = run_resampling(study, args.replicates, progress_bar=True)
-    except (ParameterError, DataError, ValueError) as err:
+    except (ParameterError, DataError, ValueError, BuildError) as err:
         for line in str(err).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2

@@ -157,6 +157,18 @@ def test_make_supplement_into_the_registry_folder_is_refused(tmp_path, raw_folde
     assert tree(tmp_path) == before
 
 
+def test_a_batch_into_the_checkout_and_resampling_into_a_file_are_refused(capsys, tmp_path, raw_folder):
+    (tmp_path / "s.yml").write_text(f"data: {SYNTHETIC}\nscenarios:\n  primary: {{}}\n")
+    assert refused(capsys, "batch", str(tmp_path / "s.yml"), "--out", str(ROOT)).startswith(
+        f"--out {ROOT} is the compendium's checkout")
+    before = tree(tmp_path)
+    assert refused(capsys, "resample", "--data", str(SYNTHETIC), "--out", str(raw_folder / "notes.txt"),
+                   "--replicates", "10").startswith(f"--out {raw_folder / 'notes.txt'}: an existing file")
+    assert refused(capsys, "resample", "--data", str(raw_folder / "registry.csv"), "--out", str(raw_folder),
+                   "--replicates", "10").startswith(f"--out {raw_folder} contains the data file")
+    assert tree(tmp_path) == before
+
+
 def test_replaceable_folders(tmp_path):
     """New, empty, the checkout's outputs/ (only the README every build writes), or an earlier build."""
     assert check_output_folder(tmp_path / "new") == tmp_path / "new"
