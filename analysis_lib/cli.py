@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .build import BuildError
 from .data import DataError, load_cohort
 
 
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BuildError as err:  # e.g. no checkout to find the notebooks in
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     return 2
 
 

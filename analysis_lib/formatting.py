@@ -21,7 +21,7 @@ MISSING = "-"
 
 # A printed negative zero ("-0", "-0.0", "-0.000" not followed by further digits): what the
 # tests look for in every output of a build.
-NEGATIVE_ZERO = re.compile(r"(?<![\w.])-0(?:\.0+)?(?![\d])")
+NEGATIVE_ZERO = re.compile(r"(?<![\w.])-0(?:\.0+)?(?![.\d])")
 
 
 def _missing(x) -> bool:
