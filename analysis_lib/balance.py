@@ -41,7 +41,8 @@ def weighted_variance(x: np.ndarray, w: np.ndarray, binary: bool) -> float:
     if binary:
         return m * (1 - m)
     v = w / w.sum()
-    return float(np.sum(v * (x - m) ** 2) / (1 - np.sum(v ** 2)))
+    dof = 1 - np.sum(v ** 2)
+    return float(np.sum(v * (x - m) ** 2) / dof) if dof > 0 else float("nan")  # one patient: undefined
 
 
 def smd(x: np.ndarray, t: np.ndarray, w: np.ndarray | None = None, estimand: str = "ATO",
@@ -76,7 +77,9 @@ def smd(x: np.ndarray, t: np.ndarray, w: np.ndarray | None = None, estimand: str
     s1 = weighted_variance(x1, np.ones_like(x1), is_bin)
     s0 = weighted_variance(x0, np.ones_like(x0), is_bin)
     denom = np.sqrt(s1) if estimand == "ATT" else np.sqrt((s1 + s0) / 2)
-    if diff == 0:
+    if not np.isfinite(denom):  # an arm of one patient: its SD is undefined
+        return float("nan")
+    if diff == 0 or (denom == 0 and np.ptp(x) == 0):  # a constant covariate: no imbalance (cobalt: 0)
         return 0.0
     return float(diff / denom) if denom > 0 else float(np.sign(diff) * np.inf)
 
@@ -91,7 +94,9 @@ def variance_ratio(x: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) ->
     w = np.ones_like(x) if w is None else np.asarray(w, float)
     v1 = weighted_variance(x[t == 1], w[t == 1], binary=False)
     v0 = weighted_variance(x[t == 0], w[t == 0], binary=False)
-    return float(v1 / v0)
+    if v0 > 0:
+        return float(v1 / v0)
+    return float("inf") if v1 > 0 else float("nan")  # a constant control group (R: v1 / 0 = Inf, 0 / 0 = NaN)
 
 
 def effective_sample_size(w: np.ndarray) -> float:

@@ -24,7 +24,7 @@ from .params import Parameters, ParameterError
 from .data import write_cohort_cache
 from .outputs import BUILD_ENVIRONMENT
 from .published import check_published_dir
-from .study import Study, analysis_cutoff, load_study
+from .study import Study, analysis_cutoff, check_subgroup_weights, load_study
 
 NOTEBOOKS: tuple[str, ...] = ("00_audit", "01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
                                "06_specification", "07_simulation")
@@ -53,6 +53,7 @@ the `.html` tables are formatted for the manuscript.
 | `tables/patient_flow.csv` | Supplementary Figure 1: counts of the patient flow |
 | `tables/weights.csv` | patient-level propensity and weight (audit only: never share) |
 | `tables/balance.csv` | Supplementary Table 1: SMDs and variance ratios |
+| `tables/subgroup_balance.csv` | balance within the stenosis subgroups, every cutoff, both weightings (overall model, model per subgroup) |
 | `tables/effective_sample_size.csv` | effective sample size per arm |
 | `tables/cutoff_sweep.csv` | Supplementary Table 2: subgroup ATEs at every cutoff |
 | `tables/continuous_interaction.csv` | interaction per 1 % stenosis and crossing point (delta CI) |
@@ -65,6 +66,7 @@ the `.html` tables are formatted for the manuscript.
 | `tables/simulation_replicates.csv` | one row per simulated cohort |
 | `tables/table2.csv` | Table 2: every outcome, unadjusted and weighted, overall and by subgroup |
 | `tables/mrs_distribution.csv` | Figure 1: weighted 90-day mRS distribution |
+| `tables/subgroup_weights_comparison.csv` | every weighted subgroup row of Table 2 with the overall model's weights and with one model per subgroup |
 | `tables/center_sensitivity.csv` | Supplementary Table 3: every Table 2 outcome with a random intercept for center |
 | `tables/center_models.csv` | variance components, p-interaction and convergence of those models |
 | `tables/cluster_robust.csv` | every weighted Table 2 row with center-clustered standard errors |
@@ -190,7 +192,9 @@ def preflight(params: Parameters) -> tuple[Study, float]:
     cutoff when the cutoff is data-driven. Returns the study (its validated cohort is cached
     for the notebooks) and the cutoff of Table 2."""
     study = load_study(params)
-    return study, analysis_cutoff(study)
+    cutoff = analysis_cutoff(study)
+    check_subgroup_weights(study, cutoff)
+    return study, cutoff
 
 
 def declared_parameters(path: Path) -> list[str]:

@@ -17,7 +17,7 @@ SWEEP_COLUMNS = [
     "cutoff", "n_low", "n_high",
     "ate_low", "ate_low_ci_lower", "ate_low_ci_upper", "ate_low_p",
     "ate_high", "ate_high_ci_lower", "ate_high_ci_upper", "ate_high_p",
-    "difference", "p_interaction", "eligible", "selected",
+    "difference", "p_interaction", "eligible", "selected", "note",
 ]
 CONTINUOUS_COLUMNS = [
     "interaction_beta", "interaction_ci_lower", "interaction_ci_upper", "interaction_p",
@@ -31,7 +31,8 @@ class CutoffError(ValueError):
 
 def cutoff_sweep(df: pd.DataFrame, weights: np.ndarray, cutoffs: list[float], min_arm_size: int = 10,
                  outcome: str = "mrs_90d", hc_type: str = "HC0", conf_level: float = 0.95,
-                 modifier: str = MODIFIER, treatment: str = TREATMENT, ps=None) -> pd.DataFrame:
+                 modifier: str = MODIFIER, treatment: str = TREATMENT, ps=None,
+                 by_cutoff: dict | None = None) -> pd.DataFrame:
     """Subgroup effects on the outcome at every candidate cutoff (Supplementary Table 2).
 
     For each cutoff ``c`` the weighted linear model ``y ~ t * high`` with
@@ -41,7 +42,10 @@ def cutoff_sweep(df: pd.DataFrame, weights: np.ndarray, cutoffs: list[float], mi
     patients with a known outcome; the *selected* cutoff is the eligible one with the largest
     absolute difference (the lowest such cutoff on a tie). ``ps`` (a
     :class:`~analysis_lib.mestimation.PropensityEstimation`) switches to the M-estimation
-    variance with normal intervals.
+    variance with normal intervals. ``by_cutoff`` (``cutoff -> (weights, ps, note)``, from
+    :func:`~analysis_lib.study.sweep_weights`) gives each cutoff weights of its own, those of one
+    propensity model per subgroup (ANALYSIS.md §11); a cutoff whose weights are ``None`` is not
+    estimable, with the reason in ``note``, and never eligible.
 
     Returns
     -------
@@ -53,19 +57,33 @@ def cutoff_sweep(df: pd.DataFrame, weights: np.ndarray, cutoffs: list[float], mi
     y = y_all[keep]
     t = df[treatment].to_numpy(int)[keep]
     s = df[modifier].to_numpy(float)[keep]
-    w = np.asarray(weights, float)[keep]
+    w_all = np.asarray(weights, float)[keep]
     rows = []
     for c in cutoffs:
         high = s > c
         cells = t + 2 * high.astype(int)
-        fit = (fit_cells(y, w, cells, 4, "gaussian", hc_type) if ps is None
-               else fit_cells_m(y, w, cells, 4, "gaussian", ps, keep))
-        df_t = fit.df_resid if ps is None else None
-        row = {"cutoff": float(c), "n_low": int((~high).sum()), "n_high": int(high.sum())}
+        w, ps_c, note = w_all, ps, ""
+        if by_cutoff is not None:
+            w_c, ps_c, note = by_cutoff[float(c)]
+            if w_c is None:
+                rows.append({"cutoff": float(c), "n_low": int((~high).sum()), "n_high": int(high.sum()),
+                             **{k: np.nan for k in SWEEP_COLUMNS[3:13]}, "eligible": False, "note": note})
+                continue
+            w = np.asarray(w_c, float)[keep]
+        fit = (fit_cells(y, w, cells, 4, "gaussian", hc_type) if ps_c is None
+               else fit_cells_m(y, w, cells, 4, "gaussian", ps_c, keep))
+        df_t = fit.df_resid if ps_c is None else None
+        row = {"cutoff": float(c), "n_low": int((~high).sum()), "n_high": int(high.sum()), "note": note}
         # Estimates need every cell; intervals also need finite variances (HC2/HC3 are
         # undefined for a cell holding one patient, whose hat value is 1).
         estimable = bool(np.all(fit.count > 0))
         has_variance = estimable and bool(np.all(np.isfinite(fit.var)))
+        if not estimable:
+            empty = [f"{arm} {'<=' if cell < 2 else '>'} {c:g} %" for cell, arm in
+                     enumerate(("MT only", "MT+RS", "MT only", "MT+RS")) if fit.count[cell] == 0]
+            row["note"] = f"not estimable: no patient with a known outcome in {', '.join(empty)}"
+        elif not has_variance:
+            row["note"] = f"CI not estimable: {hc_type} variance undefined (a subgroup-arm of one patient)"
         for name, plus, minus in (("ate_low", [1], [0]), ("ate_high", [3], [2]), ("difference", [3, 0], [2, 1])):
             b, se = fit.contrast(plus, minus) if estimable else (np.nan, np.nan)
             _, lo, hi, p = wald(b, se, df_t, conf_level) if has_variance else (b, np.nan, np.nan, np.nan)

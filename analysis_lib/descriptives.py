@@ -177,11 +177,12 @@ def _levels(name: str, col: pd.Series) -> list[str]:
 
 def mrs_distribution(df: pd.DataFrame, weights: np.ndarray | None, cutoff: float,
                      treatment: str = TREATMENT, outcome: str = "mrs_90d",
-                     modifier: str = "stenosis_pct") -> pd.DataFrame:
+                     modifier: str = "stenosis_pct", subgroup_weights: np.ndarray | None = None) -> pd.DataFrame:
     """Weighted distribution of the 90-day mRS by arm, overall and by stenosis subgroup (Figure 1).
 
     ``percent = 100 * sum(w [mRS = k]) / sum(w)`` within each group and arm, over the patients
-    with a known mRS, using the weights of the full analysis sample.
+    with a known mRS, using the weights of the full analysis sample; ``subgroup_weights`` (one
+    propensity model per subgroup, ANALYSIS.md §11) weight the subgroup panels when given.
 
     Returns
     -------
@@ -195,7 +196,9 @@ def mrs_distribution(df: pd.DataFrame, weights: np.ndarray | None, cutoff: float
     high = df[modifier].to_numpy(float) > cutoff
     known = ~np.isnan(y)
     rows = []
+    w_sub = w if subgroup_weights is None or weights is None else np.asarray(subgroup_weights, float)
     for group, mask in (("overall", np.ones(len(df), bool)), ("low", ~high), ("high", high)):
+        w = w_sub if group != "overall" else (np.ones(len(df)) if weights is None else np.asarray(weights, float))
         for arm_label, arm in (("MT only", 0.0), ("MT+RS", 1.0)):
             sel = mask & known & (t == arm)
             total = w[sel].sum()

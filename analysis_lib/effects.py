@@ -487,11 +487,19 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
 def effect_rows(df: pd.DataFrame, outcomes: tuple[str, ...], weights: np.ndarray | None, high: np.ndarray,
                 cutoff: float, **options) -> pd.DataFrame:
     """:func:`estimate_effect` for each outcome, overall then by subgroup (``high``), with an
-    ``outcome`` column first; ``options`` are passed on (treatment, hc_type, conf_level, cluster, ps)."""
+    ``outcome`` column first; ``options`` are passed on (treatment, hc_type, conf_level, cluster, ps).
+    ``subgroup_weights`` (and ``subgroup_ps``, their M-estimation) among the options replace
+    ``weights`` (and ``ps``) in the subgroup rows: weights from one propensity model per
+    subgroup (:mod:`analysis_lib.subgroups`)."""
+    sub_w = options.pop("subgroup_weights", None)
+    sub_ps = options.pop("subgroup_ps", None)
     parts = []
     for outcome in outcomes:
         for h in (None, high):
-            part = estimate_effect(df, outcome, weights, high=h, cutoff=cutoff, **options)
+            if h is not None and sub_w is not None and weights is not None:  # within-subgroup weights
+                part = estimate_effect(df, outcome, sub_w, high=h, cutoff=cutoff, **{**options, "ps": sub_ps})
+            else:
+                part = estimate_effect(df, outcome, weights, high=h, cutoff=cutoff, **options)
             part.insert(0, "outcome", outcome)
             parts.append(part)
     return pd.concat(parts, ignore_index=True)
@@ -499,11 +507,14 @@ def effect_rows(df: pd.DataFrame, outcomes: tuple[str, ...], weights: np.ndarray
 
 def table2(df: pd.DataFrame, weights: np.ndarray, cutoff: float, hc_type: str = "HC0",
            conf_level: float = 0.95, outcomes: tuple[str, ...] = OUTCOMES,
-           modifier: str = "stenosis_pct", treatment: str = TREATMENT, ps=None, full: bool = False) -> pd.DataFrame:
+           modifier: str = "stenosis_pct", treatment: str = TREATMENT, ps=None, full: bool = False,
+           subgroup_weights: np.ndarray | None = None, subgroup_ps=None) -> pd.DataFrame:
     """Table 2: every outcome, unadjusted and weighted, overall and by stenosis subgroup.
 
     ``high = modifier > cutoff`` (strictly greater; ``low`` is ``<=``), ANALYSIS.md §4.
     ``ps`` switches the weighted rows to the M-estimation variance (:func:`estimate_effect`).
+    ``subgroup_weights`` (with ``subgroup_ps``, their M-estimation) weight the weighted subgroup
+    rows instead of ``weights`` (ANALYSIS.md §11); the overall rows keep ``weights``.
     Returns the columns of ``tables/table2.csv`` (``full``: also ``coef``, ``std_error`` and
     ``df_resid`` of :func:`estimate_effect`).
     """
@@ -512,7 +523,8 @@ def table2(df: pd.DataFrame, weights: np.ndarray, cutoff: float, hc_type: str = 
     for outcome in outcomes:
         for analysis, w in (("unadjusted", None), ("iptw", weights)):
             part = effect_rows(df, (outcome,), w, high, cutoff, treatment=treatment, hc_type=hc_type,
-                               conf_level=conf_level, ps=ps)
+                               conf_level=conf_level, ps=ps if w is not None else None,
+                               subgroup_weights=subgroup_weights, subgroup_ps=subgroup_ps)
             part.insert(1, "analysis", analysis)
             parts.append(part)
     out = pd.concat(parts, ignore_index=True)

@@ -278,11 +278,53 @@ def simulation_figure(summary: pd.DataFrame) -> Figure:
     for offset, key, label, color in ((-0.18, "naive", "Naive (at the selected cutoff)", GREY),
                                       (0.18, "selection-adjusted", "Selection-adjusted", ARM_COLORS["MT+RS"])):
         rows = d[d["quantity"].str.contains(key)].set_index("scenario").loc[scenarios]
-        ax.bar(x + offset, 100 * rows["value"], width=0.34, color=color, label=label,
-               yerr=196 * rows["mc_se"], capsize=3)
+        value = 100 * rows["value"].to_numpy(float)
+        half = 196 * rows["mc_se"].to_numpy(float)  # a 95% Monte-Carlo interval, kept within 0-100 %
+        ax.bar(x + offset, value, width=0.34, color=color, label=label,
+               yerr=[value - np.clip(value - half, 0, 100), np.clip(value + half, 0, 100) - value], capsize=3)
     ax.axhline(5, color="black", linestyle="--", linewidth=0.8)
     ax.set_xticks(x, scenarios)
     ax.set_ylabel("Cohorts with p < 0.05 (%)")
     ax.set_ylim(0, 105)
     ax.legend(frameon=False, fontsize=8, loc="upper left")
+    return fig
+
+
+SMD_BINS = (0.05, 0.1, 0.2)  # |SMD| categories of the Connect-S plot
+
+
+def subgroup_balance_plot(balance: pd.DataFrame, cutoff: float) -> Figure:
+    """Connect-S style plot of balance within the stenosis subgroups (Yang et al., Stat Med 2021):
+    one row per covariate, one column per subgroup, a panel per weighting (overall propensity model;
+    one model per subgroup) and the unweighted subgroups for reference; each cell's shade is the
+    |SMD| category (< 0.05, 0.05-0.1, 0.1-0.2, >= 0.2), so imbalance inside a subgroup shows at a
+    glance. Cells without a number (a subgroup that cannot carry its own model) are crossed."""
+    rows = balance[balance["cutoff"] == cutoff]
+    covariates = list(dict.fromkeys(rows["covariate"]))
+    columns = [("Unweighted", "overall", "smd_unweighted"), ("Overall model", "overall", "smd_weighted"),
+               ("Model per subgroup", "within", "smd_weighted")]
+    shades = ["#f7f7f7", "#cccccc", "#E69F00", "#D55E00"]  # light to dark; Okabe-Ito orange, vermillion
+    fig = _figure(7.2, 0.3 * len(covariates) + 1.9)
+    axes = fig.subplots(1, len(columns), sharey=True)
+    for ax, (title, method, column) in zip(axes, columns):
+        for j, subgroup in enumerate(("low", "high")):
+            part = rows[(rows["weights"] == method) & (rows["subgroup"] == subgroup)].set_index("covariate")
+            for i, covariate in enumerate(covariates):
+                value = part[column].get(covariate, np.nan) if covariate in part.index else np.nan
+                if np.isnan(value):
+                    ax.plot(j, i, marker="x", color=GREY, markersize=7)
+                    continue
+                shade = shades[int(np.searchsorted(SMD_BINS, abs(value), side="right"))]
+                ax.scatter(j, i, s=150, marker="s", color=shade, edgecolors="#555555", linewidths=0.5)
+        ax.set_xticks([0, 1], [f"\u2264{cutoff:g}%", f">{cutoff:g}%"])
+        ax.set_xlim(-0.6, 1.6)
+        ax.set_title(title, fontsize=9.5)
+        ax.tick_params(length=0)
+        for side in ("top", "right", "bottom", "left"):
+            ax.spines[side].set_visible(False)
+    axes[0].set_yticks(range(len(covariates)), covariates, fontsize=8)
+    axes[0].invert_yaxis()
+    labels = ["|SMD| < 0.05", "0.05-0.1", "0.1-0.2", "\u2265 0.2"]
+    handles = [FancyBboxPatch((0, 0), 1, 1, color=c, ec="#555555") for c in shades]
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False, fontsize=8)
     return fig

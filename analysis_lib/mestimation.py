@@ -86,16 +86,26 @@ def propensity_estimation(df: pd.DataFrame, model, estimand: str, treatment: str
                          "the estimating equations of CBPS are not stacked here")
     X = design_matrix(df, model.covariates, model.formula)
     kept = [c for c in X.columns if np.isfinite(model.coefficients.get(c, np.nan))]
-    Z = X[kept].to_numpy(float)
-    t = df[treatment].to_numpy(float)
-    p = np.asarray(model.propensity, float)
+    return estimation_from_design(X[kept].to_numpy(float), model.propensity, df[treatment].to_numpy(float),
+                                  estimand, normalize, tuple(kept))
+
+
+def estimation_from_design(Z: np.ndarray, propensity: np.ndarray, treatment: np.ndarray, estimand: str,
+                           normalize: bool = True, terms: tuple[str, ...] = ()) -> PropensityEstimation:
+    """:class:`PropensityEstimation` of a logistic model with design ``Z`` (full rank) and fitted
+    ``propensity``: the overall model, or the model interacted with the subgroups (one block of
+    columns per subgroup, :func:`~analysis_lib.subgroups.within_weights`), whose ``H`` is then
+    block diagonal."""
+    Z = np.asarray(Z, float)
+    t = np.asarray(treatment, float)
+    p = np.asarray(propensity, float)
     scores = (t - p)[:, None] * Z
     H = Z.T @ ((p * (1 - p))[:, None] * Z)
     dw = weight_derivative(p, t, Z, estimand)
     if normalize:
         dw = dw / raw_weights(p, t, estimand).mean()
     return PropensityEstimation(scores=scores, info_inv=np.linalg.inv(H), score_cross=scores.T @ scores,
-                                dweights=dw, estimand=estimand, terms=tuple(kept))
+                                dweights=dw, estimand=estimand, terms=tuple(terms))
 
 
 def stacked_vcov(psi_beta: np.ndarray, jac_beta_gamma: np.ndarray, a_bb_inv: np.ndarray,
@@ -165,15 +175,18 @@ COMPARISON_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "se_robust",
 
 
 def variance_comparison(df: pd.DataFrame, weights: np.ndarray, ps: PropensityEstimation, cutoff: float,
-                        hc_type: str = "HC0", conf_level: float = 0.95) -> pd.DataFrame:
+                        hc_type: str = "HC0", conf_level: float = 0.95, subgroup_weights: np.ndarray | None = None,
+                        subgroup_ps: PropensityEstimation | None = None) -> pd.DataFrame:
     """Every weighted Table 2 row with both variances side by side (``tables/variance_comparison.csv``):
     the paper's sandwich with the weights as known (``hc_type``, t intervals for the mRS) and the
-    M-estimation sandwich (normal intervals). Standard errors of RRs are on the log scale."""
+    M-estimation sandwich (normal intervals). Standard errors of RRs are on the log scale.
+    ``subgroup_weights`` and their ``subgroup_ps``: the subgroup rows' weights (ANALYSIS.md §11)."""
     from .effects import table2
 
-    kw = dict(hc_type=hc_type, conf_level=conf_level, full=True)
+    kw = dict(hc_type=hc_type, conf_level=conf_level, full=True, subgroup_weights=subgroup_weights)
     robust = table2(df, weights, cutoff, **kw).query("analysis == 'iptw'").reset_index(drop=True)
-    mest = table2(df, weights, cutoff, ps=ps, **kw).query("analysis == 'iptw'").reset_index(drop=True)
+    mest = table2(df, weights, cutoff, ps=ps, subgroup_ps=subgroup_ps, **kw).query("analysis == 'iptw'")
+    mest = mest.reset_index(drop=True)
     return pd.DataFrame({
         "outcome": robust["outcome"], "subgroup": robust["subgroup"], "measure": robust["measure"],
         "estimate": robust["estimate"], "se_robust": robust["std_error"], "se_m_estimation": mest["std_error"],
@@ -188,4 +201,6 @@ def compare_variances(study, cutoff: float) -> pd.DataFrame | None:
     if study.propensity.method != "logistic":
         return None
     p = study.params
-    return variance_comparison(study.data, study.weights, study.ps_estimation(), cutoff, p.hc_type, p.conf_level)
+    options = study.subgroup_options(cutoff, variance="m_estimation") if p.subgroup_weights == "within" else {}
+    return variance_comparison(study.data, study.weights, study.ps_estimation(), cutoff, p.hc_type, p.conf_level,
+                               **options)

@@ -197,35 +197,73 @@ def resampling_summary(result, sweep: pd.DataFrame) -> str:
                "once the selection is accounted for, the data do not show effect modification at the 5% level."))
 
 
+def _against(value: float, se: float, nominal: float) -> str:
+    """How a simulated rate compares with its nominal value, at twice its Monte-Carlo SE."""
+    if abs(value - nominal) <= 2 * se:
+        return f"consistent with the nominal {fmt_pct(nominal)}"
+    return f"{'above' if value > nominal else 'below'} the nominal {fmt_pct(nominal)}"
+
+
+def _rate(row: pd.Series) -> str:
+    return f"{fmt_pct(row['value'], 1)} (Monte-Carlo SE {fmt_pct(row['mc_se'], 1)})"
+
+
 def simulation_summary(summary: pd.DataFrame) -> str:
-    """What the simulation says about the procedure."""
-    def get(scenario: str, start: str) -> pd.Series:
+    """What the simulation says about the procedure; every comparison is made at twice the
+    Monte-Carlo SE of the number it rests on, and a bias counts only beyond max(3 SE, 0.03)."""
+    def get(scenario: str, start: str) -> pd.Series | None:
         rows = summary[(summary["scenario"] == scenario) & summary["quantity"].str.startswith(start)]
         return rows.iloc[0] if len(rows) else None
 
+    parts = []
     null = "no effect modification"
     naive = get(null, "significant effect modification, naive")
     adjusted = get(null, "significant effect modification, selection-adjusted")
-    parts = []
-    if naive is not None:
+    if naive is not None and adjusted is not None:
         parts.append(f"Without any effect modification, testing the interaction at the selected cutoff declares it "
-                     f"significant in {100 * naive['value']:.0f}% of cohorts (Monte-Carlo SE {100 * naive['mc_se']:.1f}%), "
-                     f"the selection-adjusted test in {100 * adjusted['value']:.0f}% ({100 * adjusted['mc_se']:.1f}%), "
-                     "against a nominal 5%.")
+                     f"significant in {_rate(naive)} of cohorts, {_against(naive['value'], naive['mc_se'], 0.05)}; "
+                     f"the selection-adjusted test in {_rate(adjusted)}, "
+                     f"{_against(adjusted['value'], adjusted['mc_se'], 0.05)}.")
     step_power = get("step at 75%", "significant effect modification, selection-adjusted")
     step_cut = get("step at 75%", "true cutoff")
-    if step_power is not None:
-        parts.append(f"With a true step at 75%, the adjusted test detects it in {100 * step_power['value']:.0f}% of "
-                     f"cohorts and the sweep picks 75% in {100 * step_cut['value']:.0f}%.")
+    if step_power is not None and step_cut is not None:
+        parts.append(f"With a true step at 75%, the adjusted test detects it in {_rate(step_power)} of cohorts and "
+                     f"the sweep picks 75% in {_rate(step_cut)}.")
     lin_cut = get("linear, crossing at 70%", "true cutoff")
-    lin_bias = get("linear, crossing at 70%", "bias, ATE low")
-    lin_cov = get("linear, crossing at 70%", "coverage of the 95% CI, ATE low")
     if lin_cut is not None:
-        parts.append(f"With a linear modification crossing at 70%, the sweep picks 70% in only {100 * lin_cut['value']:.0f}%: "
-                     "a selected cutoff locates no threshold when there is none.")
-        parts.append(f"Subgroup estimates are biased when the effect varies steeply inside a subgroup "
-                     f"(bias {fmt_num(lin_bias['value'])} below 75%, coverage {100 * lin_cov['value']:.0f}%), because "
-                     "weights estimated on the whole sample do not balance the covariates within each subgroup.")
+        parts.append(f"With a linear modification crossing at 70%, the sweep picks 70% in {_rate(lin_cut)}: a "
+                     "selected cutoff locates no threshold when there is none.")
+    for method, label in (("overall model", "the overall model's weights"),
+                          ("model per subgroup", "weights from one propensity model per subgroup")):
+        bias = summary[summary["quantity"].str.startswith("bias") & summary["quantity"].str.endswith(f"({method})")]
+        if bias.empty:
+            continue
+        material = bias[bias["value"].abs() > np.maximum(3 * bias["mc_se"], 0.03)]
+        worst = bias.loc[bias["value"].abs().idxmax()]
+        side = "at or below" if ", ATE low " in worst["quantity"] else "above"
+        where = f"{side} the cutoff, scenario '{worst['scenario']}'"
+        why = ("balance in the whole cohort does not balance the covariates within the subgroups"
+               if method == "overall model" else
+               "balancing the covariates' means within a subgroup leaves some bias where the effect changes "
+               "steeply with stenosis inside it")
+        if material.empty:
+            parts.append(f"With {label}, no subgroup estimate is biased beyond max(3 Monte-Carlo SEs, 0.03) in any "
+                         f"scenario (largest |bias| {fmt_num(abs(worst['value']), 3)}, {where}).")
+        else:
+            parts.append(f"With {label}, {len(material)} of {len(bias)} subgroup estimates are biased beyond max(3 "
+                         f"Monte-Carlo SEs, 0.03), up to {fmt_num(worst['value'], 2)} (Monte-Carlo SE "
+                         f"{fmt_num(worst['mc_se'], 2)}; {where}): {why}.")
+    for variance, words in (("M-estimation", "by M-estimation"), ("HC sandwich", "with the HC sandwich (weights as "
+                                                                                  "known)")):
+        coverage = summary[summary["quantity"].str.endswith(f"(model per subgroup, {variance})")]
+        if coverage.empty:
+            continue
+        low, high = coverage["value"].min(), coverage["value"].max()
+        inside = int(((coverage["value"] - 0.95).abs() <= 2 * coverage["mc_se"]).sum())
+        parts.append(f"With weights from one model per subgroup, the 95% intervals {words} cover the truth in "
+                     f"{fmt_pct(low, 1)} to {fmt_pct(high, 1)} of cohorts across scenarios and subgroups ({inside} of "
+                     f"{len(coverage)} consistent with 95% at twice their Monte-Carlo SE of about "
+                     f"{fmt_pct(coverage['mc_se'].mean(), 1)}).")
     return " ".join(parts)
 
 
@@ -276,3 +314,47 @@ def variance_summary(comparison: pd.DataFrame) -> str:
     else:
         text += "No interval changes whether it includes no effect."
     return text
+
+
+def subgroup_balance_summary(balance: pd.DataFrame, cutoff: float, used: str) -> str:
+    """What the balance within the subgroups means for the subgroup rows of Table 2."""
+    from .subgroups import largest_imbalance, subgroup_label
+
+    worst = largest_imbalance(balance, cutoff, "overall")
+    within = largest_imbalance(balance, cutoff, "within")
+    if worst is None:
+        return f"No within-subgroup balance could be computed at the {cutoff:g}% cutoff."
+    where = f"{worst['covariate']}, stenosis {subgroup_label(worst['subgroup'], cutoff).replace(' %', '%')}"
+    size = abs(worst["smd_weighted"])
+    text = (f"At the {cutoff:g}% cutoff, the weights of the overall propensity model leave a largest "
+            f"within-subgroup |SMD| of {fmt_num(size, 2)} ({where}): ")
+    text += ("the covariates are balanced within both subgroups too. " if size < 0.1 else
+             "overall balance does not carry over to the subgroups, and a subgroup estimate of Table 2 can be "
+             "biased by that imbalance. ")
+    if within is None:
+        text += "No propensity model can be fitted within each subgroup at this cutoff."
+    else:
+        text += (f"One propensity model per subgroup balances every covariate within each subgroup (largest |SMD| "
+                 f"{fmt_num(abs(within['smd_weighted']), 3)}).")
+    text += (" Table 2 and the cutoff sweep use the weights of one model per subgroup for their subgroup rows."
+             if used == "within" else
+             " Table 2 uses the overall model's weights, as the paper; the additional analysis 'Weights within "
+             "the stenosis subgroups' sets both side by side.")
+    return text
+
+
+def subgroup_weights_summary(comparison: pd.DataFrame) -> str:
+    """What changes for the mRS when the weights balance the covariates within each subgroup."""
+    mrs = comparison[comparison["outcome"] == "mrs_90d"]
+    get = lambda subgroup, method: mrs[(mrs["subgroup"] == subgroup) & (mrs["weights"] == method)].iloc[0]
+    low_o, high_o, low_w, high_w = get("low", "overall"), get("high", "overall"), get("low", "within"), get("high", "within")
+    if pd.isna(low_w["estimate"]):
+        return (f"Weights within the subgroups cannot be estimated at this cutoff ({_reason(low_w['note'])}), "
+                "so only the overall model's weights are available.")
+    verdicts = {_verdict(low_o, low_w), _verdict(high_o, high_w)}
+    conclusion = ("so the subgroup conclusions do not depend on balance within the subgroups"
+                  if verdicts == {"keeps its direction and significance"} else
+                  "so the subgroup conclusions depend on how the weights are estimated: " + "; ".join(sorted(verdicts)))
+    return (f"With weights that balance every covariate within each subgroup, stenting changes the mean 90-day mRS "
+            f"by {_effect(low_w, True)} at or below the cutoff and by {_effect(high_w, True)} above, against "
+            f"{_effect(low_o, True)} and {_effect(high_o, True)} with the overall model's weights, {conclusion}.")

@@ -49,6 +49,7 @@ PS_METHODS: tuple[str, ...] = ("logistic", "cbps")
 HC_TYPES: tuple[str, ...] = ("HC0", "HC1", "HC2", "HC3")
 VARIANCES: tuple[str, ...] = ("robust", "m_estimation")
 SMD_BINARY: tuple[str, ...] = ("std", "raw")
+SUBGROUP_WEIGHTS: tuple[str, ...] = ("overall", "within")
 
 
 # Set by the build for its notebooks, never from a command line or a scenario file.
@@ -122,6 +123,11 @@ class Parameters:
     smd_binary : {"std", "raw"}
         Binary covariates in the balance table as standardised (the paper) or raw differences
         in proportions (cobalt's default).
+    subgroup_weights : {"overall", "within"}
+        Weights of the subgroup rows (Table 2, the cutoff sweep, Figure 1's subgroup panels and
+        what derives from them): from the overall propensity model (the paper), or from one
+        model per stenosis subgroup at each cutoff, which balances every covariate within each
+        subgroup (ANALYSIS.md §11). Overall rows always use the overall model.
     min_cell_size : int
         Counts from 1 to ``min_cell_size - 1`` patients are masked in the exported tables
         (with the percentages that would reveal them); 0 masks nothing.
@@ -153,7 +159,7 @@ class Parameters:
     seed: int = 20260213
     mi_imputations: int = 20
     bootstrap_replicates: int = 2000
-    simulation_replicates: int = 50
+    simulation_replicates: int = 500
     simulation_null_replicates: int = 199
     dask_scheduler: str | None = None
     simulation_workers: int = 0
@@ -161,6 +167,7 @@ class Parameters:
     min_cell_size: int = 0
     variance: str = "robust"
     smd_binary: str = "std"
+    subgroup_weights: str = "overall"
     data_cache: str | None = None
     multiverse_formula: str = RICH_PS_FORMULA
     multiverse_min_arm_sizes: tuple[int, ...] = (5, 10, 20)
@@ -192,6 +199,8 @@ class Parameters:
         object.__setattr__(self, "hc_type", _choice("hc_type", str(self.hc_type).upper(), HC_TYPES))
         object.__setattr__(self, "variance", _choice("variance", str(self.variance).lower(), VARIANCES))
         object.__setattr__(self, "smd_binary", _choice("smd_binary", str(self.smd_binary).lower(), SMD_BINARY))
+        object.__setattr__(self, "subgroup_weights",
+                           _choice("subgroup_weights", str(self.subgroup_weights).lower(), SUBGROUP_WEIGHTS))
         if self.variance == "m_estimation" and self.ps_method != "logistic":
             raise ParameterError("parameter 'variance': m_estimation needs ps_method logistic (the estimating "
                                  "equations of CBPS are not stacked); use variance robust with CBPS")
@@ -334,7 +343,7 @@ def parse_value(name: str, raw: str) -> Any:
     except yaml.YAMLError:
         value = text
     if name in {"data_path", "output_dir", "published_dir", "estimand", "hc_type", "ps_formula", "ps_method",
-                "variance", "smd_binary",
+                "variance", "smd_binary", "subgroup_weights",
                 "multiverse_formula", "multiverse_min_arm_sizes", "dask_scheduler", "data_cache", "column_map"}:
         return text
     return value

@@ -37,6 +37,17 @@ WILD_METHOD = ("wild bootstrap under the null (Rademacher multipliers; restricte
 
 
 @dataclass(frozen=True)
+class SubgroupModel:
+    """One subgroup's own propensity model at one cutoff (``subgroup_weights = "within"``): its
+    rows among all analysis rows, its model matrix (terms aliased there dropped) and the
+    coefficients of the fit on the data (the Newton start of every replicate)."""
+
+    rows: np.ndarray = field(repr=False)
+    X: np.ndarray = field(repr=False)
+    beta0: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Design:
     """Everything the selection procedure needs, as arrays (built once by :func:`prepare`)."""
 
@@ -51,6 +62,9 @@ class Design:
     beta0: np.ndarray = field(repr=False)     # full-sample propensity coefficients (Newton start)
     estimand: str = "ATO"
     min_arm_size: int = 10
+    # Under within-subgroup weights: per cutoff, the (low, high) subgroup models, or None when a
+    # subgroup cannot carry its own model on the data (that cutoff is then never eligible).
+    subgroup_models: tuple | None = field(repr=False, default=None)
 
     @property
     def n(self) -> int:
@@ -59,9 +73,10 @@ class Design:
 
 def prepare(df: pd.DataFrame, ps_covariates, cutoffs, estimand: str = "ATO", min_arm_size: int = 10,
             ps_formula: str | None = None, outcome: str = "mrs_90d", treatment: str = TREATMENT,
-            modifier: str = MODIFIER, model=None) -> Design:
+            modifier: str = MODIFIER, model=None, subgroup_weights: str = "overall") -> Design:
     """Arrays of the selection procedure for the analysis sample ``df`` (``model``: its fitted
-    propensity model, refitted here when not given)."""
+    propensity model, refitted here when not given). ``subgroup_weights = "within"`` adds, for
+    every cutoff, the propensity model of each subgroup (ANALYSIS.md §11)."""
     from .weighting import fit_propensity
 
     X = design_matrix(df, ps_covariates, ps_formula).to_numpy()
@@ -78,9 +93,59 @@ def prepare(df: pd.DataFrame, ps_covariates, cutoffs, estimand: str = "ATO", min
     if model is None:
         model = fit_propensity(df, ps_covariates, formula=ps_formula, treatment=treatment)
     beta0 = model.coefficients.dropna().to_numpy()
+    subgroup_models = None
+    if subgroup_weights == "within":
+        stenosis = df[modifier].to_numpy(float)
+        subgroup_models = tuple(_subgroup_models(df, stenosis <= c, ps_covariates, ps_formula, treatment, estimand)
+                                for c in cutoffs)
     return Design(X_ps=X, t=t, known=known, y=y, s=s, cutoffs=cutoffs, cell_indicators=np.hstack(cells),
                   continuous_X=np.column_stack([np.ones_like(s), tk, s, tk * s]), beta0=beta0,
-                  estimand=estimand, min_arm_size=min_arm_size)
+                  estimand=estimand, min_arm_size=min_arm_size, subgroup_models=subgroup_models)
+
+
+def _subgroup_models(df: pd.DataFrame, low: np.ndarray, ps_covariates, ps_formula, treatment: str,
+                     estimand: str) -> tuple[SubgroupModel, SubgroupModel] | None:
+    """The two subgroup models of one cutoff, fitted on the data (as
+    :func:`~analysis_lib.subgroups.within_weights`), or ``None`` if either cannot be fitted."""
+    from .weighting import PropensityError, fit_propensity
+
+    models = []
+    for mask in (low, ~low):
+        rows = np.flatnonzero(mask)
+        sub = df.iloc[rows].reset_index(drop=True)
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                fit = fit_propensity(sub, ps_covariates, formula=ps_formula, treatment=treatment, estimand=estimand,
+                                     constant="drop")
+        except PropensityError:
+            return None
+        X = design_matrix(sub, fit.covariates, fit.formula)
+        kept = [c for c in X.columns if np.isfinite(fit.coefficients.get(c, np.nan))]
+        models.append(SubgroupModel(rows=rows, X=X[kept].to_numpy(float), beta0=fit.coefficients[kept].to_numpy()))
+    return models[0], models[1]
+
+
+def cutoff_weights(design: Design, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Under within-subgroup weights, each cutoff's weights in ``B`` replicates: the subgroup
+    models refitted on each replicate's multiplicities ``M`` (B x n). Returns ``W`` (K x B x
+    n_known, weights times multiplicities of the rows with a known outcome) and ``valid`` (B x
+    K): False where a subgroup model fails in that replicate (separation), or on the data."""
+    B, K = M.shape[0], design.cutoffs.size
+    W = np.zeros((K, B, int(design.known.sum())))
+    valid = np.zeros((B, K), bool)
+    for k, models in enumerate(design.subgroup_models):
+        if models is None:
+            continue
+        e = np.full(M.shape, 0.5)
+        ok = np.ones(B, bool)
+        for model in models:
+            with np.errstate(over="ignore", invalid="ignore"):
+                beta, fitted = batched_logistic(model.X, design.t[model.rows], M[:, model.rows], model.beta0)
+                e[:, model.rows] = 1 / (1 + np.exp(-np.clip(beta @ model.X.T, -700, 700)))
+            ok &= fitted
+        W[k] = (M * estimand_weights(e, design.t[None, :], design.estimand))[:, design.known]
+        valid[:, k] = ok
+    return W, valid
 
 
 def batched_logistic(X: np.ndarray, t: np.ndarray, M: np.ndarray, beta0: np.ndarray, tol: float = 1e-10,
@@ -142,7 +207,8 @@ class Procedure:
     interaction: np.ndarray = field(repr=False)
 
 
-def selection_procedure(design: Design, W: np.ndarray, counts: np.ndarray, y: np.ndarray | None = None) -> Procedure:
+def selection_procedure(design: Design, W: np.ndarray, counts: np.ndarray, y: np.ndarray | None = None,
+                        by_cutoff: tuple[np.ndarray, np.ndarray] | None = None) -> Procedure:
     """Sweep, eligibility, selection and continuous model for ``B`` weight vectors at once.
 
     ``W`` (B x n_known): weights times multiplicities of the rows with a known outcome;
@@ -151,16 +217,26 @@ def selection_procedure(design: Design, W: np.ndarray, counts: np.ndarray, y: np
     ATEs ``m1 - m0`` and ``m3 - m2`` and their difference at every cutoff, exactly as
     :func:`~analysis_lib.cutoffs.cutoff_sweep`; the selected cutoff maximises |difference|
     among the eligible ones (the lowest on a tie); the continuous model gives ``-b_t / b_t:s``.
+    ``by_cutoff`` (``W_k, valid`` of :func:`cutoff_weights`): each cutoff's own weights for the
+    subgroup cells (within-subgroup weights; ``W`` then weights the continuous model only).
     """
     K = design.cutoffs.size
     Y = design.y[None, :] if y is None else y
-    sw = (W @ design.cell_indicators).reshape(-1, K, 4)
-    swy = ((W * Y) @ design.cell_indicators).reshape(-1, K, 4)
+    if by_cutoff is None:
+        sw = (W @ design.cell_indicators).reshape(-1, K, 4)
+        swy = ((W * Y) @ design.cell_indicators).reshape(-1, K, 4)
+    else:
+        Wk, _ = by_cutoff
+        cells = design.cell_indicators.reshape(-1, K, 4)
+        sw = np.einsum("kbn,nkc->bkc", Wk, cells)
+        swy = np.einsum("kbn,nkc->bkc", Wk * Y[None, :, :] if Y.ndim == 2 else Wk * Y, cells)
     n_cell = (counts @ design.cell_indicators).reshape(-1, K, 4)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = swy / sw
     difference = (mean[:, :, 3] - mean[:, :, 2]) - (mean[:, :, 1] - mean[:, :, 0])
     eligible = (n_cell.min(axis=2) >= design.min_arm_size) & np.all(n_cell > 0, axis=2)
+    if by_cutoff is not None:
+        eligible &= by_cutoff[1]
     score = np.where(eligible, np.abs(difference), -np.inf)
     selected = np.where(eligible.any(axis=1), np.argmax(score, axis=1), -1)
     rows = np.arange(difference.shape[0])
@@ -203,7 +279,8 @@ def _bootstrap_batch(design: Design, M: np.ndarray) -> tuple[Procedure, np.ndarr
         e = 1 / (1 + np.exp(-np.clip(beta @ design.X_ps.T, -700, 700)))
     W = M * estimand_weights(e, design.t[None, :], design.estimand)  # not normalised: scale-free
     Mk = M[:, design.known]
-    proc = selection_procedure(design, W[:, design.known], Mk)
+    by_cutoff = cutoff_weights(design, M) if design.subgroup_models is not None else None
+    proc = selection_procedure(design, W[:, design.known], Mk, by_cutoff=by_cutoff)
     return proc, ok & np.isfinite(proc.interaction)
 
 
@@ -289,7 +366,9 @@ def wild_null_test(design: Design, weights: np.ndarray, replicates: int, seed: i
     """
     w_known = weights[design.known]
     counts = np.ones((1, design.y.size))
-    obs = selection_procedure(design, w_known[None, :], counts)
+    # within-subgroup weights: fixed too, as only the outcomes change (the refit gives the same)
+    fixed = cutoff_weights(design, np.ones((1, design.n))) if design.subgroup_models is not None else None
+    obs = selection_procedure(design, w_known[None, :], counts, by_cutoff=fixed)
     statistic = float(obs.selected_difference[0])
     fitted, resid = null_residuals(design, weights)
     children = np.random.SeedSequence([seed, 1]).spawn(len(_chunks(replicates)))
@@ -299,7 +378,8 @@ def wild_null_test(design: Design, weights: np.ndarray, replicates: int, seed: i
         v = rng.integers(0, 2, size=(size, design.y.size)) * 2.0 - 1.0
         Y = fitted[None, :] + v * resid[None, :]
         W = np.repeat(w_known[None, :], size, axis=0)
-        proc = selection_procedure(design, W, np.repeat(counts, size, axis=0), y=Y)
+        by_cutoff = None if fixed is None else (np.repeat(fixed[0], size, axis=1), np.repeat(fixed[1], size, axis=0))
+        proc = selection_procedure(design, W, np.repeat(counts, size, axis=0), y=Y, by_cutoff=by_cutoff)
         stats.append(np.abs(proc.selected_difference))
         if progress is not None:
             progress(size)
@@ -308,15 +388,17 @@ def wild_null_test(design: Design, weights: np.ndarray, replicates: int, seed: i
 
 def resample(df: pd.DataFrame, weights: np.ndarray, ps_covariates, cutoffs, replicates: int, seed: int,
              estimand: str = "ATO", min_arm_size: int = 10, conf_level: float = 0.95, ps_formula: str | None = None,
-             progress: Callable[[int], None] | None = None) -> ResamplingResult:
+             progress: Callable[[int], None] | None = None, subgroup_weights: str = "overall") -> ResamplingResult:
     """Bootstrap of the selection procedure and the selection-adjusted test
     (``tables/cutoff_selection.csv``, ``tables/crossing_bootstrap.csv``, ``tables/selection_test.csv``).
 
     Percentile intervals (R's quantile type 7) of the crossing point and of the selected
     difference; selection shares over the successful replicates (replicates without an eligible
-    cutoff select none, so the shares may sum to less than 1).
+    cutoff select none, so the shares may sum to less than 1). ``subgroup_weights = "within"``
+    refits every cutoff's subgroup models inside every bootstrap replicate.
     """
-    design = prepare(df, ps_covariates, cutoffs, estimand, min_arm_size, ps_formula)
+    design = prepare(df, ps_covariates, cutoffs, estimand, min_arm_size, ps_formula,
+                     subgroup_weights=subgroup_weights)
     obs = observed(design)
     sel, diff, cross = bootstrap(design, replicates, seed, progress)
     statistic, null = wild_null_test(design, weights, replicates, seed, progress)
@@ -361,7 +443,8 @@ def run_resampling(study, replicates: int | None = None, progress_bar: bool | No
                    dynamic_ncols=True)
     try:
         return resample(study.data, study.weights, p.ps_covariates, p.cutoffs(), B, p.seed, p.estimand,
-                        p.min_arm_size, p.conf_level, p.ps_formula, progress=None if bar is None else bar.update)
+                        p.min_arm_size, p.conf_level, p.ps_formula, progress=None if bar is None else bar.update,
+                        subgroup_weights=p.subgroup_weights)
     finally:
         if bar is not None:
             bar.close()

@@ -276,7 +276,8 @@ class CenterSensitivity:
 
 def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, outcomes: tuple[str, ...] = OUTCOMES,
                        conf_level: float = 0.95, nagq: int = 1, treatment: str = TREATMENT,
-                       modifier: str = MODIFIER, center: str = CENTER) -> CenterSensitivity:
+                       modifier: str = MODIFIER, center: str = CENTER,
+                       subgroup_weights: np.ndarray | None = None) -> CenterSensitivity:
     """Every Table 2 outcome with a random intercept for center (ANALYSIS.md §7).
 
     Weighted linear mixed model (REML) for the 90-day mRS, random-intercept Poisson model for
@@ -284,7 +285,8 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
     ``low``/``high`` from ``y ~ t * high + (1 | center)`` by the same linear combinations as
     Table 2. Wald intervals and p with normal quantiles (``confint(method = "Wald")``).
     A binary outcome with a cell without events, a fit that does not converge or a singular
-    Poisson fit gives a note and no number.
+    Poisson fit gives a note and no number. ``subgroup_weights`` (one propensity model per
+    subgroup, ANALYSIS.md §11) weight the interaction model when given.
     """
     z = critical_value(conf_level)
     rows, models = [], []
@@ -295,7 +297,8 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
         y = y_all[keep]
         t = df[treatment].to_numpy(float)[keep]
         h = (df[modifier].to_numpy(float)[keep] > cutoff).astype(float)
-        w = np.asarray(weights, float)[keep]
+        w_overall = np.asarray(weights, float)[keep]
+        w_sub = w_overall if subgroup_weights is None else np.asarray(subgroup_weights, float)[keep]
         groups = codes[keep]
         measure = measure_for(y)
         family = "gaussian" if measure == "ATE" else "poisson"
@@ -307,6 +310,7 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
                             {"low": (0, 1, _where("low", cutoff)), "high": (2, 3, _where("high", cutoff))}),
         }
         for model_name, (X, combos, cells, k, cell_pairs) in designs.items():
+            w = w_overall if model_name == "overall" else w_sub
             cf = fit_cells(y, w, cells, k, family)
             problems = {sub: _cell_problem(cf, c0, c1, where) for sub, (c0, c1, where) in cell_pairs.items()}
             problems = {sub: (p if not p.startswith("CI not estimable") else "") for sub, p in problems.items()}
@@ -361,7 +365,7 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
 # --------------------------------------------------------------- clustered variance
 def cluster_robust(df: pd.DataFrame, weights: np.ndarray, cutoff: float, outcomes: tuple[str, ...] = OUTCOMES,
                    conf_level: float = 0.95, treatment: str = TREATMENT, modifier: str = MODIFIER,
-                   center: str = CENTER) -> pd.DataFrame:
+                   center: str = CENTER, subgroup_weights: np.ndarray | None = None) -> pd.DataFrame:
     """Every weighted (IPTW) row of Table 2 with the center-clustered sandwich, as
     ``sandwich::vcovCL(fit, cluster = ~ center, type = "HC0", cadjust = TRUE)`` and
     ``lmtest::coeftest`` (t with residual df for the linear model, normal for Poisson)."""
@@ -369,7 +373,7 @@ def cluster_robust(df: pd.DataFrame, weights: np.ndarray, cutoff: float, outcome
     cl = pd.factorize(df[center].to_numpy())[0]  # integer codes once, not string sorting per row
     one = np.unique(cl).size < 2  # G / (G - 1) and the sandwich need two or more clusters
     rows = effect_rows(df, outcomes, weights, high, cutoff, treatment=treatment, conf_level=conf_level,
-                       cluster=None if one else cl)
+                       cluster=None if one else cl, subgroup_weights=subgroup_weights)
     if one:
         rows = rows.assign(ci_lower=np.nan, ci_upper=np.nan, p_value=np.nan, p_interaction=np.nan,
                            note="CI not estimable: one center (clustered variance needs two or more)")

@@ -26,13 +26,27 @@ from .resample import observed, prepare, wild_null_test
 from .synthetic import CalibrationTargets, TrueEffect, generate_cohort, table1_targets
 from .weighting import compute_weights, fit_propensity
 
-SCENARIOS: dict[str, TrueEffect] = {
-    "no effect modification": TrueEffect("none"),
-    "step at 75%": TrueEffect("step", crossing=75.0, step=1.0),
-    "linear, crossing at 70%": TrueEffect("linear", crossing=70.0, slope=0.1),
+@dataclass(frozen=True)
+class Scenario:
+    """A truth of the simulation: the treatment effect, the cutoff a sweep should find (if any)
+    and the strength of confounding that differs between the stenosis subgroups
+    (:func:`~analysis_lib.synthetic.generate_cohort`'s ``subgroup_confounding``)."""
+
+    effect: TrueEffect
+    true_cutoff: float | None = None
+    subgroup_confounding: float = 0.0
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "no effect modification": Scenario(TrueEffect("none")),
+    "step at 75%": Scenario(TrueEffect("step", crossing=75.0, step=1.0), true_cutoff=75.0),
+    "linear, crossing at 70%": Scenario(TrueEffect("linear", crossing=70.0, slope=0.1), true_cutoff=70.0),
+    # no effect at all, but NIHSS goes with stenosis in opposite directions in the two arms: the
+    # overall model balances NIHSS in the whole cohort, not within the subgroups
+    "confounding differs by subgroup": Scenario(TrueEffect("none"), subgroup_confounding=0.6),
 }
+WEIGHTINGS = ("overall", "within")
 _SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-TRUE_CUTOFF = {"no effect modification": None, "step at 75%": 75.0, "linear, crossing at 70%": 70.0}
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,9 @@ class SimulationSettings:
     hc_type: str = "HC0"
     null_replicates: int = 199
     ps_covariates: tuple[str, ...] = DEFAULT_PS_COVARIATES
+    subgroup_weights: str = "overall"  # the weights of the sweep and of the selection-adjusted test
+    n_mt_rs: int = 172    # cohort size per arm (the paper's by default)
+    n_mt_only: int = 131
 
     @property
     def targets(self) -> CalibrationTargets:
@@ -58,42 +75,80 @@ def replicate_seed(seed: int, scenario_index: int, replicate: int) -> int:
     return int(np.random.SeedSequence([seed, scenario_index, replicate]).generate_state(1)[0])
 
 
+def _subgroup_estimates(df: pd.DataFrame, settings: SimulationSettings, weighting, ps,
+                        individual: np.ndarray, high: np.ndarray) -> dict:
+    """Estimates at the fixed cutoff under one weighting, their targets, and whether the robust
+    (HC) and the M-estimation intervals cover them. The target of a subgroup estimate is the
+    weighted sample effect of the subgroup under the weighting's own tilting function
+    ``h = e (1 - e)`` (overlap weights; Li, Morgan & Zaslavsky 2018), ``e`` from the propensity
+    model behind the weights (the overall one, or the subgroup's own)."""
+    method = weighting.method
+    out = {}
+    if not weighting.estimable:
+        for name in ("low", "high"):
+            out.update({f"estimate_{name}_{method}": np.nan, f"truth_{name}_{method}": np.nan,
+                        f"covered_{name}_{method}": np.nan, f"covered_m_{name}_{method}": np.nan})
+        return out
+    kw = dict(high=high, cutoff=settings.cutoff, hc_type=settings.hc_type)
+    robust = estimate_effect(df, "mrs_90d", weighting.weights, **kw).set_index("subgroup")
+    m_est = estimate_effect(df, "mrs_90d", weighting.weights, ps=ps, **kw).set_index("subgroup")
+    e = weighting.propensity
+    tilt = e * (1 - e)
+    for name, mask in (("low", ~high), ("high", high)):
+        truth = float(np.sum(tilt[mask] * individual[mask]) / np.sum(tilt[mask]))
+        r, m = robust.loc[name], m_est.loc[name]
+        out.update({f"estimate_{name}_{method}": r["estimate"], f"truth_{name}_{method}": truth,
+                    f"covered_{name}_{method}": float(r["ci_lower"] <= truth <= r["ci_upper"]),
+                    f"covered_m_{name}_{method}": float(m["ci_lower"] <= truth <= m["ci_upper"])})
+    return out
+
+
 def simulate_one(settings: SimulationSettings, scenario: str, replicate: int, seed: int,
                  targets: CalibrationTargets | None = None) -> dict:
     """One replicate: generate, analyse, compare with the truth.
 
-    The target of the subgroup estimates is the overlap-weighted sample effect of the subgroup,
-    ``sum h_i (Y_i(1) - Y_i(0)) / sum h_i`` with ``h = e (1 - e)`` from the fitted propensity
-    (the estimand of overlap weights, Li, Morgan & Zaslavsky 2018), computed from both potential
-    outcomes, which the generator knows.
+    The subgroup ATEs at the fixed cutoff are estimated under both weightings (the overall
+    propensity model; one model per subgroup, ANALYSIS.md §11), each with the HC sandwich and
+    with the M-estimation variance; then the sweep, its selection and the selection-adjusted
+    test run as in the analysis (weights of ``settings.subgroup_weights``).
     """
+    from .mestimation import propensity_estimation
+    from .subgroups import overall_weights, within_weights
+
     index = list(SCENARIOS).index(scenario)
+    truth = SCENARIOS[scenario]
     cohort = generate_cohort(targets or settings.targets, seed=replicate_seed(seed, index, replicate),
-                             effect=SCENARIOS[scenario], mrs_calibration="common", mediators_in_outcome=False)
+                             effect=truth.effect, mrs_calibration="common", mediators_in_outcome=False,
+                             subgroup_confounding=truth.subgroup_confounding, n_mt_rs=settings.n_mt_rs,
+                             n_mt_only=settings.n_mt_only)
     df = derive_outcomes(cohort.data)
     model = fit_propensity(df, settings.ps_covariates, estimand=settings.estimand)
-    e = model.propensity
-    w = compute_weights(e, df["rescue_stenting"].to_numpy(), settings.estimand)
+    t = df["rescue_stenting"].to_numpy(float)
+    w = compute_weights(model.propensity, t, settings.estimand)
     high = df["stenosis_pct"].to_numpy(float) > settings.cutoff
-    effects = estimate_effect(df, "mrs_90d", w, high=high, cutoff=settings.cutoff,
-                              hc_type=settings.hc_type).set_index("subgroup")
     potential = cohort.potential.set_index("patient_id").loc[df["patient_id"]]
     individual = (potential["mrs_1"] - potential["mrs_0"]).to_numpy()
-    tilt = e * (1 - e)
     row = {"scenario": scenario, "replicate": replicate}
-    for name, mask in (("low", ~high), ("high", high)):
-        truth = float(np.sum(tilt[mask] * individual[mask]) / np.sum(tilt[mask]))
-        r = effects.loc[name]
-        row.update({f"estimate_{name}": r["estimate"], f"truth_{name}": truth,
-                    f"covered_{name}": bool(r["ci_lower"] <= truth <= r["ci_upper"])})
+    overall = overall_weights(w, model.propensity, settings.cutoff, settings.estimand)
+    within = within_weights(df, settings.cutoff, settings.ps_covariates, estimand=settings.estimand)
+    for weighting in (overall, within):
+        ps = None
+        if weighting.estimable:
+            ps = (propensity_estimation(df, model, settings.estimand) if weighting.method == "overall"
+                  else weighting.estimation(t))
+        row.update(_subgroup_estimates(df, settings, weighting, ps, individual, high))
     design = prepare(df, settings.ps_covariates, list(settings.cutoffs), settings.estimand, settings.min_arm_size,
-                     model=model)
-    chosen = int(observed(design).selected[0])  # the sweep's selection, on the fast path
+                     model=model, subgroup_weights=settings.subgroup_weights)
+    procedure = observed(design)  # the sweep and its selection, on the fast path
+    chosen = int(procedure.selected[0])
     if chosen >= 0:
         cut = settings.cutoffs[chosen]
-        cells = df["rescue_stenting"].to_numpy(int) + 2 * (df["stenosis_pct"].to_numpy(float) > cut).astype(int)
+        sub = w if settings.subgroup_weights == "overall" else within_weights(
+            df, cut, settings.ps_covariates, estimand=settings.estimand).weights
+        cells = t.astype(int) + 2 * (df["stenosis_pct"].to_numpy(float) > cut).astype(int)
         known = df["mrs_90d"].notna().to_numpy()
-        fit = fit_cells(df["mrs_90d"].to_numpy(float)[known], w[known], cells[known], 4, "gaussian", settings.hc_type)
+        fit = fit_cells(df["mrs_90d"].to_numpy(float)[known], sub[known], cells[known], 4, "gaussian",
+                        settings.hc_type)
         row["selected_cutoff"] = float(cut)
         row["naive_p"] = wald(*fit.contrast([3, 0], [2, 1]), fit.df_resid)[3]
     else:
@@ -182,31 +237,43 @@ def run_simulation(settings: SimulationSettings, replicates: int, seed: int, sce
     return SimulationResult(replicates=table, summary=summarize(table))
 
 
+WEIGHTING_LABEL = {"overall": "overall model", "within": "model per subgroup"}
+
+
 def summarize(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Bias and coverage of the subgroup ATEs, rejection rates of the naive and the
-    selection-adjusted tests, and recovery of the true cutoff, each with its Monte-Carlo SE
-    (``sd / sqrt(R)`` for a bias, ``sqrt(p (1 - p) / R)`` for a proportion)."""
+    """Bias and coverage of the subgroup ATEs under both weightings (coverage of the HC sandwich
+    and of the M-estimation intervals), rejection rates of the naive and the selection-adjusted
+    tests, and recovery of the true cutoff, each with its Monte-Carlo SE (``sd / sqrt(R)`` for a
+    bias, ``sqrt(p (1 - p) / R)`` for a proportion) over the replicates where it exists."""
     rows = []
     for scenario, g in table.groupby("scenario", sort=False):
-        R = len(g)
 
-        def prop(x) -> tuple[float, float]:
-            p = float(np.mean(x))
-            return p, float(np.sqrt(p * (1 - p) / R))
-
-        def add(quantity: str, value: float, se: float) -> None:
+        def add(quantity: str, values: pd.Series, kind: str) -> None:
+            x = pd.to_numeric(values, errors="coerce").dropna().astype(float)
+            R = len(x)
+            if kind == "bias":
+                value, se = float(x.mean()), float(x.std(ddof=1) / np.sqrt(R)) if R > 1 else np.nan
+            else:
+                value = float(x.mean()) if R else np.nan
+                se = float(np.sqrt(value * (1 - value) / R)) if R else np.nan
             rows.append({"scenario": scenario, "quantity": quantity, "value": value, "mc_se": se, "replicates": R})
 
-        for name in ("low", "high"):
-            err = g[f"estimate_{name}"] - g[f"truth_{name}"]
-            add(f"bias, ATE {name}", float(err.mean()), float(err.std(ddof=1) / np.sqrt(R)))
-            add(f"coverage of the 95% CI, ATE {name}", *prop(g[f"covered_{name}"]))
+        for method in WEIGHTINGS:
+            if f"estimate_low_{method}" not in g:
+                continue
+            label = WEIGHTING_LABEL[method]
+            for name in ("low", "high"):
+                add(f"bias, ATE {name} ({label})", g[f"estimate_{name}_{method}"] - g[f"truth_{name}_{method}"], "bias")
+                add(f"coverage of the 95% CI, ATE {name} ({label}, HC sandwich)", g[f"covered_{name}_{method}"], "rate")
+                add(f"coverage of the 95% CI, ATE {name} ({label}, M-estimation)", g[f"covered_m_{name}_{method}"],
+                    "rate")
         add("significant effect modification, naive (p-interaction at the selected cutoff < 0.05)",
-            *prop(g["naive_p"] < alpha))
-        add("significant effect modification, selection-adjusted (p < 0.05)", *prop(g["adjusted_p"] < alpha))
-        true_cutoff = TRUE_CUTOFF.get(scenario)
+            (g["naive_p"] < alpha).astype(float).where(g["naive_p"].notna()), "rate")
+        add("significant effect modification, selection-adjusted (p < 0.05)", (g["adjusted_p"] < alpha).astype(float),
+            "rate")
+        true_cutoff = SCENARIOS[scenario].true_cutoff if scenario in SCENARIOS else None
         if true_cutoff is not None:
-            add(f"true cutoff ({true_cutoff:g}%) selected", *prop(g["selected_cutoff"] == true_cutoff))
+            add(f"true cutoff ({true_cutoff:g}%) selected", (g["selected_cutoff"] == true_cutoff).astype(float), "rate")
     return pd.DataFrame(rows)
 
 
@@ -217,7 +284,7 @@ def settings_from_parameters(params, table1_published: pd.DataFrame) -> Simulati
                               cutoffs=tuple(params.cutoffs()), min_arm_size=params.min_arm_size,
                               estimand=params.estimand, hc_type=params.hc_type,
                               null_replicates=params.simulation_null_replicates,
-                              ps_covariates=tuple(params.ps_covariates))
+                              ps_covariates=tuple(params.ps_covariates), subgroup_weights=params.subgroup_weights)
 
 
 def run_simulation_study(params, table1_published: pd.DataFrame,

@@ -23,6 +23,7 @@ class Study:
     sample: AnalysisSample
     propensity: PropensityModel
     weights: np.ndarray = field(repr=False)
+    _subgroup_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def data(self) -> pd.DataFrame:
@@ -45,6 +46,36 @@ class Study:
         from .mestimation import propensity_estimation
 
         return propensity_estimation(self.data, self.propensity, self.params.estimand)
+
+    def subgroup_weights(self, cutoff: float, method: str | None = None):
+        """:class:`~analysis_lib.subgroups.SubgroupWeights` of the subgroup rows at ``cutoff``:
+        the overall model's weights, or one propensity model per subgroup
+        (``params.subgroup_weights``, or ``method``). Computed once per cutoff."""
+        from .subgroups import overall_weights, within_weights
+
+        method = method or self.params.subgroup_weights
+        key = (float(cutoff), method)
+        if key not in self._subgroup_cache:
+            p = self.params
+            self._subgroup_cache[key] = (
+                overall_weights(self.weights, self.propensity.propensity, cutoff, p.estimand) if method == "overall"
+                else within_weights(self.data, cutoff, p.ps_covariates, p.ps_formula, p.ps_method, p.estimand))
+        return self._subgroup_cache[key]
+
+    def subgroup_ps(self, weighting, variance: str | None = None):
+        """The M-estimation of the propensity model behind ``weighting`` (a
+        :class:`~analysis_lib.subgroups.SubgroupWeights`) when the variance is ``m_estimation``
+        (``params.variance`` or ``variance``), else ``None``."""
+        if (variance or self.params.variance) != "m_estimation" or not weighting.estimable:
+            return None
+        if weighting.method == "overall":
+            return self.ps_estimation() if variance else self.ps
+        return weighting.estimation(self.data[TREATMENT].to_numpy(float))
+
+    def subgroup_options(self, cutoff: float, method: str | None = None, variance: str | None = None) -> dict:
+        """Keyword arguments of the effect functions for the subgroup rows at ``cutoff``."""
+        weighting = self.subgroup_weights(cutoff, method)
+        return {"subgroup_weights": weighting.weights, "subgroup_ps": self.subgroup_ps(weighting, variance)}
 
 
 def load_sample(params: Parameters, cohort: pd.DataFrame | None = None) -> AnalysisSample:
@@ -121,5 +152,93 @@ def analysis_cutoff(study: Study) -> float:
     if p.cutoff is not None:
         return float(p.cutoff)
     sweep = cutoff_sweep(study.data, study.weights, p.cutoffs(), p.min_arm_size,
-                         hc_type=p.hc_type, conf_level=p.conf_level)
+                         hc_type=p.hc_type, conf_level=p.conf_level, by_cutoff=sweep_weights(study))
     return resolve_cutoff(None, sweep, p.min_arm_size)
+
+
+def sweep_weights(study: Study, method: str | None = None) -> dict | None:
+    """What :func:`~analysis_lib.cutoffs.cutoff_sweep` needs under ``within`` subgroup weights:
+    for each cutoff, the weights (``None`` when not estimable), their M-estimation and the
+    note; ``None`` under ``overall`` (one set of weights for every cutoff)."""
+    if (method or study.params.subgroup_weights) == "overall":
+        return None
+    out = {}
+    for cutoff in study.params.cutoffs():
+        weighting = study.subgroup_weights(cutoff, method)
+        out[float(cutoff)] = (weighting.weights, study.subgroup_ps(weighting), weighting.note)
+    return out
+
+
+def sweep_of(study: Study):
+    """The cutoff sweep of the study (Supplementary Table 2) with its parameters: weights of
+    ``params.subgroup_weights``, variance of ``params.variance``."""
+    from .cutoffs import cutoff_sweep
+
+    p = study.params
+    return cutoff_sweep(study.data, study.weights, p.cutoffs(), p.min_arm_size, hc_type=p.hc_type,
+                        conf_level=p.conf_level, ps=study.ps, by_cutoff=sweep_weights(study))
+
+
+def table2_of(study: Study, cutoff: float, full: bool = False):
+    """Table 2 of the study at ``cutoff``: overall rows from the overall model, subgroup rows
+    from ``params.subgroup_weights``, variance from ``params.variance``."""
+    from .effects import table2
+
+    p = study.params
+    return table2(study.data, study.weights, cutoff, p.hc_type, p.conf_level, ps=study.ps, full=full,
+                  **study.subgroup_options(cutoff))
+
+
+def subgroup_balance_of(study: Study, cutoff: float) -> pd.DataFrame:
+    """Balance within the stenosis subgroups (``tables/subgroup_balance.csv``) at the cutoff of
+    Table 2 and at every cutoff of the sweep, under both weightings, on the variables of the
+    propensity model (ANALYSIS.md §11)."""
+    from .subgroups import SUBGROUP_WEIGHTS, subgroup_balance
+
+    p = study.params
+    terms = balance_variables(study.data, p.ps_covariates, p.ps_formula)
+    cutoffs = sorted(set(p.cutoffs()) | {float(cutoff)})
+    weightings = [study.subgroup_weights(c, method) for c in cutoffs for method in SUBGROUP_WEIGHTS]
+    return subgroup_balance(terms, study.data[TREATMENT].to_numpy(float), study.data[MODIFIER].to_numpy(float),
+                            weightings, p.estimand, p.smd_binary)
+
+
+def subgroup_weights_comparison(study: Study, cutoff: float) -> pd.DataFrame:
+    """Every weighted subgroup row of Table 2 under both weightings side by side: weights of the
+    overall propensity model (the paper) and of one model per subgroup (ANALYSIS.md §11), with the
+    variance of ``params.variance`` (``tables/subgroup_weights_comparison.csv``)."""
+    from .effects import TABLE2_COLUMNS, table2
+    from .subgroups import SUBGROUP_WEIGHTS
+
+    p = study.params
+    parts = []
+    for method in SUBGROUP_WEIGHTS:
+        weighting = study.subgroup_weights(cutoff, method)
+        if weighting.estimable:
+            rows = table2(study.data, study.weights, cutoff, p.hc_type, p.conf_level, ps=study.ps,
+                          **study.subgroup_options(cutoff, method))
+            rows = rows[(rows["analysis"] == "iptw") & (rows["subgroup"] != "overall")]
+        else:
+            rows = table2(study.data, study.weights, cutoff, p.hc_type, p.conf_level)
+            rows = rows[(rows["analysis"] == "iptw") & (rows["subgroup"] != "overall")]
+            rows = rows.assign(estimate=np.nan, ci_lower=np.nan, ci_upper=np.nan, p_value=np.nan,
+                               p_interaction=np.nan, note=weighting.note)
+        parts.append(rows.drop(columns="analysis").assign(weights=method))
+    out = pd.concat(parts, ignore_index=True)
+    columns = ["outcome", "subgroup", "weights"] + [c for c in TABLE2_COLUMNS if c not in ("outcome", "subgroup",
+                                                                                            "analysis")]
+    order = {o: i for i, o in enumerate(dict.fromkeys(out["outcome"]))}
+    out = out.sort_values(["outcome", "subgroup", "weights"], key=lambda c: c.map(order) if c.name == "outcome"
+                          else c.map({"low": 0, "high": 1, "overall": 0, "within": 1}), kind="stable")
+    return out[columns].reset_index(drop=True)
+
+
+def check_subgroup_weights(study: Study, cutoff: float) -> None:
+    """Under ``within`` subgroup weights, the cutoff of Table 2 must carry a model in each
+    subgroup: otherwise one line naming the subgroup and the cause (never a fall-back)."""
+    if study.params.subgroup_weights != "within":
+        return
+    weighting = study.subgroup_weights(cutoff)
+    if not weighting.estimable:
+        raise DataError([f"parameter 'subgroup_weights' within, cutoff {cutoff:g} of Table 2: {weighting.note}; "
+                         "choose another cutoff or subgroup_weights overall"])

@@ -48,22 +48,28 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "Unadjusted and {weighted} (IPTW) effects of MT+RS vs MT only, in the entire cohort and by "
           "stenosis subgroup. ATE average treatment effect (difference in mean 90-day mRS; negative favours "
           "stenting), weighted linear model; RR relative risk (MT only reference), weighted Poisson model with "
-          "log link; {variance}; p-int p-value of the treatment x subgroup interaction.",
+          "log link; {variance}; p-int p-value of the treatment x subgroup interaction{subgroup_rows}.",
           (("table", "tables/table2.html"), ("beside", "tables/table2_beside_published.html"))),
     Entry("figure1", "Figure 1", "Distribution of the 90-day modified Rankin Scale",
           "{Weighted} distribution of 90-day mRS scores by treatment group: (a) entire cohort; (b) stenosis "
-          "above and (c) at or below the cutoff. Percentages of patients at each score.",
+          "above and (c) at or below the cutoff{subgroup_rows}. Percentages of patients at each score.",
           (("figure", "figures/figure_1_mrs_distribution.png"),)),
     Entry("stable1", "Supplementary Table 1", "Covariate balance before and after weighting",
           "Standardised mean differences (SMD; {smd}) and variance ratios (MT+RS over MT only, continuous "
           "covariates), before and after {weighting}; |SMD| < 0.1 indicates adequate balance. Below: effective "
-          "sample size (ESS) per arm.",
+          "sample size (ESS) per arm; then the balance within the stenosis subgroups at the cutoff of Table 2, "
+          "with the overall model's weights and with one propensity model per subgroup (SMDs inside each "
+          "subgroup, same conventions; every cutoff of the sweep in tables/subgroup_balance.csv), and the same "
+          "at a glance (Connect-S plot: the shade of a cell is the |SMD| category of a covariate in a subgroup).",
           (("table", "tables/balance.html"), ("table", "tables/effective_sample_size.html"),
-           ("figure", "figures/love_plot.png"), ("figure", "figures/propensity_overlap.png"))),
+           ("figure", "figures/love_plot.png"), ("figure", "figures/propensity_overlap.png"),
+           ("table", "tables/subgroup_balance.html"), ("figure", "figures/subgroup_balance.png"),
+           ("note", "notes/subgroup_balance_summary.md"))),
     Entry("stable2", "Supplementary Table 2", "Treatment effect on the 90-day mRS at each stenosis cutoff",
           "{Weighted} ATE of MT+RS vs MT only on the 90-day mRS at or below and above each candidate cutoff "
           "({cutoffs}), {variance}; their difference and p-interaction; a cutoff with fewer than the minimum number of "
-          "patients in a subgroup-arm is not eligible; the selected cutoff has the largest absolute difference.",
+          "patients in a subgroup-arm is not eligible; the selected cutoff has the largest absolute difference"
+          "{subgroup_rows}.",
           (("table", "tables/cutoff_sweep.html"), ("figure", "figures/cutoff_sweep_forest.png"),
            ("beside", "tables/text_results_beside_published.html"))),
     Entry("stable3", "Supplementary Table 3", "Sensitivity to center effects",
@@ -110,7 +116,9 @@ SUPPLEMENT: tuple[Entry, ...] = (
           (("figure", "figures/specification_curve.png"), ("note", "notes/multiverse_summary.md")),
           part="Additional analyses"),
     Entry("simulation", "Additional analysis 6", "Operating characteristics: a simulation study",
-          "Cohorts from the calibrated generator with a known truth: bias and coverage of the subgroup ATEs, "
+          "Cohorts from the calibrated generator with a known truth (four scenarios, among them confounding that "
+          "differs between the stenosis subgroups): bias and coverage of the subgroup ATEs under both weightings "
+          "(the overall propensity model; one model per subgroup) with the HC sandwich and with M-estimation, "
           "rejection rates of the naive and the selection-adjusted tests of effect modification, recovery of "
           "the true cutoff, with Monte-Carlo standard errors.",
           (("table", "tables/simulation_summary.html"), ("figure", "figures/simulation_rejection_rates.png"),
@@ -121,7 +129,14 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "(as WeightIt's lm_weightit/glm_weightit; normal intervals). SEs of RRs on the log scale.",
           (("table", "tables/variance_comparison.html"), ("note", "notes/variance_summary.md")),
           part="Additional analyses"),
-    Entry("audit", "Additional analysis 8", "Audit of the published numbers",
+    Entry("subgroups", "Additional analysis 8", "Weights within the stenosis subgroups",
+          "Every weighted subgroup row of Table 2 with the weights of the overall propensity model (the paper) "
+          "and with weights from one propensity model per stenosis subgroup (fully interacted with the subgroup "
+          "indicator), which balance every covariate within each subgroup (Yang et al., Stat Med 2021); "
+          "{variance}.",
+          (("table", "tables/subgroup_weights_comparison.html"), ("note", "notes/subgroup_weights_summary.md")),
+          part="Additional analyses"),
+    Entry("audit", "Additional analysis 9", "Audit of the published numbers",
           "The paper's printed numbers checked against themselves, real problems first: percentages and p-values "
           "recomputed from the printed counts, unadjusted ratios from the Table 1 counts by several methods, "
           "intervals and p-values for internal consistency, the text against the tables.",
@@ -200,7 +215,10 @@ def caption_terms(parameters: dict) -> dict[str, str]:
     binary = ("binary covariates as raw differences in proportions" if parameters.get("smd_binary") == "raw"
               else "binary covariates standardised too")
     low, high = parameters.get("cutoff_min", 40), parameters.get("cutoff_max", 90)
-    return {"weighted": weighted, "Weighted": weighted[0].upper() + weighted[1:], "weighting": weighting,
+    subgroup_rows = ("; the subgroup rows are weighted by one propensity model per stenosis subgroup, which "
+                     "balances the covariates within each subgroup" if parameters.get("subgroup_weights") == "within"
+                     else "")
+    return {"subgroup_rows": subgroup_rows, "weighted": weighted, "Weighted": weighted[0].upper() + weighted[1:], "weighting": weighting,
             "variance": variance, "band": band, "smd": f"{denominator}, {binary}",
             "cutoffs": f"{low:g}-{high:g} %"}
 

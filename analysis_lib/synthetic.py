@@ -189,6 +189,7 @@ def generate_cohort(
     noise_sd: float = 1.0,
     center_size_sd: float = 0.6,
     mediators_in_outcome: bool = True,
+    subgroup_confounding: float = 0.0,
 ) -> SyntheticCohort:
     """Generate one cohort (see the module docstring for the data-generating process).
 
@@ -210,6 +211,12 @@ def generate_cohort(
         potential outcomes hold them at each patient's observed values, so with ``True`` the
         truth is the effect of stenting other than through them; ``False`` (simulation studies)
         makes the outcome depend on pre-treatment prognosis only, and the truth the total effect.
+    subgroup_confounding : float
+        Correlation ``r`` between the latent stroke severity (NIHSS) and the latent stenosis score,
+        ``+r`` among MT+RS and ``-r`` among MT-only patients (simulation studies): the association
+        of treatment with NIHSS, a prognostic covariate, then differs between low and high
+        stenosis, which a propensity model without a NIHSS x stenosis term does not capture. The
+        per-arm marginal distributions, hence Table 1, are unchanged (0: none).
 
     Returns
     -------
@@ -232,6 +239,11 @@ def generate_cohort(
         common = sum(w * factors[f] for f, w in loads.items()) if loads else np.zeros(n)
         unique = np.sqrt(1.0 - sum(w * w for w in loads.values()))
         latent[var] = common + unique * rng.standard_normal(n)
+
+    if subgroup_confounding:
+        r = float(subgroup_confounding)
+        latent["nihss"] = (np.sqrt(1 - r * r) * latent["nihss"]
+                           + r * np.where(arm == 1, 1.0, -1.0) * latent["stenosis_pct"])
 
     data: dict[str, np.ndarray] = {}
     for var in BINARY:

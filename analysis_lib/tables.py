@@ -135,6 +135,7 @@ def format_sweep(tidy: pd.DataFrame) -> pd.DataFrame:
         "p-interaction": tidy["p_interaction"].map(fmt_p),
         "Eligible": np.where(tidy["eligible"], "yes", "no"),
         "Selected": np.where(tidy["selected"], "selected", ""),
+        "Note": tidy["note"].fillna("") if "note" in tidy.columns else "",
     })
 
 
@@ -309,3 +310,35 @@ def format_variance_comparison(comparison: pd.DataFrame, cutoff: float) -> pd.Da
         "95% CI, M-estimation": [fmt_ci(a, b) for a, b in zip(comparison["ci_lower_m_estimation"],
                                                              comparison["ci_upper_m_estimation"])],
     })
+
+
+def format_subgroup_balance(balance: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    """Balance within the stenosis subgroups at ``cutoff``: SMD of each covariate in each subgroup,
+    unweighted, with the overall model's weights and with one model per subgroup."""
+    rows = balance[balance["cutoff"] == cutoff]
+    out = pd.DataFrame({"Covariate": list(dict.fromkeys(rows["covariate"]))})
+    for label, method, column in (("Unweighted", "overall", "smd_unweighted"),
+                                  ("Overall model", "overall", "smd_weighted"),
+                                  ("Model per subgroup", "within", "smd_weighted")):
+        for subgroup, where in (("low", f"<={cutoff:g}%"), ("high", f">{cutoff:g}%")):
+            part = rows[(rows["weights"] == method) & (rows["subgroup"] == subgroup)].set_index("covariate")
+            out[f"{label} {where}"] = [fmt_num(part[column].get(c, np.nan), 3) for c in out["Covariate"]]
+    return out
+
+
+def format_subgroup_weights_comparison(table: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    """The weighted subgroup rows of Table 2 with the overall model's weights and with one
+    propensity model per subgroup, side by side."""
+    names = {"low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    rows = []
+    for (outcome, subgroup), g in table.groupby(["outcome", "subgroup"], sort=False):
+        row = {"Outcome": OUTCOME_LABELS.get(outcome, outcome), "Subgroup": names[subgroup],
+               "Measure": g["measure"].iloc[0]}
+        for method, label in (("overall", "Overall model"), ("within", "Model per subgroup")):
+            r = g[g["weights"] == method].iloc[0]
+            row[f"{label} (95% CI)"] = format_effect(r["measure"], r["estimate"], r["ci_lower"], r["ci_upper"])
+            row[f"{label} p"] = fmt_p(r["p_value"])
+            row[f"{label} p-int"] = fmt_p(r["p_interaction"])
+        row["Note"] = "; ".join(sorted({n for n in g["note"] if isinstance(n, str) and n}))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -153,7 +153,7 @@ def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
 
 def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | None = None,
                    treatment: str = TREATMENT, formula: str | None = None, method: str = "logistic",
-                   estimand: str = "ATE") -> PropensityModel:
+                   estimand: str = "ATE", constant: str = "refuse") -> PropensityModel:
     """Propensity model ``treatment ~ covariates`` (or ``~ formula``).
 
     Parameters
@@ -169,6 +169,9 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
         (:func:`cbps`) starting from the maximum-likelihood fit.
     estimand : str
         For CBPS: ``"ATT"`` balances the controls to the treated, anything else the ATE.
+    constant : {"refuse", "drop"}
+        A term that takes one value for every row: refused with a message (the analysis sample),
+        or dropped as aliased, as R's ``glm`` reports it NA (a subgroup's own model).
 
     Returns
     -------
@@ -199,7 +202,7 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
         bad = [c for c in needed if df[c].isna().any()]
         raise PropensityError(f"propensity model: missing values in {', '.join(bad)}; use the analysis sample")
     X = design_matrix(df, covariates, formula)
-    _check_estimable(X, formula)
+    _check_estimable(X, formula, refuse_constant=constant == "refuse")
     Xv = X.to_numpy()
     alias = aliased_columns(Xv)
     kept = [c for c, a in zip(X.columns, alias) if not a]
@@ -222,14 +225,14 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
                            aliased=tuple(c for c, a in zip(X.columns, alias) if a), formula=formula, method=method)
 
 
-def _check_estimable(X: pd.DataFrame, formula: str | None) -> None:
+def _check_estimable(X: pd.DataFrame, formula: str | None, refuse_constant: bool = True) -> None:
     """Refuse, in one line, a model the data cannot carry: a term that takes one value for every
     patient (R's glm reports it NA; its balance would be 0/0), or no more patients than terms."""
     parameter = "ps_formula" if formula is not None else "ps_covariates"
     kind = "term" if formula is not None else "covariate"
     values = X.drop(columns=[c for c in X.columns if c == "Intercept"])
-    constant = [c for c in values.columns if np.ptp(values[c].to_numpy()) == 0]
-    if constant:
+    constant = [c for c in values.columns if np.ptp(values[c].to_numpy()) == 0] if len(X) else []
+    if constant and refuse_constant:
         c = constant[0]
         raise PropensityError(f"propensity model: {kind} '{c}' takes the single value {values[c].iloc[0]:g} for all "
                               f"{len(X)} patients of the analysis sample, so its effect cannot be estimated (R reports "

@@ -34,16 +34,25 @@ ps_formula = None
 ps_method = "logistic"
 estimand = "ATO"
 smd_binary = "std"
+subgroup_weights = "overall"
+cutoff = 75.0
+cutoff_min = 40.0
+cutoff_max = 90.0
+cutoff_step = 5.0
+min_arm_size = 10
+hc_type = "HC0"
+conf_level = 0.95
 
 # %%
 from analysis_lib.balance import BALANCE_COLUMNS, sample_sizes
 from analysis_lib.data import TREATMENT
-from analysis_lib.figures import love_plot, propensity_overlap
+from analysis_lib.figures import love_plot, propensity_overlap, subgroup_balance_plot
 from analysis_lib.formatting import fmt_frame
-from analysis_lib.outputs import save_figure, save_table
+from analysis_lib.narrative import subgroup_balance_summary
+from analysis_lib.outputs import save_figure, save_note, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.study import covariate_balance, load_study
-from analysis_lib.tables import format_balance, format_sample_sizes
+from analysis_lib.study import analysis_cutoff, covariate_balance, load_study, subgroup_balance_of
+from analysis_lib.tables import format_balance, format_sample_sizes, format_subgroup_balance
 from analysis_lib.weighting import weight_summary, weights_table
 
 params = Parameters.from_namespace(globals())
@@ -121,3 +130,41 @@ figure_overlap
 # %% [markdown]
 # **Propensity overlap.** Distribution of the propensity score in MT+RS (up) and MT only
 # (down), before and after weighting.
+
+# %% [markdown]
+# ## Balance within the stenosis subgroups
+#
+# The paper's question is answered by subgroup effects, and a subgroup effect is only as good as the
+# balance *within* that subgroup (Yang et al., *Stat Med* 2021): weights that balance the whole
+# cohort need not balance the patients at or below, or above, the cutoff. The same SMDs are
+# computed inside each subgroup, at the cutoff of Table 2 and at every cutoff of the sweep, with
+# the overall model's weights and with one propensity model per subgroup (the model fully
+# interacted with the subgroup indicator), whose overlap weights balance every covariate exactly
+# within each subgroup.
+
+# %%
+cutoff_used = analysis_cutoff(study)
+subgroup_balance = subgroup_balance_of(study, cutoff_used)
+save_table(subgroup_balance, "subgroup_balance", params.output_dir,
+           formatted=format_subgroup_balance(subgroup_balance, cutoff_used),
+           caption=f"Covariate balance within the stenosis subgroups at {cutoff_used:g}%.")
+format_subgroup_balance(subgroup_balance, cutoff_used)
+
+# %% [markdown]
+# **Balance within the subgroups.** SMD of each covariate inside the subgroups at or below and
+# above the cutoff of Table 2: unweighted, with the weights of the overall propensity model, and
+# with one propensity model per subgroup. `tables/subgroup_balance.csv` holds every cutoff of the
+# sweep.
+
+# %%
+figure_subgroups = subgroup_balance_plot(subgroup_balance, cutoff_used)
+save_figure(figure_subgroups, "subgroup_balance", params.output_dir)
+figure_subgroups
+
+# %% [markdown]
+# **Balance within the subgroups at a glance** (a Connect-S plot): the shade of each cell is the
+# |SMD| category of a covariate in a subgroup; darker means more imbalance.
+
+# %%
+print(save_note(subgroup_balance_summary(subgroup_balance, cutoff_used, params.subgroup_weights),
+                "subgroup_balance_summary", params.output_dir))

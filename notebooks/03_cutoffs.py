@@ -47,9 +47,10 @@ min_arm_size = 10
 conf_level = 0.95
 seed = 20260213
 bootstrap_replicates = 2000
+subgroup_weights = "overall"
 
 # %%
-from analysis_lib.cutoffs import continuous_interaction, cutoff_sweep, resolve_cutoff
+from analysis_lib.cutoffs import continuous_interaction, resolve_cutoff
 from analysis_lib.data import MODIFIER, TREATMENT
 from analysis_lib.figures import continuous_interaction_plot, sweep_forest
 from analysis_lib.narrative import resampling_summary
@@ -57,7 +58,7 @@ from analysis_lib.outputs import save_figure, save_formatted, save_note, save_ta
 from analysis_lib.params import Parameters
 from analysis_lib.published import load_published, text_results_beside
 from analysis_lib.resample import run_resampling
-from analysis_lib.study import load_study
+from analysis_lib.study import load_study, sweep_of
 from analysis_lib.tables import format_continuous, format_cutoff_selection, format_resampling, format_sweep
 
 params = Parameters.from_namespace(globals())
@@ -70,11 +71,13 @@ study
 # Subgroup ATEs are linear combinations of the coefficients with the HC sandwich covariance
 # (low: `b_t`; high: `b_t + b_t:high`), with t intervals on the residual degrees of freedom; the
 # difference is `b_t:high` and p-interaction its Wald p. A cutoff leaving fewer than
-# `min_arm_size` patients in any subgroup-arm is shown but not eligible for selection.
+# `min_arm_size` patients in any subgroup-arm is shown but not eligible for selection. With
+# `subgroup_weights = "within"`, each cutoff has its own weights, from one propensity model per
+# subgroup; a cutoff where a subgroup cannot carry its own model is not estimable, and its note
+# says why.
 
 # %%
-sweep = cutoff_sweep(study.data, study.weights, params.cutoffs(), params.min_arm_size,
-                     hc_type=params.hc_type, conf_level=params.conf_level, ps=study.ps)
+sweep = sweep_of(study)
 save_table(sweep, "cutoff_sweep", params.output_dir, formatted=format_sweep(sweep),
            caption="Supplementary Table 2. Treatment effect on the 90-day mRS below and above each stenosis cutoff.")
 format_sweep(sweep)

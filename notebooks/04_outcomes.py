@@ -48,16 +48,17 @@ cutoff_max = 90.0
 cutoff_step = 5.0
 min_arm_size = 10
 conf_level = 0.95
+subgroup_weights = "overall"
 
 # %%
 from analysis_lib.descriptives import mrs_distribution
-from analysis_lib.effects import table2
 from analysis_lib.figures import mrs_bars
-from analysis_lib.outputs import save_figure, save_formatted, save_table
+from analysis_lib.narrative import subgroup_weights_summary
+from analysis_lib.outputs import save_figure, save_formatted, save_note, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.published import load_published, table2_beside
-from analysis_lib.study import analysis_cutoff, load_study
-from analysis_lib.tables import format_table2
+from analysis_lib.study import analysis_cutoff, load_study, subgroup_weights_comparison, table2_of
+from analysis_lib.tables import format_subgroup_weights_comparison, format_table2
 
 params = Parameters.from_namespace(globals())
 study = load_study(params)
@@ -68,10 +69,13 @@ print(f"{study!r}\nStenosis subgroups: <= {cutoff_used:g} % (low) and > {cutoff_
 # ## Table 2
 #
 # A subgroup in which one arm has no events has no estimable relative risk: the row is left
-# empty with a note, never filled with a number from a diverging fit.
+# empty with a note, never filled with a number from a diverging fit. The overall rows use the
+# overall propensity model; the subgroup rows use the weights of `subgroup_weights`: the overall
+# model's (the paper) or one model per subgroup (`within`, balancing every covariate within each
+# subgroup; see notebook 02).
 
 # %%
-t2 = table2(study.data, study.weights, cutoff_used, params.hc_type, params.conf_level, ps=study.ps)
+t2 = table2_of(study, cutoff_used)
 save_table(t2, "table2", params.output_dir, formatted=format_table2(t2, cutoff_used),
            caption="Table 2. Effect of rescue stenting on outcomes.")
 format_table2(t2, cutoff_used)
@@ -97,7 +101,8 @@ save_formatted(table2_beside(t2, load_published(params.published_dir), cutoff_us
 # subgroup. Percentages use the overlap weights of the whole analysis sample.
 
 # %%
-distribution = mrs_distribution(study.data, study.weights, cutoff_used)
+distribution = mrs_distribution(study.data, study.weights, cutoff_used,
+                                subgroup_weights=study.subgroup_weights(cutoff_used).weights)
 save_table(distribution, "mrs_distribution", params.output_dir)
 figure_1 = mrs_bars(distribution, cutoff_used)
 save_figure(figure_1, "figure_1_mrs_distribution", params.output_dir)
@@ -107,3 +112,22 @@ figure_1
 # **Figure 1.** Distribution of 90-day modified Rankin Scale scores by treatment group and
 # stenosis severity after overlap weighting: (a) entire cohort; (b) stenosis above and (c) at
 # or below the cutoff. Values are percentages of patients at each mRS score.
+
+# %% [markdown]
+# ## Weights within the stenosis subgroups
+#
+# Weights from the overall propensity model balance the covariates in the whole cohort, not
+# within each stenosis subgroup (notebook 02). Weights from one propensity model per subgroup do
+# (Yang et al., *Stat Med* 2021). Every weighted subgroup row of Table 2 under both weightings,
+# side by side: where they agree, the subgroup conclusions do not hinge on within-subgroup
+# balance.
+
+# %%
+comparison = subgroup_weights_comparison(study, cutoff_used)
+save_table(comparison, "subgroup_weights_comparison", params.output_dir,
+           formatted=format_subgroup_weights_comparison(comparison, cutoff_used),
+           caption="Subgroup effects with the overall model's weights and with one propensity model per subgroup.")
+format_subgroup_weights_comparison(comparison, cutoff_used)
+
+# %%
+print(save_note(subgroup_weights_summary(comparison), "subgroup_weights_summary", params.output_dir))

@@ -40,22 +40,23 @@ cutoff_max = 90.0
 cutoff_step = 5.0
 min_arm_size = 10
 conf_level = 0.95
+subgroup_weights = "overall"
 
 # %%
-from analysis_lib.effects import table2
 from analysis_lib.mestimation import compare_variances
 from analysis_lib.narrative import center_summary, cluster_summary, evalue_summary, variance_summary
 from analysis_lib.outputs import save_note, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.sensitivity import center_sensitivity, cluster_robust, evalues, mrs_sd
-from analysis_lib.study import analysis_cutoff, load_study
+from analysis_lib.study import analysis_cutoff, load_study, table2_of
 from analysis_lib.tables import (format_center, format_center_models, format_cluster, format_evalues,
                                  format_variance_comparison)
 
 params = Parameters.from_namespace(globals())
 study = load_study(params)
 cutoff_used = analysis_cutoff(study)
-primary = table2(study.data, study.weights, cutoff_used, params.hc_type, params.conf_level, ps=study.ps)
+primary = table2_of(study, cutoff_used)
+subgroup_rows_weights = study.subgroup_weights(cutoff_used).weights  # overall model, or one model per subgroup
 print(f"{study!r}\nStenosis subgroups at {cutoff_used:g} %; {study.data['center'].nunique()} centers")
 
 # %% [markdown]
@@ -70,7 +71,8 @@ print(f"{study!r}\nStenosis subgroups at {cutoff_used:g} %; {study.data['center'
 # variance estimated at zero) or has a subgroup-arm without events gives a note and no number.
 
 # %%
-center = center_sensitivity(study.data, study.weights, cutoff_used, conf_level=params.conf_level)
+center = center_sensitivity(study.data, study.weights, cutoff_used, conf_level=params.conf_level,
+                            subgroup_weights=subgroup_rows_weights)
 save_table(center.table, "center_sensitivity", params.output_dir,
            formatted=format_center(center.table, primary, cutoff_used),
            caption="Supplementary Table 3. Effect of rescue stenting with center as a random intercept.")
@@ -101,7 +103,8 @@ print(save_note(center_summary(center.table, primary, cutoff_used), "center_summ
 # residual degrees of freedom for the linear model, normal ones for the Poisson model.
 
 # %%
-cluster = cluster_robust(study.data, study.weights, cutoff_used, conf_level=params.conf_level)
+cluster = cluster_robust(study.data, study.weights, cutoff_used, conf_level=params.conf_level,
+                         subgroup_weights=subgroup_rows_weights)
 save_table(cluster, "cluster_robust", params.output_dir, formatted=format_cluster(cluster, primary, cutoff_used))
 format_cluster(cluster, primary, cutoff_used)
 

@@ -64,7 +64,8 @@ def test_summary_holds_each_scenario_s_own_numbers(batch):
 
 def test_shipped_scenarios_parse(tmp_path):
     scenarios = read_scenarios(ROOT / "scenarios.yml")
-    assert [s.name for s in scenarios] == ["primary", "ate_weights", "hc3", "cutoff_70", "cutoff_selected"]
+    assert [s.name for s in scenarios] == ["primary", "ate_weights", "hc3", "cutoff_70", "cutoff_selected",
+                                          "within_subgroups"]
     assert all(s.out.parent == ROOT / "outputs" / "scenarios" for s in scenarios)
     assert dict(scenarios[1].overrides) == {"estimand": "ATE"}
     assert dict(scenarios[4].overrides) == {"cutoff": "auto"}

@@ -79,7 +79,7 @@ def test_every_named_table_and_figure_is_in_the_supplement(built, page):
     assert "Not produced in this build" not in text
     assert "Synthetic cohort." in text  # the banner: these are not patient data
     figures = [rel for e in SUPPLEMENT for kind, rel in e.items if kind == "figure"]
-    assert len(page.images) == len(figures) == 8
+    assert len(page.images) == len(figures) == 9
     for attrs, rel in zip(page.images, figures):
         kind, payload = attrs["src"].split(",", 1)
         assert kind == "data:image/png;base64"
@@ -197,7 +197,8 @@ def test_supplement_renders_in_a_real_browser(built):
             browser.close()
     assert sections == [e.anchor for e in SUPPLEMENT]
     assert toc == [f"#{e.anchor}" for e in SUPPLEMENT]
-    assert len(rendered) == 8 and all(ok and w > 500 and h > 300 for ok, w, h in rendered), rendered
+    figures = sum(kind == "figure" for e in SUPPLEMENT for kind, _ in e.items)
+    assert len(rendered) == figures == 9 and all(ok and w > 500 and h > 300 for ok, w, h in rendered), rendered
     assert visible
     outside = [u for u in requests if not u.startswith(("file:", "data:"))]
     assert outside == [], outside

@@ -1,0 +1,157 @@
+"""Causal subgroup analysis (ANALYSIS.md §11): balance within the stenosis subgroups, and the
+weights that achieve it.
+
+A subgroup estimate is only as good as the balance of the covariates *within* that subgroup
+(Yang, Lorenzi, Papadogeorgou, Wojdyla, Li & Thomas, *Propensity score weighting for causal
+subgroup analysis*, Stat Med 2021): its bias is bounded by the within-subgroup imbalance. Weights
+from the overall propensity model balance the covariates in the whole sample, not within
+``low`` (stenosis <= cutoff) and ``high`` (> cutoff). With ``subgroup_weights = "within"`` the
+propensity model is fully interacted with the subgroup indicator, i.e. one model per subgroup
+with the same terms, and its overlap weights balance the mean of every term exactly within each
+subgroup (the logistic score equations of each subgroup's model are exactly the balance
+conditions of overlap weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .balance import smd, variance_ratio
+from .data import MODIFIER, TREATMENT
+from .weighting import PropensityError, compute_weights, design_matrix, fit_propensity
+
+SUBGROUP_WEIGHTS: tuple[str, ...] = ("overall", "within")
+SUBGROUP_BALANCE_COLUMNS = ["cutoff", "weights", "subgroup", "covariate", "smd_unweighted", "smd_weighted",
+                            "variance_ratio_weighted", "note"]
+
+
+def subgroup_label(subgroup: str, cutoff: float) -> str:
+    """``<= 75 %`` or ``> 75 %``."""
+    return f"<= {cutoff:g} %" if subgroup == "low" else f"> {cutoff:g} %"
+
+
+@dataclass(frozen=True)
+class SubgroupWeights:
+    """The weights of the subgroup rows at one cutoff.
+
+    ``method`` ``overall``: the weights of the overall propensity model; ``within``: the weights
+    of one propensity model per subgroup (normalised to mean 1 over the analysis sample; a
+    factor common to a subgroup changes no subgroup estimate). ``weights`` is ``None`` when a
+    subgroup cannot carry its own model, and ``note`` says why. ``design`` is the model matrix
+    of the interacted model (one block of columns per subgroup), for the M-estimation variance.
+    """
+
+    cutoff: float
+    method: str
+    weights: np.ndarray | None = field(repr=False)
+    propensity: np.ndarray | None = field(repr=False)
+    design: np.ndarray | None = field(repr=False, default=None)
+    estimand: str = "ATO"
+    note: str = ""
+
+    @property
+    def estimable(self) -> bool:
+        return self.weights is not None
+
+    def estimation(self, treatment: np.ndarray):
+        """:class:`~analysis_lib.mestimation.PropensityEstimation` of the interacted model (the
+        M-estimation variance of the subgroup rows stacks it with the outcome model)."""
+        from .mestimation import estimation_from_design
+
+        if self.design is None:
+            raise ValueError("the M-estimation of overall weights belongs to the overall propensity model")
+        return estimation_from_design(self.design, self.propensity, treatment, self.estimand)
+
+
+def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] | list[str],
+                   formula: str | None = None, method: str = "logistic", estimand: str = "ATO",
+                   treatment: str = TREATMENT, modifier: str = MODIFIER) -> SubgroupWeights:
+    """Weights from a propensity model fitted separately in ``low`` and ``high`` at ``cutoff``
+    (equivalently, the model fully interacted with the subgroup indicator), with the separation
+    checks of :func:`~analysis_lib.weighting.fit_propensity`; a term constant within a subgroup
+    is dropped there, as R's ``glm`` reports it NA. A subgroup without both arms, with no more
+    patients than terms, or whose model separates the arms makes the weights not estimable,
+    with the reason in ``note`` (never a fall-back to the overall model)."""
+    high = df[modifier].to_numpy(float) > cutoff
+    t = df[treatment].to_numpy(float)
+    propensity = np.full(len(df), np.nan)
+    blocks = []
+    for subgroup, mask in (("low", ~high), ("high", high)):
+        sub = df.loc[mask].reset_index(drop=True)
+        label = f"the {subgroup} subgroup (stenosis {subgroup_label(subgroup, cutoff)}, {len(sub)} patients)"
+        try:
+            if sub.empty:
+                raise PropensityError("propensity model: no patients")
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a separating fit diverges
+                model = fit_propensity(sub, covariates, treatment=treatment, formula=formula, method=method,
+                                       estimand=estimand, constant="drop")
+        except PropensityError as err:
+            reason = str(err).removeprefix("propensity model: ").split("; remove")[0]
+            return SubgroupWeights(cutoff=float(cutoff), method="within", weights=None, propensity=None,
+                                   estimand=estimand, note=f"not estimable with weights within subgroups: {label} "
+                                                           f"cannot carry its own propensity model ({reason})")
+        propensity[mask] = model.propensity
+        X = design_matrix(sub, model.covariates, model.formula)
+        blocks.append((mask, X[[c for c in X.columns if np.isfinite(model.coefficients.get(c, np.nan))]].to_numpy()))
+    design = np.zeros((len(df), sum(b.shape[1] for _, b in blocks)))
+    start = 0
+    for mask, block in blocks:
+        design[mask, start:start + block.shape[1]] = block
+        start += block.shape[1]
+    return SubgroupWeights(cutoff=float(cutoff), method="within", weights=compute_weights(propensity, t, estimand),
+                           propensity=propensity, design=design, estimand=estimand)
+
+
+def overall_weights(weights: np.ndarray, propensity: np.ndarray, cutoff: float, estimand: str) -> SubgroupWeights:
+    """The overall model's weights, as :class:`SubgroupWeights` of ``cutoff``."""
+    return SubgroupWeights(cutoff=float(cutoff), method="overall", weights=np.asarray(weights, float),
+                           propensity=np.asarray(propensity, float), estimand=estimand)
+
+
+def subgroup_balance(terms: pd.DataFrame, treatment: np.ndarray, stenosis: np.ndarray,
+                     weightings: list[SubgroupWeights], estimand: str = "ATO", binary: str = "std") -> pd.DataFrame:
+    """Balance within the subgroups (``tables/subgroup_balance.csv``), ANALYSIS.md §11: for each
+    weighting (one :class:`SubgroupWeights` per cutoff and method), subgroup and term, the SMD
+    before and after weighting with the conventions of :func:`~analysis_lib.balance.smd` applied
+    inside the subgroup (means of the subgroup's two arms over the SD of its *unweighted* arms;
+    pooled for ATO, ATE and ATM) and the weighted variance ratio (continuous terms). Rows whose
+    number cannot be computed say why in ``note``."""
+    t = np.asarray(treatment, float)
+    s = np.asarray(stenosis, float)
+    rows = []
+    for sw in weightings:
+        high = s > sw.cutoff
+        for subgroup, mask in (("low", ~high), ("high", high)):
+            tg = t[mask]
+            empty = [arm for arm, code in (("MT+RS", 1), ("MT only", 0)) if not np.any(tg == code)]
+            for covariate in terms.columns:
+                x = terms[covariate].to_numpy(float)[mask]
+                row = {"cutoff": sw.cutoff, "weights": sw.method, "subgroup": subgroup, "covariate": covariate,
+                       "smd_unweighted": np.nan, "smd_weighted": np.nan, "variance_ratio_weighted": np.nan, "note": ""}
+                if empty:
+                    row["note"] = f"no {' or '.join(empty)} patients in this subgroup"
+                else:
+                    row["smd_unweighted"] = smd(x, tg, None, estimand, binary)
+                    if sw.estimable:
+                        wg = sw.weights[mask]
+                        row["smd_weighted"] = smd(x, tg, wg, estimand, binary)
+                        row["variance_ratio_weighted"] = variance_ratio(x, tg, wg)
+                        if np.ptp(x) == 0:
+                            row["note"] = "constant in this subgroup: nothing to balance"
+                        elif np.isnan(row["smd_unweighted"]):
+                            row["note"] = "SD undefined: an arm of one patient in this subgroup"
+                    else:
+                        row["note"] = sw.note
+                rows.append(row)
+    return pd.DataFrame(rows, columns=SUBGROUP_BALANCE_COLUMNS)
+
+
+def largest_imbalance(balance: pd.DataFrame, cutoff: float, method: str) -> pd.Series | None:
+    """The row with the largest weighted |SMD| at ``cutoff`` under ``method`` (None if none)."""
+    rows = balance[(balance["cutoff"] == cutoff) & (balance["weights"] == method)].dropna(subset=["smd_weighted"])
+    if rows.empty:
+        return None
+    return rows.loc[rows["smd_weighted"].abs().idxmax()]
