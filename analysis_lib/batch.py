@@ -31,8 +31,18 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .build import (NOTEBOOKS, BuildError, BuildResult, Plan, abandon_build, check_output_folder, complete_build,
-                    plan_build, run_tasks, _worker_pool)
+from .build import (
+    NOTEBOOKS,
+    BuildError,
+    BuildResult,
+    Plan,
+    _worker_pool,
+    abandon_build,
+    check_output_folder,
+    complete_build,
+    plan_build,
+    run_tasks,
+)
 
 SCENARIO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_LEVEL_KEYS = ("data", "out", "parameters", "scenarios")

@@ -7,6 +7,8 @@ partial notebooks in ``<out>.failed/`` for inspection.
 
 from __future__ import annotations
 
+import ast
+import json
 import multiprocessing
 import os
 import shutil
@@ -19,12 +21,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .data import DataError
-from .params import Parameters, ParameterError
-from .data import write_cohort_cache
+from . import provenance
+from .data import DataError, write_cohort_cache
 from .outputs import BUILD_ENVIRONMENT
+from .params import ParameterError, Parameters
 from .published import check_published_dir
 from .study import Study, analysis_cutoff, check_subgroup_weights, load_study
+from .supplement import assemble
 
 NOTEBOOKS: tuple[str, ...] = ("00_audit", "01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
                                "06_specification", "07_simulation")
@@ -203,9 +206,6 @@ def declared_parameters(path: Path) -> list[str]:
     Read with ``ast`` from the notebook's JSON: papermill's ``inspect_notebook`` validates the
     whole notebook, outputs included, and took most of a second per notebook.
     """
-    import ast
-    import json
-
     nb = json.loads(Path(path).read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -402,9 +402,6 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 def finalize(folder: Path, params: Parameters, started_at: datetime, seconds: float, notebooks: dict) -> None:
     """The folder's README, ``provenance.json`` and the assembled ``supplement.html``."""
-    from . import provenance
-    from .supplement import assemble
-
     (folder / "README.md").write_text(OUTPUT_README, encoding="utf-8")
     record = provenance.collect(params.data_path, params.to_dict(), project_root(), started_at, seconds, notebooks)
     provenance.write(record, folder / "provenance.json")
@@ -493,8 +490,6 @@ def _execute(name: str, source: str, dest: str, parameters: dict) -> dict:
 def _fixed_injected_cell_id(path: str) -> None:
     """papermill gives the cell it injects with the parameters a random ID; a fixed one keeps the
     executed notebook identical from build to build."""
-    import json
-
     text = Path(path).read_text(encoding="utf-8")
     nb = json.loads(text)
     for cell in nb.get("cells", []):

@@ -10,8 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .build import BuildError
-from .data import DataError, load_cohort
+import pandas as pd
+
+from .batch import run_batch
+from .build import BuildError, check_output_folder, project_root, refresh_notebooks, run_build, summary_line
+from .data import DataError, load_cohort, read_column_map, read_registry, validate
+from .outputs import save_table
+from .params import ParameterError, Parameters
+from .resample import run_resampling
+from .study import load_study
+from .synthetic import generate_cohort, write_cohort
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,8 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "resample":
             return _resample(args)
         if args.command == "notebooks":
-            from .build import refresh_notebooks
-
             refresh_notebooks()
             return 0
     except KeyboardInterrupt:
@@ -79,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _build(args) -> int:
-    from .build import BuildError, run_build, summary_line
-
     pairs = [(name, value) for name, value in args.parameter]
     if args.columns is not None:
         pairs.append(("column_map", args.columns))
@@ -95,9 +99,6 @@ def _build(args) -> int:
 
 
 def _batch(args) -> int:
-    from .batch import run_batch
-    from .build import BuildError
-
     try:
         result = run_batch(args.scenarios, args.out, jobs=args.jobs, log=lambda m: print(m, flush=True))
     except BuildError as err:
@@ -111,11 +112,6 @@ def _batch(args) -> int:
 
 
 def _resample(args) -> int:
-    from .build import BuildError, check_output_folder
-    from .params import ParameterError, Parameters
-    from .resample import run_resampling
-    from .study import load_study
-
     try:
         check_output_folder(args.out, {"the data file": args.data}, replaced=False)
         params = Parameters.from_strings([tuple(p) for p in args.parameter],
@@ -130,7 +126,6 @@ def _resample(args) -> int:
         for line in str(err).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return 2
-    from .outputs import save_table
 
     for name in ("cutoff_selection", "crossing_bootstrap", "selection_test"):
         save_table(getattr(result, name), name, args.out)
@@ -141,8 +136,6 @@ def _resample(args) -> int:
 
 def _validate(args) -> int:
     """Every problem of the file at once, one line each; how the file was read on success."""
-    from .data import read_registry, read_column_map, validate
-
     try:
         mapping = read_column_map(args.columns) if args.columns else None
         raw = read_registry(args.data, mapping)
@@ -160,10 +153,8 @@ def _validate(args) -> int:
 
 
 def _synthesize(args) -> int:
-    import pandas as pd
 
-    from .build import project_root
-    from .synthetic import generate_cohort, write_cohort
+
 
     table1 = pd.read_csv(project_root() / "data" / "published" / "table1_published.csv")
     kwargs = {} if args.seed is None else {"seed": args.seed}

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .data import MODIFIER, TREATMENT
-from .effects import ModelFit, critical_value, fit_cells, fit_cells_m, fit_weighted, wald
+from .effects import ModelFit, fit_cells, fit_cells_m, fit_weighted
+from .mestimation import METHOD, model_vcov
+from .numerics import critical_value, wald
 
 SWEEP_COLUMNS = [
     "cutoff", "n_low", "n_high",
@@ -197,8 +199,6 @@ def continuous_interaction(df: pd.DataFrame, weights: np.ndarray, hc_type: str =
     fit = fit_weighted(X, y_all[keep], w, "gaussian", hc_type)
     df_t = fit.df_resid
     if ps is not None:
-        from .mestimation import METHOD, model_vcov
-
         Xv = X.to_numpy(float)
         fit = dataclasses.replace(fit, hc_type=METHOD,
                                   vcov=model_vcov(Xv, y_all[keep], w, Xv @ fit.coef, "gaussian", ps, keep))

@@ -389,64 +389,65 @@ def validate(raw: pd.DataFrame, dictionary: dict[str, ColumnSpec] | None = None)
     the list of problems, one line each. An empty list means the data are valid.
     """
     dictionary = dictionary or load_dictionary()
-    problems: list[str] = []
+    problems = _missing_columns(raw, dictionary)
+    dup_cols = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
+    problems += [f"{c}: the column appears more than once in the header" for c in dup_cols]
+    if dup_cols:
+        return raw, problems
     ids = raw[ID].astype(str).str.strip() if ID in raw.columns else None
-    decimal = raw.attrs.get("decimal", ".")
+    typed = pd.DataFrame(index=raw.index)
+    for name in raw.columns:
+        spec = dictionary.get(name)
+        typed[name] = raw[name] if spec is None else _typed_column(raw, spec, ids, raw.attrs.get("decimal", "."),
+                                                                     problems)
+    _check_rows(raw, typed, ids, problems)
+    return typed, problems
 
-    present = set(raw.columns)
+
+def _missing_columns(raw: pd.DataFrame, dictionary: dict[str, ColumnSpec]) -> list[str]:
+    """One line per required column the file lacks, with the likely misspelling it holds."""
+    problems = []
     for spec in dictionary.values():
-        if spec.name in present:
-            continue
-        if spec.name == "death_90d":  # derived from mrs_90d when absent (ANALYSIS.md §1)
+        if spec.name in raw.columns or spec.name == "death_90d":  # derived from mrs_90d when absent (§1)
             continue
         close = difflib.get_close_matches(spec.name, [c for c in raw.columns if c not in dictionary], n=1, cutoff=0.6)
         if not close:
             close = [c for c in raw.columns if c.lower() == spec.name.lower()]
         hint = f"; found '{close[0]}' - rename it" if close else ""
         problems.append(f"{spec.name}: required column is missing{hint} (data dictionary: {spec.description})")
-    dup_cols = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
-    for c in dup_cols:
-        problems.append(f"{c}: the column appears more than once in the header")
-    if dup_cols:
-        return raw, problems
+    return problems
 
-    typed = pd.DataFrame(index=raw.index)
-    for name in raw.columns:
-        spec = dictionary.get(name)
-        if spec is None:
-            typed[name] = raw[name]
-            continue
-        text = raw[name].astype(str).str.strip()
-        missing = text.str.lower().isin(NA_TOKENS)
-        if spec.type == "string":
-            values = text.where(~missing, None)
-            typed[name] = values.astype(object)
-            if not spec.missing_allowed:
-                _add(problems, name, missing, ids, raw[name], "must not be empty")
-            allowed = spec.value_set
-            if allowed is not None:
-                bad = ~missing & ~text.isin(allowed)
-                _add(problems, name, bad, ids, raw[name], f"must be {spec.rule}")
-            continue
-        numbers, ambiguous = _parse_numbers(text, missing, decimal)
-        _add(problems, name, ambiguous, ids, raw[name], AMBIGUOUS_RULE[decimal])
-        not_number = ~missing & ~ambiguous & numbers.isna()
-        kind = "a whole number" if spec.type == "integer" else "a number"
-        _add(problems, name, not_number, ids, raw[name], f"must be {kind}")
-        if spec.type == "integer":
-            fractional = numbers.notna() & (numbers != np.floor(numbers))
-            _add(problems, name, fractional, ids, raw[name], "must be a whole number")
-        if not spec.missing_allowed:
-            _add(problems, name, missing, ids, raw[name], "must not be empty")
-        rng, allowed = spec.value_range, spec.value_set
-        if rng is not None:
-            bad = numbers.notna() & ((numbers < rng[0]) | (numbers > rng[1]))
-            _add(problems, name, bad, ids, raw[name], f"must be from {rng[0]:g} to {rng[1]:g}")
-        elif allowed is not None:
-            bad = numbers.notna() & ~numbers.isin(allowed)
-            _add(problems, name, bad, ids, raw[name], f"must be {spec.allowed}")
-        typed[name] = numbers.astype("float64")
 
+def _typed_column(raw: pd.DataFrame, spec: ColumnSpec, ids: pd.Series | None, decimal: str,
+                  problems: list[str]) -> pd.Series:
+    """A column of the dictionary as typed values, its rule violations appended to ``problems``."""
+    name = spec.name
+    text = raw[name].astype(str).str.strip()
+    missing = text.str.lower().isin(NA_TOKENS)
+    if not spec.missing_allowed:
+        _add(problems, name, missing, ids, raw[name], "must not be empty")
+    if spec.type == "string":
+        if spec.value_set is not None:
+            _add(problems, name, ~missing & ~text.isin(spec.value_set), ids, raw[name], f"must be {spec.rule}")
+        return text.where(~missing, None).astype(object)
+    numbers, ambiguous = _parse_numbers(text, missing, decimal)
+    _add(problems, name, ambiguous, ids, raw[name], AMBIGUOUS_RULE[decimal])
+    kind = "a whole number" if spec.type == "integer" else "a number"
+    _add(problems, name, ~missing & ~ambiguous & numbers.isna(), ids, raw[name], f"must be {kind}")
+    if spec.type == "integer":
+        _add(problems, name, numbers.notna() & (numbers != np.floor(numbers)), ids, raw[name], "must be a whole number")
+    rng, allowed = spec.value_range, spec.value_set
+    if rng is not None:
+        bad = numbers.notna() & ((numbers < rng[0]) | (numbers > rng[1]))
+        _add(problems, name, bad, ids, raw[name], f"must be from {rng[0]:g} to {rng[1]:g}")
+    elif allowed is not None:
+        _add(problems, name, numbers.notna() & ~numbers.isin(allowed), ids, raw[name], f"must be {spec.allowed}")
+    return numbers.astype("float64")
+
+
+def _check_rows(raw: pd.DataFrame, typed: pd.DataFrame, ids: pd.Series | None, problems: list[str]) -> None:
+    """The rules across columns and rows: unique IDs, death consistent with the mRS, both arms,
+    an antiplatelet regimen only for stented patients."""
     if ID in raw.columns:
         keys = id_keys(raw[ID])
         dup = keys.duplicated(keep=False) & keys.ne("")
@@ -467,7 +468,6 @@ def validate(raw: pd.DataFrame, dictionary: dict[str, ColumnSpec] | None = None)
         given = typed["antiplatelet_regimen"].notna() & (typed[TREATMENT] == 0)
         _add(problems, "antiplatelet_regimen", given, ids, raw["antiplatelet_regimen"],
              "must be empty for MT-only patients (rescue_stenting = 0)")
-    return typed, problems
 
 
 _DOT_THOUSANDS = r"^[+-]?\d{1,3}(?:\.\d{3})+$"

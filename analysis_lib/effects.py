@@ -25,129 +25,13 @@ import numpy as np
 import pandas as pd
 
 from .data import OUTCOMES, TREATMENT
+from .mestimation import METHOD, propensity_estimation, stacked_vcov
+from .numerics import critical_value, hc_omega, hc_vcov, newton_glm, two_sided_p, wald  # noqa: F401
+from .weighting import compute_weights, fit_propensity, ps_variables
 
 TABLE2_COLUMNS = ["outcome", "analysis", "subgroup", "measure", "estimate", "ci_lower", "ci_upper",
                   "p_value", "p_interaction", "n", "note"]
 ARM_LABEL = {0: "MT-only", 1: "MT+RS"}
-
-
-# ----------------------------------------------------------------------- distributions
-def critical_value(conf_level: float, df: float | None = None) -> float:
-    """Two-sided critical value: the t quantile with ``df`` degrees of freedom, or the normal
-    quantile when ``df`` is None or infinite (``scipy.special``, as ``scipy.stats`` computes them)."""
-    from scipy import special  # imported on first use: resampling needs no distributions
-
-    p = 1 - (1 - conf_level) / 2
-    if df is None or not np.isfinite(df):
-        return float(special.ndtri(p))
-    return float(special.stdtrit(df, p))
-
-
-def two_sided_p(z: float, df: float | None = None) -> float:
-    """Two-sided p of a Wald statistic ``z`` (t with ``df`` degrees of freedom, or normal)."""
-    from scipy import special
-
-    if df is None or not np.isfinite(df):
-        return float(2 * special.ndtr(-abs(z)))
-    return float(2 * special.stdtr(df, -abs(z)))
-
-
-def newton_glm(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, family: str = "binomial",
-               tol: float = 1e-12, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """Maximum likelihood of a GLM with canonical link by Newton's method (= Fisher scoring).
-
-    ``family="binomial"``: logit link, ``mu = 1 / (1 + exp(-X b))``; ``family="poisson"``: log
-    link, ``mu = exp(X b)``; prior weights ``w``. Each step solves
-    ``(X' diag(w v) X) delta = X' w (y - mu)`` with ``v = mu (1 - mu)`` or ``mu``, starting, as
-    R's ``glm``, from ``mu = (y + 0.5) / 2`` (binomial) or ``y + 0.1`` (Poisson); it stops when
-    the largest step is below ``tol`` relative to the coefficients, far below R's default
-    deviance criterion. Returns ``(beta, mu, iterations, converged)``.
-    """
-    X = np.asarray(X, float)
-    y = np.asarray(y, float)
-    w = np.ones(y.size) if w is None else np.asarray(w, float)
-    if family == "binomial":
-        mu = (y + 0.5) / 2
-        eta = np.log(mu / (1 - mu))
-    elif family == "poisson":
-        mu = y + 0.1
-        eta = np.log(mu)
-    else:
-        raise ValueError(f"family must be 'binomial' or 'poisson', got {family!r}")
-    # first step: weighted least squares on the working response, as IRLS starts
-    v = mu * (1 - mu) if family == "binomial" else mu
-    z = eta + (y - mu) / v
-    sw = np.sqrt(w * v)
-    beta = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
-    converged = False
-    for iteration in range(1, max_iter + 1):
-        eta = np.clip(X @ beta, -700, 700)
-        mu = 1 / (1 + np.exp(-eta)) if family == "binomial" else np.exp(eta)
-        v = mu * (1 - mu) if family == "binomial" else mu
-        info = X.T @ ((w * v)[:, None] * X)
-        try:
-            step = np.linalg.solve(info, X.T @ (w * (y - mu)))
-        except np.linalg.LinAlgError:
-            break
-        beta = beta + step
-        if not np.all(np.isfinite(beta)):
-            break
-        if np.max(np.abs(step)) <= tol * (1 + np.max(np.abs(beta))):
-            converged = True
-            break
-    eta = np.clip(X @ beta, -700, 700)
-    mu = 1 / (1 + np.exp(-eta)) if family == "binomial" else np.exp(eta)
-    return beta, mu, iteration, converged
-
-
-# --------------------------------------------------------------------------- sandwich
-def hc_omega(score_resid: np.ndarray, hat: np.ndarray, n: int, k: int, hc_type: str) -> np.ndarray:
-    """Per-observation meat weights of ``sandwich::meatHC``.
-
-    ``HC0``: ``r^2``; ``HC1``: ``r^2 n / (n - k)``; ``HC2``: ``r^2 / (1 - h)``;
-    ``HC3``: ``r^2 / (1 - h)^2``, with ``r`` the score residual (weight times residual) and
-    ``h`` the hat value from the working weights.
-    """
-    r2 = np.asarray(score_resid, float) ** 2
-    if hc_type == "HC0":
-        return r2
-    if hc_type == "HC1":
-        return r2 * n / (n - k)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if hc_type == "HC2":
-            return r2 / (1 - hat)
-        if hc_type == "HC3":
-            return r2 / (1 - hat) ** 2
-    raise ValueError(f"hc_type must be HC0, HC1, HC2 or HC3, got {hc_type!r}")
-
-
-def hc_vcov(X: np.ndarray, work_weights: np.ndarray, score_resid: np.ndarray, hc_type: str = "HC0") -> np.ndarray:
-    """Sandwich covariance ``A^-1 M A^-1`` of a weighted GLM, as ``sandwich::vcovHC``.
-
-    Parameters
-    ----------
-    X : (n, k) array
-        Model matrix (aliased columns removed).
-    work_weights : array
-        IRLS working weights: ``w`` for weighted least squares, ``w mu`` for the Poisson log link.
-    score_resid : array
-        Working residual times working weight, ``w (y - mu)`` for both families (sandwich's
-        ``estfun / X``), so that ``M = sum omega_i x_i x_i'``.
-    hc_type : {"HC0", "HC1", "HC2", "HC3"}
-
-    Notes
-    -----
-    ``A = X' W X`` (sandwich's ``bread`` is ``n A^-1`` and its meat is divided by ``n``, which
-    cancels). Hat values ``h_i = W_i x_i' A^-1 x_i``.
-    """
-    X = np.asarray(X, float)
-    Ww = np.asarray(work_weights, float)
-    A_inv = np.linalg.inv(X.T @ (Ww[:, None] * X))
-    hat = Ww * np.einsum("ij,jk,ik->i", X, A_inv, X)
-    n, k = X.shape
-    omega = hc_omega(score_resid, hat, n, k, hc_type)
-    meat = X.T @ (omega[:, None] * X)
-    return A_inv @ meat @ A_inv
 
 
 @dataclass(frozen=True)
@@ -203,16 +87,6 @@ def fit_weighted(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, family: str = "g
     V = hc_vcov(Xv, work, score, hc_type)
     n, k = Xv.shape
     return ModelFit(names=names, coef=beta, vcov=V, family=family, hc_type=hc_type, n=n, df_resid=n - k)
-
-
-def wald(estimate: float, se: float, df: float | None, conf_level: float = 0.95) -> tuple[float, float, float, float]:
-    """Wald interval and two-sided p: t with ``df`` degrees of freedom, or normal if ``df`` is None.
-
-    Returns ``(estimate, lower, upper, p)`` on the scale of ``estimate``.
-    """
-    q = critical_value(conf_level, df)
-    p = two_sided_p(estimate / se, df) if se > 0 else float("nan")
-    return estimate, estimate - q * se, estimate + q * se, float(p)
 
 
 # ------------------------------------------------------------------- saturated cells
@@ -323,7 +197,6 @@ def fit_cells_m(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, fa
     :class:`~analysis_lib.mestimation.PropensityEstimation` of the analysis sample, ``keep`` the
     rows with a known outcome). Cells that are empty (or, for the log link, without events) get
     no variance; the others are estimated jointly with the propensity model."""
-    from .mestimation import METHOD, stacked_vcov
 
     base = fit_cells(y, w, cell, n_cells, family, "HC0")
     y = np.asarray(y, float)
@@ -439,11 +312,7 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
     keep = ~np.isnan(y_all)
     y = y_all[keep]
     if y.size == 0:  # an outcome nobody has: every row says so (not "no patients in an arm")
-        note = f"not estimable: no patient has a known {outcome}"
-        names = ["overall"] if high is None else ["low", "high"]
-        empty = {"estimate": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan, "coef": np.nan,
-                 "std_error": np.nan, "df_resid": np.nan, "p_interaction": np.nan, "n": 0, "note": note}
-        return pd.DataFrame([{"subgroup": name, "measure": measure or "RR", **empty} for name in names])
+        return _no_outcome(outcome, measure, high is None)
     t = df[treatment].to_numpy(int)[keep]
     w = np.ones(y.size) if weights is None else np.asarray(weights, float)[keep]
     cl = None if cluster is None else np.asarray(cluster)[keep]
@@ -463,15 +332,31 @@ def estimate_effect(df: pd.DataFrame, outcome: str, weights: np.ndarray | None =
                "p_interaction": np.nan, "n": int(y.size), "note": problem}
         return pd.DataFrame([row])
     h = np.asarray(high, bool)[keep]
-    cell = t + 2 * h.astype(int)  # 0 control-low, 1 treated-low, 2 control-high, 3 treated-high
-    fit = fit_model(cell, 4)
+    fit = fit_model(t + 2 * h.astype(int), 4)  # cells 0 control-low, 1 treated-low, 2 control-high, 3 treated-high
+    df_t = fit.df_resid if family == "gaussian" and not use_m else None
+    return _subgroup_rows(fit, h, measure, cutoff, df_t, conf_level)
+
+
+def _no_outcome(outcome: str, measure: str | None, overall: bool) -> pd.DataFrame:
+    """The rows of an outcome that no patient has: no number, and a note that says so."""
+    note = f"not estimable: no patient has a known {outcome}"
+    empty = {"estimate": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan, "coef": np.nan,
+             "std_error": np.nan, "df_resid": np.nan, "p_interaction": np.nan, "n": 0, "note": note}
+    return pd.DataFrame([{"subgroup": name, "measure": measure or "RR", **empty}
+                         for name in (["overall"] if overall else ["low", "high"])])
+
+
+def _subgroup_rows(fit: CellFit, h: np.ndarray, measure: str, cutoff: float | None, df_t: float | None,
+                   conf_level: float) -> pd.DataFrame:
+    """The ``low`` and ``high`` rows of a fit saturated in the four treatment x subgroup cells:
+    subgroup contrasts, p-interaction (the Wald p of the difference) and notes."""
     problems = {"low": _cell_problem(fit, 0, 1, _where("low", cutoff)),
                 "high": _cell_problem(fit, 2, 3, _where("high", cutoff))}
     if problems["low"] or problems["high"]:
         p_int = np.nan  # the interaction needs all four cells with estimable variances
     else:
         est, se = fit.contrast([3, 0], [2, 1])
-        p_int = wald(est, se, fit.df_resid if family == "gaussian" and not use_m else None, conf_level)[3]
+        p_int = wald(est, se, df_t, conf_level)[3]
     rows = []
     for name, plus, minus, mask in (("low", [1], [0], ~h), ("high", [3], [2], h)):
         note = problems[name]
@@ -546,9 +431,6 @@ def weighted_effect(df: pd.DataFrame, treatment: str, outcome: str, covariates: 
     "re78", formula="age + educ + nodegree + married + C(race) + re74 + re75", estimand="ATT",
     variance="m_estimation")`` gives 1214.1 with standard error 798.2.
     """
-    from .mestimation import propensity_estimation
-    from .weighting import compute_weights, fit_propensity, ps_variables
-
     needed = [treatment, *ps_variables(covariates or (), formula)]
     data = df.dropna(subset=needed).reset_index(drop=True)
     model = fit_propensity(data, covariates, treatment=treatment, formula=formula)

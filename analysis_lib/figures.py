@@ -7,6 +7,8 @@ Functions take the tidy frames computed elsewhere and return a :class:`matplotli
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
@@ -34,7 +36,6 @@ def _register_notebook_display() -> None:
     shell = get_ipython()
     if shell is None:
         return
-    import io
 
     def to_png(fig: Figure) -> bytes:
         buffer = io.BytesIO()

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from .data import TREATMENT
+from .numerics import sigmoid
+from .weighting import design_matrix
 from .weighting import estimand_weights as raw_weights  # the weights before normalisation
 
 METHOD = "M-estimation"
@@ -79,8 +81,6 @@ def propensity_estimation(df: pd.DataFrame, model, estimand: str, treatment: str
                           normalize: bool = True) -> PropensityEstimation:
     """:class:`PropensityEstimation` of a fitted :class:`~analysis_lib.weighting.PropensityModel`
     (logistic; its design rebuilt from ``df``, aliased terms left out as in the fit)."""
-    from .weighting import design_matrix
-
     if model.method != "logistic":
         raise ValueError("M-estimation variance needs the logistic propensity model (ps_method logistic): "
                          "the estimating equations of CBPS are not stacked here")
@@ -143,7 +143,7 @@ def estimating_functions(gamma: np.ndarray, beta: np.ndarray, Z: np.ndarray, t: 
                          y: np.ndarray, estimand: str, family: str = "gaussian") -> np.ndarray:
     """The stacked estimating functions ``[psi_gamma, psi_beta]`` (n x (k + q)) at any
     ``(gamma, beta)``, with raw weights; rows with a missing ``y`` have ``psi_beta = 0``."""
-    p = 1 / (1 + np.exp(-(Z @ gamma)))
+    p = sigmoid(Z @ gamma)
     w = raw_weights(p, t, estimand)
     eta = X @ beta
     mu = eta if family == "gaussian" else np.exp(eta)
@@ -155,7 +155,7 @@ def jacobian(gamma: np.ndarray, beta: np.ndarray, Z: np.ndarray, t: np.ndarray, 
              estimand: str, family: str = "gaussian") -> np.ndarray:
     """Analytic Jacobian ``A = d sum psi / d theta'`` of :func:`estimating_functions`:
     ``[[-H, 0], [A_bg, A_bb]]``."""
-    p = 1 / (1 + np.exp(-(Z @ gamma)))
+    p = sigmoid(Z @ gamma)
     w = raw_weights(p, t, estimand)
     eta = X @ beta
     mu = eta if family == "gaussian" else np.exp(eta)
@@ -168,39 +168,3 @@ def jacobian(gamma: np.ndarray, beta: np.ndarray, Z: np.ndarray, t: np.ndarray, 
     A[k:, :k] = X.T @ (r[:, None] * weight_derivative(p, t, Z, estimand))
     A[k:, k:] = -X.T @ ((known * w * dmu)[:, None] * X)
     return A
-
-
-COMPARISON_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "se_robust", "se_m_estimation",
-                      "ci_lower_robust", "ci_upper_robust", "ci_lower_m_estimation", "ci_upper_m_estimation"]
-
-
-def variance_comparison(df: pd.DataFrame, weights: np.ndarray, ps: PropensityEstimation, cutoff: float,
-                        hc_type: str = "HC0", conf_level: float = 0.95, subgroup_weights: np.ndarray | None = None,
-                        subgroup_ps: PropensityEstimation | None = None) -> pd.DataFrame:
-    """Every weighted Table 2 row with both variances side by side (``tables/variance_comparison.csv``):
-    the paper's sandwich with the weights as known (``hc_type``, t intervals for the mRS) and the
-    M-estimation sandwich (normal intervals). Standard errors of RRs are on the log scale.
-    ``subgroup_weights`` and their ``subgroup_ps``: the subgroup rows' weights (ANALYSIS.md §11)."""
-    from .effects import table2
-
-    kw = dict(hc_type=hc_type, conf_level=conf_level, full=True, subgroup_weights=subgroup_weights)
-    robust = table2(df, weights, cutoff, **kw).query("analysis == 'iptw'").reset_index(drop=True)
-    mest = table2(df, weights, cutoff, ps=ps, subgroup_ps=subgroup_ps, **kw).query("analysis == 'iptw'")
-    mest = mest.reset_index(drop=True)
-    return pd.DataFrame({
-        "outcome": robust["outcome"], "subgroup": robust["subgroup"], "measure": robust["measure"],
-        "estimate": robust["estimate"], "se_robust": robust["std_error"], "se_m_estimation": mest["std_error"],
-        "ci_lower_robust": robust["ci_lower"], "ci_upper_robust": robust["ci_upper"],
-        "ci_lower_m_estimation": mest["ci_lower"], "ci_upper_m_estimation": mest["ci_upper"],
-    })[COMPARISON_COLUMNS]
-
-
-def compare_variances(study, cutoff: float) -> pd.DataFrame | None:
-    """:func:`variance_comparison` for a :class:`~analysis_lib.study.Study`; ``None`` when its
-    propensity model is CBPS (not stacked here)."""
-    if study.propensity.method != "logistic":
-        return None
-    p = study.params
-    options = study.subgroup_options(cutoff, variance="m_estimation") if p.subgroup_weights == "within" else {}
-    return variance_comparison(study.data, study.weights, study.ps_estimation(), cutoff, p.hc_type, p.conf_level,
-                               **options)

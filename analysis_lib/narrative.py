@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .formatting import fmt_ci, fmt_num, fmt_p, fmt_pct
+from .subgroups import largest_imbalance, subgroup_label
 from .tables import OUTCOME_LABELS
 
 
@@ -318,8 +319,6 @@ def variance_summary(comparison: pd.DataFrame) -> str:
 
 def subgroup_balance_summary(balance: pd.DataFrame, cutoff: float, used: str) -> str:
     """What the balance within the subgroups means for the subgroup rows of Table 2."""
-    from .subgroups import largest_imbalance, subgroup_label
-
     worst = largest_imbalance(balance, cutoff, "overall")
     within = largest_imbalance(balance, cutoff, "within")
     if worst is None:

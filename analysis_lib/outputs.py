@@ -7,7 +7,9 @@ shortest round-trip form, figures without creation dates.
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,9 +58,6 @@ def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None
     The zip is rewritten with fixed timestamps and without python-docx's creation date, so the
     same table gives the same bytes.
     """
-    import io
-    import zipfile
-
     from docx import Document
     from docx.enum.section import WD_ORIENT
     from docx.shared import Pt

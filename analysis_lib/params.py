@@ -20,6 +20,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from .data import load_dictionary
+
 DEFAULT_PS_COVARIATES: tuple[str, ...] = (
     "age",
     "sex_female",
@@ -262,8 +264,6 @@ class Parameters:
 
     def _check_covariates(self) -> None:
         """Covariates of the propensity model: numeric baseline columns of the data dictionary."""
-        from .data import load_dictionary
-
         dictionary = load_dictionary()
         for name in self.ps_covariates:
             spec = dictionary.get(name)
@@ -421,8 +421,6 @@ def _check_formula(name: str, value: Any) -> str:
             if problem:
                 raise ParameterError(f"parameter '{name}': term '{factor.expr}' {problem}; a formula may use data "
                                      f"columns, numbers, arithmetic and {', '.join(sorted(FORMULA_FUNCTIONS))}")
-    from .data import load_dictionary
-
     dictionary = load_dictionary()
     for term in terms:
         for factor in term.factors:

@@ -6,6 +6,7 @@ exactly which data and which code produced every number.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import platform
@@ -76,8 +77,6 @@ def without_timing(notebook: dict) -> dict:
     """An executed notebook without its timing metadata (papermill's start, end and duration of
     the notebook and of each cell, and the kernel's execution timestamps), for comparing two
     executions: everything else, outputs included, must be identical for the same inputs."""
-    import copy
-
     nb = copy.deepcopy(notebook)
     for key in TIMING_KEYS:
         nb.get("metadata", {}).get("papermill", {}).pop(key, None)

@@ -18,6 +18,7 @@ The statistics exist once, in :mod:`~analysis_lib.effects`, :mod:`~analysis_lib.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -25,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 from .data import MODIFIER, TREATMENT
-from .weighting import aliased_columns, design_matrix, estimand_weights, ps_variables
+from .numerics import batched_logistic, sigmoid
+from .outputs import interactive
+from .weighting import PropensityError, aliased_columns, design_matrix, estimand_weights, fit_propensity
 
 CHUNK = 500  # replicates per batch; fixed, so results do not depend on how batches are distributed
 SELECTION_COLUMNS = ["cutoff", "times_selected", "share"]
@@ -77,8 +80,6 @@ def prepare(df: pd.DataFrame, ps_covariates, cutoffs, estimand: str = "ATO", min
     """Arrays of the selection procedure for the analysis sample ``df`` (``model``: its fitted
     propensity model, refitted here when not given). ``subgroup_weights = "within"`` adds, for
     every cutoff, the propensity model of each subgroup (ANALYSIS.md §11)."""
-    from .weighting import fit_propensity
-
     X = design_matrix(df, ps_covariates, ps_formula).to_numpy()
     X = X[:, ~aliased_columns(X)]
     t = df[treatment].to_numpy(float)
@@ -107,8 +108,6 @@ def _subgroup_models(df: pd.DataFrame, low: np.ndarray, ps_covariates, ps_formul
                      estimand: str) -> tuple[SubgroupModel, SubgroupModel] | None:
     """The two subgroup models of one cutoff, fitted on the data (as
     :func:`~analysis_lib.subgroups.within_weights`), or ``None`` if either cannot be fitted."""
-    from .weighting import PropensityError, fit_propensity
-
     models = []
     for mask in (low, ~low):
         rows = np.flatnonzero(mask)
@@ -141,58 +140,11 @@ def cutoff_weights(design: Design, M: np.ndarray) -> tuple[np.ndarray, np.ndarra
         for model in models:
             with np.errstate(over="ignore", invalid="ignore"):
                 beta, fitted = batched_logistic(model.X, design.t[model.rows], M[:, model.rows], model.beta0)
-                e[:, model.rows] = 1 / (1 + np.exp(-np.clip(beta @ model.X.T, -700, 700)))
+                e[:, model.rows] = sigmoid(beta @ model.X.T)
             ok &= fitted
         W[k] = (M * estimand_weights(e, design.t[None, :], design.estimand))[:, design.known]
         valid[:, k] = ok
     return W, valid
-
-
-def batched_logistic(X: np.ndarray, t: np.ndarray, M: np.ndarray, beta0: np.ndarray, tol: float = 1e-10,
-                     max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic maximum likelihood for ``B`` frequency-weighted copies of the data at once.
-
-    ``M`` (B x n) holds the multiplicities. Newton steps ``beta += H^-1 g`` with
-    ``g = (M (t - mu)) X`` and ``H = (M mu (1 - mu)) [x_j x_k]`` (one product with the n x p^2
-    matrix of column products). Returns ``(beta (B x p), ok (B,))``; a replicate whose
-    iterations do not converge or whose fitted propensities reach 0 or 1 (separation in the
-    resample) is not ok.
-    """
-    B, n = M.shape
-    p = X.shape[1]
-    XX = (X[:, :, None] * X[:, None, :]).reshape(n, p * p)
-    beta = np.tile(beta0, (B, 1))
-    ok = np.zeros(B, bool)
-    active = np.ones(B, bool)
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        eta = np.clip(beta[idx] @ X.T, -700, 700)
-        mu = 1 / (1 + np.exp(-eta))
-        g = (M[idx] * (t - mu)) @ X
-        H = ((M[idx] * mu * (1 - mu)) @ XX).reshape(idx.size, p, p)
-        try:
-            step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            step = np.stack([_safe_solve(h, v) for h, v in zip(H, g)])
-        beta[idx] += step
-        done = np.max(np.abs(step), axis=1) <= tol * (1 + np.max(np.abs(beta[idx]), axis=1))
-        bad = ~np.all(np.isfinite(beta[idx]), axis=1)
-        ok[idx[done & ~bad]] = True
-        active[idx[done | bad]] = False
-    eta = np.clip(beta @ X.T, -700, 700)
-    mu = 1 / (1 + np.exp(-eta))
-    drawn = M > 0
-    extreme = np.any(drawn & ((mu < 1e-8) | (mu > 1 - 1e-8)), axis=1)
-    return beta, ok & ~extreme
-
-
-def _safe_solve(h: np.ndarray, v: np.ndarray) -> np.ndarray:
-    try:
-        return np.linalg.solve(h, v)
-    except np.linalg.LinAlgError:
-        return np.full(v.shape, np.nan)
 
 
 @dataclass(frozen=True)
@@ -276,7 +228,7 @@ def observed(design: Design) -> Procedure:
 def _bootstrap_batch(design: Design, M: np.ndarray) -> tuple[Procedure, np.ndarray]:
     with np.errstate(over="ignore", invalid="ignore"):  # diverging (separated) replicates: dropped by ``ok``
         beta, ok = batched_logistic(design.X_ps, design.t, M, design.beta0)
-        e = 1 / (1 + np.exp(-np.clip(beta @ design.X_ps.T, -700, 700)))
+        e = sigmoid(beta @ design.X_ps.T)
     W = M * estimand_weights(e, design.t[None, :], design.estimand)  # not normalised: scale-free
     Mk = M[:, design.known]
     by_cutoff = cutoff_weights(design, M) if design.subgroup_models is not None else None
@@ -426,8 +378,6 @@ def run_resampling(study, replicates: int | None = None, progress_bar: bool | No
     ``bootstrap_replicates`` unless given), with a tqdm progress bar on standard error
     (``progress_bar=None``: except inside a build, see :func:`~analysis_lib.outputs.interactive`).
     ``None`` when the number of replicates is 0 (the analysis is skipped)."""
-    from .outputs import interactive
-
     progress_bar = interactive() if progress_bar is None else progress_bar
     p = study.params
     B = p.bootstrap_replicates if replicates is None else replicates
@@ -435,8 +385,6 @@ def run_resampling(study, replicates: int | None = None, progress_bar: bool | No
         return None
     bar = None
     if progress_bar:
-        import sys
-
         from tqdm import tqdm
 
         bar = tqdm(total=2 * B, unit="replicate", desc="resampling", file=sys.stderr, mininterval=0.5,

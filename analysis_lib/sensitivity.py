@@ -16,8 +16,9 @@ import pandas as pd
 from scipy.special import gammaln
 
 from .data import CENTER, MODIFIER, OUTCOMES, TREATMENT
-from .effects import (_cell_problem, _where, critical_value, effect_rows, fit_cells, measure_for, newton_glm,
-                      two_sided_p)
+from .effects import _cell_problem, _where, effect_rows, fit_cells, measure_for, table2
+from .mestimation import PropensityEstimation
+from .numerics import critical_value, newton_glm, two_sided_p
 
 CENTER_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value", "note"]
 CLUSTER_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value",
@@ -299,67 +300,78 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
         h = (df[modifier].to_numpy(float)[keep] > cutoff).astype(float)
         w_overall = np.asarray(weights, float)[keep]
         w_sub = w_overall if subgroup_weights is None else np.asarray(subgroup_weights, float)[keep]
-        groups = codes[keep]
-        measure = measure_for(y)
-        family = "gaussian" if measure == "ATE" else "poisson"
+        family = "gaussian" if measure_for(y) == "ATE" else "poisson"
         designs = {
             "overall": (pd.DataFrame({"(Intercept)": 1.0, treatment: t}), {"overall": [0, 1]}, t.astype(int), 2,
-                        {"overall": (0, 1, "")}),
+                        {"overall": (0, 1, "")}, w_overall),
             "interaction": (pd.DataFrame({"(Intercept)": 1.0, treatment: t, "high": h, f"{treatment}:high": t * h}),
                             {"low": [0, 1, 0, 0], "high": [0, 1, 0, 1]}, (t + 2 * h).astype(int), 4,
-                            {"low": (0, 1, _where("low", cutoff)), "high": (2, 3, _where("high", cutoff))}),
+                            {"low": (0, 1, _where("low", cutoff)), "high": (2, 3, _where("high", cutoff))}, w_sub),
         }
-        for model_name, (X, combos, cells, k, cell_pairs) in designs.items():
-            w = w_overall if model_name == "overall" else w_sub
-            cf = fit_cells(y, w, cells, k, family)
-            problems = {sub: _cell_problem(cf, c0, c1, where) for sub, (c0, c1, where) in cell_pairs.items()}
-            problems = {sub: (p if not p.startswith("CI not estimable") else "") for sub, p in problems.items()}
-            blocking = "; ".join(p for p in problems.values() if p)
-            n_centers = int(np.unique(groups).size)
-            if n_centers < 2:  # lme4: "grouping factors must have > 1 sampled level"
-                blocking = (f"{n_centers} center{'s' if n_centers != 1 else ''}: a center variance needs two or more"
-                            + (f"; {blocking}" if blocking else ""))
-                problems = {sub: f"not estimable: {blocking}" for sub in problems}
-            fit = None
-            model_note = ""
-            if blocking:
-                model_note = f"not fitted: {blocking}"
-            else:
-                fit = fit_lmm(X, y, w, groups) if family == "gaussian" else fit_poisson_glmm(X, y, w, groups, nagq)
-                if not fit.converged:
-                    model_note = "did not converge"
-                elif fit.singular:
-                    model_note = "singular fit: center variance estimated at 0"
-            p_int = np.nan
-            if fit is not None and model_name == "interaction" and np.isfinite(fit.vcov[3, 3]):
-                p_int = two_sided_p(fit.coef[3] / np.sqrt(fit.vcov[3, 3]))
-            models.append({"outcome": outcome, "model": model_name, "family": family,
-                           "method": None if fit is None else fit.method, "n": int(y.size),
-                           "n_centers": int(np.bincount(groups).astype(bool).sum()),
-                           "center_variance": np.nan if fit is None else fit.center_variance,
-                           "residual_variance": np.nan if fit is None else fit.sigma2,
-                           "p_interaction": p_int if model_name == "interaction" else np.nan,
-                           "converged": None if fit is None else fit.converged,
-                           "singular": None if fit is None else fit.singular, "note": model_note})
+        for model_name, (X, combos, cells, k, cell_pairs, w) in designs.items():
+            model, fit, problems, blocking = _center_model(X, y, w, codes[keep], cells, k, cell_pairs, family, nagq)
+            models.append({"outcome": outcome, "model": model_name, **model,
+                           "p_interaction": model["p_interaction"] if model_name == "interaction" else np.nan})
             for sub, L in combos.items():
-                no_number = (fit is None or not fit.converged or (family == "poisson" and fit.singular))
-                note = problems[sub] or (f"not estimated: {model_note}" if no_number and model_note else "")
-                if no_number and not note:
-                    note = "not estimated: " + (blocking or model_note)
-                if fit is not None and fit.singular and family == "gaussian":
-                    note = "singular fit: center variance estimated at 0 (equal to the weighted linear model)"
-                if no_number:
-                    est = lo = hi = pv = np.nan
-                else:
-                    b, se = fit.combination(L)
-                    lo, hi = b - z * se, b + z * se
-                    pv = two_sided_p(b / se)
-                    est = b
-                    if family == "poisson":
-                        est, lo, hi = np.exp(b), np.exp(lo), np.exp(hi)
-                rows.append({"outcome": outcome, "subgroup": sub, "measure": measure, "estimate": est,
-                             "ci_lower": lo, "ci_upper": hi, "p_value": pv, "note": note})
-    return CenterSensitivity(table=pd.DataFrame(rows)[CENTER_COLUMNS], models=pd.DataFrame(models))
+                rows.append({"outcome": outcome, "subgroup": sub, "measure": measure_for(y),
+                             **_center_row(fit, L, family, z, problems[sub], blocking, model["note"])})
+    return CenterSensitivity(table=pd.DataFrame(rows)[CENTER_COLUMNS],
+                             models=pd.DataFrame(models)[["outcome", "model", "family", "method", "n", "n_centers",
+                                                         "center_variance", "residual_variance", "p_interaction",
+                                                         "converged", "singular", "note"]])
+
+
+def _center_model(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.ndarray, cells: np.ndarray, k: int,
+                  cell_pairs: dict, family: str, nagq: int) -> tuple[dict, MixedFit | None, dict, str]:
+    """One random-intercept model of :func:`center_sensitivity`: fitted unless a subgroup-arm has
+    no patients or events, or fewer than two centers hold patients; its row of ``center_models``,
+    the fit, the problems of each subgroup and what blocked the fit."""
+    cf = fit_cells(y, w, cells, k, family)
+    problems = {sub: _cell_problem(cf, c0, c1, where) for sub, (c0, c1, where) in cell_pairs.items()}
+    problems = {sub: (p if not p.startswith("CI not estimable") else "") for sub, p in problems.items()}
+    blocking = "; ".join(p for p in problems.values() if p)
+    n_centers = int(np.unique(groups).size)
+    if n_centers < 2:  # lme4: "grouping factors must have > 1 sampled level"
+        blocking = (f"{n_centers} center{'s' if n_centers != 1 else ''}: a center variance needs two or more"
+                    + (f"; {blocking}" if blocking else ""))
+        problems = {sub: f"not estimable: {blocking}" for sub in problems}
+    fit, note = None, ""
+    if blocking:
+        note = f"not fitted: {blocking}"
+    else:
+        fit = fit_lmm(X, y, w, groups) if family == "gaussian" else fit_poisson_glmm(X, y, w, groups, nagq)
+        note = ("did not converge" if not fit.converged else
+                "singular fit: center variance estimated at 0" if fit.singular else "")
+    p_int = np.nan
+    if fit is not None and k == 4 and np.isfinite(fit.vcov[3, 3]):
+        p_int = two_sided_p(fit.coef[3] / np.sqrt(fit.vcov[3, 3]))
+    model = {"family": family, "method": None if fit is None else fit.method, "n": int(y.size),
+             "n_centers": int(np.bincount(groups).astype(bool).sum()),
+             "center_variance": np.nan if fit is None else fit.center_variance,
+             "residual_variance": np.nan if fit is None else fit.sigma2, "p_interaction": p_int,
+             "converged": None if fit is None else fit.converged, "singular": None if fit is None else fit.singular,
+             "note": note}
+    return model, fit, problems, blocking
+
+
+def _center_row(fit: MixedFit | None, L: list[float], family: str, z: float, problem: str, blocking: str,
+                model_note: str) -> dict:
+    """A subgroup row of Supplementary Table 3: the Wald estimate of ``L' beta`` or a note saying why
+    there is none (a singular linear fit keeps its number, equal to the weighted linear model's)."""
+    no_number = fit is None or not fit.converged or (family == "poisson" and fit.singular)
+    note = problem or (f"not estimated: {model_note}" if no_number and model_note else "")
+    if no_number and not note:
+        note = "not estimated: " + (blocking or model_note)
+    if fit is not None and fit.singular and family == "gaussian":
+        note = "singular fit: center variance estimated at 0 (equal to the weighted linear model)"
+    if no_number:
+        return {"estimate": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan, "note": note}
+    b, se = fit.combination(L)
+    lo, hi = b - z * se, b + z * se
+    est = b
+    if family == "poisson":
+        est, lo, hi = np.exp(b), np.exp(lo), np.exp(hi)
+    return {"estimate": est, "ci_lower": lo, "ci_upper": hi, "p_value": two_sided_p(b / se), "note": note}
 
 
 # --------------------------------------------------------------- clustered variance
@@ -433,3 +445,38 @@ def evalues(table2: pd.DataFrame, sd_mrs: float, outcome_sd: str = "mrs_90d") ->
 def mrs_sd(df: pd.DataFrame, outcome: str = "mrs_90d") -> float:
     """Unweighted SD (n - 1) of the 90-day mRS in the analysis sample (known values)."""
     return float(df[outcome].dropna().std(ddof=1))
+
+
+# ------------------------------------------------ variance with the propensity score estimated
+COMPARISON_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "se_robust", "se_m_estimation",
+                      "ci_lower_robust", "ci_upper_robust", "ci_lower_m_estimation", "ci_upper_m_estimation"]
+
+
+def variance_comparison(df: pd.DataFrame, weights: np.ndarray, ps: PropensityEstimation, cutoff: float,
+                        hc_type: str = "HC0", conf_level: float = 0.95, subgroup_weights: np.ndarray | None = None,
+                        subgroup_ps: PropensityEstimation | None = None) -> pd.DataFrame:
+    """Every weighted Table 2 row with both variances side by side (``tables/variance_comparison.csv``):
+    the paper's sandwich with the weights as known (``hc_type``, t intervals for the mRS) and the
+    M-estimation sandwich (normal intervals). Standard errors of RRs are on the log scale.
+    ``subgroup_weights`` and their ``subgroup_ps``: the subgroup rows' weights (ANALYSIS.md §11)."""
+    kw = dict(hc_type=hc_type, conf_level=conf_level, full=True, subgroup_weights=subgroup_weights)
+    robust = table2(df, weights, cutoff, **kw).query("analysis == 'iptw'").reset_index(drop=True)
+    mest = table2(df, weights, cutoff, ps=ps, subgroup_ps=subgroup_ps, **kw).query("analysis == 'iptw'")
+    mest = mest.reset_index(drop=True)
+    return pd.DataFrame({
+        "outcome": robust["outcome"], "subgroup": robust["subgroup"], "measure": robust["measure"],
+        "estimate": robust["estimate"], "se_robust": robust["std_error"], "se_m_estimation": mest["std_error"],
+        "ci_lower_robust": robust["ci_lower"], "ci_upper_robust": robust["ci_upper"],
+        "ci_lower_m_estimation": mest["ci_lower"], "ci_upper_m_estimation": mest["ci_upper"],
+    })[COMPARISON_COLUMNS]
+
+
+def compare_variances(study, cutoff: float) -> pd.DataFrame | None:
+    """:func:`variance_comparison` for a :class:`~analysis_lib.study.Study`; ``None`` when its
+    propensity model is CBPS (not stacked here)."""
+    if study.propensity.method != "logistic":
+        return None
+    p = study.params
+    options = study.subgroup_options(cutoff, variance="m_estimation") if p.subgroup_weights == "within" else {}
+    return variance_comparison(study.data, study.weights, study.ps_estimation(), cutoff, p.hc_type, p.conf_level,
+                               **options)

@@ -12,19 +12,29 @@ process, on all local cores, or on a Dask cluster.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed as done
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from .cutoffs import continuous_interaction
 from .data import derive_outcomes
-from .effects import estimate_effect, fit_cells, wald
+from .effects import estimate_effect, fit_cells
+from .mestimation import propensity_estimation
+from .numerics import wald
+from .outputs import interactive
 from .params import DEFAULT_PS_COVARIATES
 from .resample import observed, prepare, wild_null_test
+from .subgroups import overall_weights, within_weights
 from .synthetic import CalibrationTargets, TrueEffect, generate_cohort, table1_targets
-from .weighting import compute_weights, fit_propensity
+from .weighting import PropensityError, compute_weights, fit_propensity
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -112,9 +122,6 @@ def simulate_one(settings: SimulationSettings, scenario: str, replicate: int, se
     with the M-estimation variance; then the sweep, its selection and the selection-adjusted
     test run as in the analysis (weights of ``settings.subgroup_weights``).
     """
-    from .mestimation import propensity_estimation
-    from .subgroups import overall_weights, within_weights
-
     index = list(SCENARIOS).index(scenario)
     truth = SCENARIOS[scenario]
     cohort = generate_cohort(targets or settings.targets, seed=replicate_seed(seed, index, replicate),
@@ -207,9 +214,6 @@ def run_simulation(settings: SimulationSettings, replicates: int, seed: int, sce
                 if progress is not None:
                     progress(len(part))
         else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed as done
-
             # Spawned workers read their BLAS thread count from the environment when they import
             # NumPy: one thread each, or the workers oversubscribe the cores (measured: 2 workers
             # 18 s instead of 8 s). The parent's environment is restored at once.
@@ -296,12 +300,9 @@ def run_simulation_study(params, table1_published: pd.DataFrame,
         return None
     settings = settings_from_parameters(params, table1_published)
     bar = None
-    from .outputs import interactive
 
     progress_bar = interactive() if progress_bar is None else progress_bar
     if progress_bar:
-        import sys
-
         from tqdm import tqdm
 
         bar = tqdm(total=R * len(SCENARIOS), unit="cohort", desc="simulation", file=sys.stderr, mininterval=0.5)
@@ -311,3 +312,67 @@ def run_simulation_study(params, table1_published: pd.DataFrame,
     finally:
         if bar is not None:
             bar.close()
+
+
+# ------------------------------------------------------- the continuous modifier (a decision)
+def stenosis_product_formula(covariates: tuple[str, ...], modifier: str = "stenosis_pct") -> str:
+    """The propensity formula with every covariate's product with the stenosis degree (and its
+    square): its overlap weights balance the means of ``x`` *and* of ``x * stenosis`` exactly, which
+    is what the interaction coefficient of ``y ~ t * stenosis`` needs for a linear outcome model."""
+    others = [c for c in covariates if c != modifier]
+    return " + ".join([*covariates, f"I({modifier}**2)", *(f"{c}:{modifier}" for c in others)])
+
+
+def continuous_one(settings: SimulationSettings, scenario: str, replicate: int, seed: int,
+                   targets: CalibrationTargets | None = None) -> dict:
+    """One replicate of the continuous-modifier experiment (the cohort of :func:`simulate_one`):
+    the interaction ``b_t:s`` of ``mrs_90d ~ t * stenosis`` with overlap weights from the primary
+    propensity model and from the model with stenosis products, each against its own target, the
+    slope of the weighted least-squares line of the individual effects on stenosis with weights
+    ``h = e (1 - e)`` (the continuous analogue of the subgroup targets), and its HC0 interval."""
+    index = list(SCENARIOS).index(scenario)
+    truth = SCENARIOS[scenario]
+    cohort = generate_cohort(targets or settings.targets, seed=replicate_seed(seed, index, replicate),
+                             effect=truth.effect, mrs_calibration="common", mediators_in_outcome=False,
+                             subgroup_confounding=truth.subgroup_confounding, n_mt_rs=settings.n_mt_rs,
+                             n_mt_only=settings.n_mt_only)
+    df = derive_outcomes(cohort.data)
+    potential = cohort.potential.set_index("patient_id").loc[df["patient_id"]]
+    individual = (potential["mrs_1"] - potential["mrs_0"]).to_numpy()
+    s = df["stenosis_pct"].to_numpy(float)
+    row = {"scenario": scenario, "replicate": replicate}
+    for label, formula in (("primary", None), ("products", stenosis_product_formula(settings.ps_covariates))):
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                model = fit_propensity(df, settings.ps_covariates, formula=formula, estimand=settings.estimand)
+        except PropensityError:
+            row.update({f"slope_{label}": np.nan, f"truth_{label}": np.nan, f"covered_{label}": np.nan})
+            continue
+        e = model.propensity
+        w = compute_weights(e, df["rescue_stenting"].to_numpy(float), settings.estimand)
+        fit = continuous_interaction(df, w, settings.hc_type).summary.iloc[0]
+        h = e * (1 - e)
+        X = np.column_stack([np.ones_like(s), s])
+        target = np.linalg.solve(X.T @ (h[:, None] * X), X.T @ (h * individual))[1]
+        row.update({f"slope_{label}": fit["interaction_beta"], f"truth_{label}": target,
+                    f"covered_{label}": float(fit["interaction_ci_lower"] <= target <= fit["interaction_ci_upper"])})
+    return row
+
+
+def summarize_continuous(table: pd.DataFrame) -> pd.DataFrame:
+    """Bias (per 1 % stenosis) and coverage of the interaction under both propensity models, with
+    Monte-Carlo SEs, over the replicates whose model could be fitted (``fitted``: their share; the
+    others separate the arms)."""
+    rows = []
+    for scenario, g in table.groupby("scenario", sort=False):
+        for label in ("primary", "products"):
+            err = (g[f"slope_{label}"] - g[f"truth_{label}"]).dropna()
+            cov = g[f"covered_{label}"].dropna()
+            R = len(err)
+            p = float(cov.mean()) if R else np.nan
+            rows.append({"scenario": scenario, "propensity_model": label,
+                         "bias": float(err.mean()) if R else np.nan,
+                         "bias_mc_se": float(err.std(ddof=1) / np.sqrt(R)) if R > 1 else np.nan, "coverage": p,
+                         "coverage_mc_se": float(np.sqrt(p * (1 - p) / R)) if R else np.nan,
+                         "fitted": R / len(g), "replicates": int(R)})
+    return pd.DataFrame(rows)

@@ -5,13 +5,16 @@ excluded for missing covariates, and all of them at once (ANALYSIS.md §8; the m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import product
 
 import numpy as np
 import pandas as pd
-from .balance import effective_sample_size
+from scipy import special
+
+from .balance import balance_table, effective_sample_size
 from .data import MODIFIER, TREATMENT, analysis_sample
-from .effects import critical_value, effect_rows, estimate_effect, fit_cells_hc, two_sided_p, wald
+from .effects import effect_rows, estimate_effect, fit_cells_hc
+from .mestimation import propensity_estimation
+from .numerics import critical_value, two_sided_p
 from .params import ESTIMANDS, HC_TYPES
 from .weighting import PropensityError, compute_weights, fit_propensity, ps_variables
 
@@ -59,8 +62,6 @@ def weight_sensitivity(df: pd.DataFrame, propensity: np.ndarray, cutoff: float, 
     ``propensity``) switches the ATO, ATE, ATT and ATM rows to the M-estimation variance; the
     truncated and trimmed weights are not smooth functions of the propensity model, so their rows
     keep the sandwich with the weights as known and say so in ``note``."""
-    from .mestimation import propensity_estimation
-
     high_all = df[modifier].to_numpy(float) > cutoff
     rows = []
     for name, (w, kept) in weight_variants(propensity, df[treatment].to_numpy()).items():
@@ -346,7 +347,6 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
     q = base["df"].map(lambda d: critical_value(conf_level, d)).to_numpy()
     est, se = base["estimate"].to_numpy(), base["se"].to_numpy()
     base["ci_lower"], base["ci_upper"] = est - q * se, est + q * se
-    from scipy import special
 
     base["p_value"] = 2 * special.stdtr(base["df"].to_numpy(float), -np.abs(est / se))
     base["_order"] = np.arange(len(base))
@@ -401,8 +401,6 @@ def propensity_specifications(fits: list[SpecificationFit], estimand: str, cutof
                               modifier: str = MODIFIER) -> pd.DataFrame:
     """Each propensity specification side by side: the largest |SMD| of the primary covariates
     before and after weighting, the effective sample size per arm, and the mRS subgroup ATEs."""
-    from .balance import balance_table
-
     rows = []
     base_covariates = list(fits[0].spec.covariates)
     for fit in fits:

@@ -9,8 +9,13 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .balance import balance_table
+from .cutoffs import cutoff_sweep, resolve_cutoff
 from .data import MODIFIER, TREATMENT, AnalysisSample, DataError, analysis_sample, load_cohort
+from .effects import TABLE2_COLUMNS, table2
+from .mestimation import propensity_estimation
 from .params import Parameters
+from .subgroups import SUBGROUP_WEIGHTS, overall_weights, subgroup_balance, within_weights
 from .weighting import PropensityModel, balance_variables, compute_weights, fit_propensity, ps_variables
 
 
@@ -43,16 +48,12 @@ class Study:
     def ps_estimation(self):
         """:func:`~analysis_lib.mestimation.propensity_estimation` of this study, whatever
         ``params.variance`` says (for the side-by-side comparison)."""
-        from .mestimation import propensity_estimation
-
         return propensity_estimation(self.data, self.propensity, self.params.estimand)
 
     def subgroup_weights(self, cutoff: float, method: str | None = None):
         """:class:`~analysis_lib.subgroups.SubgroupWeights` of the subgroup rows at ``cutoff``:
         the overall model's weights, or one propensity model per subgroup
         (``params.subgroup_weights``, or ``method``). Computed once per cutoff."""
-        from .subgroups import overall_weights, within_weights
-
         method = method or self.params.subgroup_weights
         key = (float(cutoff), method)
         if key not in self._subgroup_cache:
@@ -135,8 +136,6 @@ def check_design(sample: AnalysisSample, params: Parameters) -> None:
 def covariate_balance(study: Study) -> pd.DataFrame:
     """Balance (Supplementary Table 1) on the variables of the propensity model: the covariates,
     or the terms of ``ps_formula`` as cobalt reports them."""
-    from .balance import balance_table
-
     terms = balance_variables(study.data, study.params.ps_covariates, study.params.ps_formula)
     frame = pd.concat([terms, study.data[[TREATMENT]]], axis=1)
     return balance_table(frame, list(terms.columns), study.weights, estimand=study.params.estimand,
@@ -146,8 +145,6 @@ def covariate_balance(study: Study) -> pd.DataFrame:
 def analysis_cutoff(study: Study) -> float:
     """The stenosis cutoff of Table 2 and Figure 1: ``params.cutoff`` when fixed, otherwise the
     cutoff selected by the sweep (ANALYSIS.md §5)."""
-    from .cutoffs import cutoff_sweep, resolve_cutoff
-
     p = study.params
     if p.cutoff is not None:
         return float(p.cutoff)
@@ -172,8 +169,6 @@ def sweep_weights(study: Study, method: str | None = None) -> dict | None:
 def sweep_of(study: Study):
     """The cutoff sweep of the study (Supplementary Table 2) with its parameters: weights of
     ``params.subgroup_weights``, variance of ``params.variance``."""
-    from .cutoffs import cutoff_sweep
-
     p = study.params
     return cutoff_sweep(study.data, study.weights, p.cutoffs(), p.min_arm_size, hc_type=p.hc_type,
                         conf_level=p.conf_level, ps=study.ps, by_cutoff=sweep_weights(study))
@@ -182,8 +177,6 @@ def sweep_of(study: Study):
 def table2_of(study: Study, cutoff: float, full: bool = False):
     """Table 2 of the study at ``cutoff``: overall rows from the overall model, subgroup rows
     from ``params.subgroup_weights``, variance from ``params.variance``."""
-    from .effects import table2
-
     p = study.params
     return table2(study.data, study.weights, cutoff, p.hc_type, p.conf_level, ps=study.ps, full=full,
                   **study.subgroup_options(cutoff))
@@ -193,8 +186,6 @@ def subgroup_balance_of(study: Study, cutoff: float) -> pd.DataFrame:
     """Balance within the stenosis subgroups (``tables/subgroup_balance.csv``) at the cutoff of
     Table 2 and at every cutoff of the sweep, under both weightings, on the variables of the
     propensity model (ANALYSIS.md §11)."""
-    from .subgroups import SUBGROUP_WEIGHTS, subgroup_balance
-
     p = study.params
     terms = balance_variables(study.data, p.ps_covariates, p.ps_formula)
     cutoffs = sorted(set(p.cutoffs()) | {float(cutoff)})
@@ -207,9 +198,6 @@ def subgroup_weights_comparison(study: Study, cutoff: float) -> pd.DataFrame:
     """Every weighted subgroup row of Table 2 under both weightings side by side: weights of the
     overall propensity model (the paper) and of one model per subgroup (ANALYSIS.md §11), with the
     variance of ``params.variance`` (``tables/subgroup_weights_comparison.csv``)."""
-    from .effects import TABLE2_COLUMNS, table2
-    from .subgroups import SUBGROUP_WEIGHTS
-
     p = study.params
     parts = []
     for method in SUBGROUP_WEIGHTS:

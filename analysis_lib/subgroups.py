@@ -21,6 +21,7 @@ import pandas as pd
 
 from .balance import smd, variance_ratio
 from .data import MODIFIER, TREATMENT
+from .mestimation import estimation_from_design
 from .weighting import PropensityError, compute_weights, design_matrix, fit_propensity
 
 SUBGROUP_WEIGHTS: tuple[str, ...] = ("overall", "within")
@@ -59,8 +60,6 @@ class SubgroupWeights:
     def estimation(self, treatment: np.ndarray):
         """:class:`~analysis_lib.mestimation.PropensityEstimation` of the interacted model (the
         M-estimation variance of the subgroup rows stacks it with the outcome model)."""
-        from .mestimation import estimation_from_design
-
         if self.design is None:
             raise ValueError("the M-estimation of overall weights belongs to the overall propensity model")
         return estimation_from_design(self.design, self.propensity, treatment, self.estimand)

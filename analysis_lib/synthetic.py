@@ -228,51 +228,89 @@ def generate_cohort(
                else CalibrationTargets(table1_targets(table1_published)))
     rng = np.random.default_rng(seed)
     sizes = {1: n_mt_rs, 0: n_mt_only}
-    n = n_mt_rs + n_mt_only
     arm = np.r_[np.ones(n_mt_rs, int), np.zeros(n_mt_only, int)]
     published_n = {1: float(targets.loc["age", "mt_rs_total"]), 0: float(targets.loc["age", "mt_only_total"])}
-    prefix = {1: "mt_rs", 0: "mt_only"}
+    latent = _latent_scores(rng, arm, subgroup_confounding)
+    data = _covariates(rng, arm, latent, targets, sizes, published_n)
+    center, center_effect = _centers(rng, arm, n_centers, center_size_sd)
+    _procedural_outcomes(rng, arm, latent, data, targets, sizes, published_n)
+    tau, mrs0, mrs1, cutpoints = _potential_mrs(rng, arm, data, center_effect, effect, sizes, mrs_calibration,
+                                                noise_sd, mediators_in_outcome)
+    data["mrs_90d"] = np.where(arm == 1, mrs1, mrs0)
+    data["death_90d"] = (data["mrs_90d"] == 6).astype(float)
+    data["antiplatelet_regimen"] = _regimens(rng, arm, targets, sizes, published_n)
 
+    order = rng.permutation(arm.size)  # shuffle rows so that file order carries no information
+    frame = pd.DataFrame({
+        "patient_id": [f"SYN-{i + 1:04d}" for i in range(arm.size)],
+        "center": center[order],
+        "rescue_stenting": arm[order],
+        **{k: v[order] for k, v in data.items()},
+    })
+    frame = frame[[c for c in load_dictionary() if c in frame.columns]]
+    potential = pd.DataFrame({
+        "patient_id": frame["patient_id"],
+        "stenosis_pct": data["stenosis_pct"][order],
+        "tau": tau[order],
+        "mrs_0": mrs0[order],
+        "mrs_1": mrs1[order],
+    })
+    return SyntheticCohort(data=frame, potential=potential, cutpoints=cutpoints)
+
+
+PREFIX = {1: "mt_rs", 0: "mt_only"}
+
+
+def _latent_scores(rng: np.random.Generator, arm: np.ndarray, subgroup_confounding: float) -> dict[str, np.ndarray]:
+    """Step 1 of the module docstring: factor scores and each covariate's latent score."""
+    n = arm.size
     factors = {f: rng.standard_normal(n) for f in FACTORS}
     latent = {}
     for var, loads in LOADINGS.items():
         common = sum(w * factors[f] for f, w in loads.items()) if loads else np.zeros(n)
         unique = np.sqrt(1.0 - sum(w * w for w in loads.values()))
         latent[var] = common + unique * rng.standard_normal(n)
-
     if subgroup_confounding:
         r = float(subgroup_confounding)
         latent["nihss"] = (np.sqrt(1 - r * r) * latent["nihss"]
                            + r * np.where(arm == 1, 1.0, -1.0) * latent["stenosis_pct"])
+    return latent
 
+
+def _covariates(rng: np.random.Generator, arm: np.ndarray, latent: dict, targets, sizes: dict,
+                published_n: dict) -> dict[str, np.ndarray]:
+    """Step 2: binary covariates by exact per-arm counts of the largest latent scores (with the
+    published share of missing values), continuous ones through the per-arm quantile functions."""
     data: dict[str, np.ndarray] = {}
     for var in BINARY:
-        col = np.full(n, np.nan)
+        col = np.full(arm.size, np.nan)
         for a in (1, 0):
             idx = np.flatnonzero(arm == a)
-            total_pub = float(targets.loc[var, f"{prefix[a]}_total"])
+            total_pub = float(targets.loc[var, f"{PREFIX[a]}_total"])
             n_missing = int(round((published_n[a] - total_pub) * sizes[a] / published_n[a]))
             miss = rng.choice(idx, size=n_missing, replace=False) if n_missing else np.array([], int)
             known = np.setdiff1d(idx, miss)
             # The printed percentage is the calibration target (where the paper's n/N and
             # percentage disagree, the percentage wins; see data/README.md).
-            share = float(targets.loc[var, f"{prefix[a]}_pct"]) / 100.0
+            share = float(targets.loc[var, f"{PREFIX[a]}_pct"]) / 100.0
             k = int(round(share * known.size))
             order = known[np.argsort(-latent[var][known], kind="stable")]
             col[known] = 0.0
             col[order[:k]] = 1.0
         data[var] = col
     for var in CONTINUOUS:
-        col = np.empty(n)
+        col = np.empty(arm.size)
         for a in (1, 0):
             idx = np.flatnonzero(arm == a)
             u = (_ranks(latent[var][idx]) - 0.5) / idx.size
-            col[idx] = _quantile_function(var, a, targets, prefix[a])(u)
+            col[idx] = _quantile_function(var, a, targets, PREFIX[a])(u)
         data[var] = _round_continuous(var, col, rng)
+    return data
 
-    center, center_effect = _centers(rng, arm, n_centers, center_size_sd)
 
-    # ---- outcomes
+def _procedural_outcomes(rng: np.random.Generator, arm: np.ndarray, latent: dict, data: dict, targets, sizes: dict,
+                         published_n: dict) -> None:
+    """Step 4, before the mRS: final mTICI 2b-3, sICH and re-occlusion with the published counts."""
     final = data["mtici_2b3_after_mt"].copy()
     rs_failed = np.flatnonzero((arm == 1) & (final == 0))
     k_final = int(round(float(targets.loc["final_mtici_2b3", "mt_rs_n"]) / published_n[1] * sizes[1]))
@@ -282,40 +320,44 @@ def generate_cohort(
     final[rs_failed] = 1.0
     final[still_failed] = 0.0
     data["final_mtici_2b3"] = final
-
-    z = {v: _z(data[v]) for v in ("age", "nihss", "aspects", "stenosis_pct", "onset_to_end_min")}
+    z = {v: _z(data[v]) for v in ("age", "nihss", "stenosis_pct")}
     sich_risk = 0.35 * z["nihss"] + 0.2 * z["age"] + 0.3 * data["ivt"] + 0.2 * data["atrial_fibrillation"]
-    data["sich"] = _exact_counts(rng, arm, sich_risk + rng.standard_normal(n), targets, "sich", sizes, published_n)
-
-    reocc_risk = np.where(arm == 0, 0.9 * z["stenosis_pct"], -0.5 * z["stenosis_pct"]) + rng.standard_normal(n)
-    reocc = np.full(n, np.nan)
+    data["sich"] = _exact_counts(rng, arm, sich_risk + rng.standard_normal(arm.size), targets, "sich", sizes,
+                                 published_n)
+    reocc_risk = np.where(arm == 0, 0.9 * z["stenosis_pct"], -0.5 * z["stenosis_pct"]) + rng.standard_normal(arm.size)
+    reocc = np.full(arm.size, np.nan)
     for a in (1, 0):
         idx = np.flatnonzero(arm == a)
-        total = int(round(float(targets.loc["reocclusion", f"{prefix[a]}_total"]) / published_n[a] * sizes[a]))
-        k = int(round(float(targets.loc["reocclusion", f"{prefix[a]}_n"]) / published_n[a] * sizes[a]))
+        total = int(round(float(targets.loc["reocclusion", f"{PREFIX[a]}_total"]) / published_n[a] * sizes[a]))
+        k = int(round(float(targets.loc["reocclusion", f"{PREFIX[a]}_n"]) / published_n[a] * sizes[a]))
         known = rng.choice(idx, size=min(total, idx.size), replace=False)
         order = known[np.argsort(-reocc_risk[known], kind="stable")]
         reocc[known] = 0.0
         reocc[order[:k]] = 1.0
     data["reocclusion"] = reocc
 
+
+def _potential_mrs(rng: np.random.Generator, arm: np.ndarray, data: dict, center_effect: np.ndarray,
+                   effect: TrueEffect, sizes: dict, calibration: str, noise_sd: float, mediators_in_outcome: bool):
+    """Step 4, the mRS: both potential outcomes from the latent prognosis, the treatment effect
+    ``tau(stenosis)`` and the cutpoints; returns ``(tau, mrs0, mrs1, cutpoints)``."""
+    z = {v: _z(data[v]) for v in ("age", "nihss", "aspects", "stenosis_pct", "onset_to_end_min")}
     prognosis = center_effect + sum(
         coef * (z[var] if var in z else (1.0 - data["mtici_2b3_after_mt"]) if var == "failed_initial_mt" else data[var])
         for var, coef in PROGNOSIS.items()
         if mediators_in_outcome or var not in ("final_mtici_2b3", "sich")
     )
-    noise = noise_sd * rng.standard_normal(n)
+    latent0 = prognosis + noise_sd * rng.standard_normal(arm.size)
     tau = effect.tau(data["stenosis_pct"])
-    latent0 = prognosis + noise
     latent1 = latent0 + tau
-    observed = np.where(arm == 1, latent1, latent0)
-    cutpoints = _mrs_cutpoints(observed, latent0, arm, sizes, mrs_calibration)
-    mrs0 = np.searchsorted(cutpoints[0], latent0).astype(float)
-    mrs1 = np.searchsorted(cutpoints[1], latent1).astype(float)
-    data["mrs_90d"] = np.where(arm == 1, mrs1, mrs0)
-    data["death_90d"] = (data["mrs_90d"] == 6).astype(float)
+    cutpoints = _mrs_cutpoints(np.where(arm == 1, latent1, latent0), latent0, arm, sizes, calibration)
+    return (tau, np.searchsorted(cutpoints[0], latent0).astype(float),
+            np.searchsorted(cutpoints[1], latent1).astype(float), cutpoints)
 
-    regimen = np.full(n, None, dtype=object)
+
+def _regimens(rng: np.random.Generator, arm: np.ndarray, targets, sizes: dict, published_n: dict) -> np.ndarray:
+    """The peri-procedural antiplatelet regimen of MT+RS patients, in the published counts."""
+    regimen = np.full(arm.size, None, dtype=object)
     rs_idx = rng.permutation(np.flatnonzero(arm == 1))
     start = 0
     for var in targets.index:
@@ -324,25 +366,7 @@ def generate_cohort(
         k = int(round(float(targets.loc[var, "mt_rs_n"]) / published_n[1] * sizes[1]))
         regimen[rs_idx[start:start + k]] = var.split("=", 1)[1]
         start += k
-    data["antiplatelet_regimen"] = regimen
-
-    order = rng.permutation(n)  # shuffle rows so that file order carries no information
-    frame = pd.DataFrame({
-        "patient_id": [f"SYN-{i + 1:04d}" for i in range(n)],
-        "center": center[order],
-        "rescue_stenting": arm[order],
-        **{k: v[order] for k, v in data.items()},
-    })
-    columns = [c for c in load_dictionary() if c in frame.columns]
-    frame = frame[columns]
-    potential = pd.DataFrame({
-        "patient_id": frame["patient_id"],
-        "stenosis_pct": data["stenosis_pct"][order],
-        "tau": tau[order],
-        "mrs_0": mrs0[order],
-        "mrs_1": mrs1[order],
-    })
-    return SyntheticCohort(data=frame, potential=potential, cutpoints=cutpoints)
+    return regimen
 
 
 def write_cohort(frame: pd.DataFrame, path: str | Path) -> None:

@@ -7,13 +7,14 @@ Weights for the four estimands are then normalised to mean 1 over the analysis s
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .data import ID, TREATMENT
-from .effects import newton_glm
+from .numerics import newton_glm, sigmoid
 from .params import ESTIMANDS
 
 # R's glm flags fitted probabilities within 10 * machine epsilon of 0 or 1; we stop earlier,
@@ -105,7 +106,6 @@ def ps_variables(covariates: tuple[str, ...] | list[str], formula: str | None = 
     """
     if formula is None:
         return tuple(covariates)
-    import ast
 
     from formulaic import Formula
 
@@ -186,7 +186,7 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
 
     Notes
     -----
-    Newton's method (:func:`~analysis_lib.effects.newton_glm`, the same iterations as R's IRLS
+    Newton's method (:func:`~analysis_lib.numerics.newton_glm`, the same iterations as R's IRLS
     for the logit link) until the largest step is below 1e-12 relative, far tighter than R's
     default ``epsilon = 1e-8``, so that both agree to far below 1e-6 (tests compare with R and
     with statsmodels' ``GLM``).
@@ -213,7 +213,7 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
         raise PropensityError(_separation_message(df, needed, treatment, extreme))
     if method == "cbps":
         beta, iterations = cbps(X[kept].to_numpy(), y, beta, "ATT" if estimand == "ATT" else "ATE")
-        p = 1 / (1 + np.exp(-(X[kept].to_numpy() @ beta)))
+        p = sigmoid(X[kept].to_numpy() @ beta)
         if np.any((p < SEPARATION_TOL) | (p > 1 - SEPARATION_TOL)):
             raise PropensityError("propensity model (CBPS): fitted propensities of 0 or 1; "
                                   "the balance conditions cannot be met with these covariates")
@@ -263,7 +263,7 @@ def cbps(X: np.ndarray, t: np.ndarray, start: np.ndarray, estimand: str = "ATE",
     scale = np.abs(X).mean(axis=0)
 
     def parts(b):
-        e = 1 / (1 + np.exp(-(X @ b)))
+        e = sigmoid(X @ b)
         if estimand == "ATT":
             r = t - (1 - t) * e / (1 - e)
             d = (1 - t) * e / (1 - e)

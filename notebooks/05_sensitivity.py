@@ -43,11 +43,10 @@ conf_level = 0.95
 subgroup_weights = "overall"
 
 # %%
-from analysis_lib.mestimation import compare_variances
 from analysis_lib.narrative import center_summary, cluster_summary, evalue_summary, variance_summary
 from analysis_lib.outputs import save_note, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.sensitivity import center_sensitivity, cluster_robust, evalues, mrs_sd
+from analysis_lib.sensitivity import center_sensitivity, cluster_robust, compare_variances, evalues, mrs_sd
 from analysis_lib.study import analysis_cutoff, load_study, table2_of
 from analysis_lib.tables import (format_center, format_center_models, format_cluster, format_evalues,
                                  format_variance_comparison)

@@ -1,8 +1,6 @@
 """The audit finds planted reporting errors with the right reason and leaves correct numbers alone."""
 
-import math
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -2,7 +2,6 @@
 property of overlap weights."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from analysis_lib.balance import (BALANCE_COLUMNS, balance_table, effective_sample_size, is_binary,

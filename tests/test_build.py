@@ -1,7 +1,6 @@
 """The build end to end: output contract, numbers equal to the library's, determinism, and
 failures that leave earlier outputs untouched with a one-line message."""
 
-import os
 import shutil
 import subprocess
 import sys

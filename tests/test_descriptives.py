@@ -2,7 +2,6 @@
 the weighted mRS distribution and the patient flow."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 

@@ -10,7 +10,7 @@ from analysis_lib.balance import effective_sample_size
 from analysis_lib.cutoffs import continuous_interaction, cutoff_sweep
 from analysis_lib.effects import estimate_effect, table2
 from analysis_lib.mestimation import (estimating_functions, jacobian, model_vcov, propensity_estimation,
-                                      raw_weights, stacked_vcov, weight_derivative)
+                                      raw_weights, weight_derivative)
 from analysis_lib.params import DEFAULT_PS_COVARIATES
 from analysis_lib.weighting import compute_weights, design_matrix, fit_propensity
 

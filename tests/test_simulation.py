@@ -99,3 +99,38 @@ def test_summary_and_monte_carlo_errors():
     assert s["true cutoff (75%) selected"] == 0.75
     assert s["significant effect modification, naive (p-interaction at the selected cutoff < 0.05)"] == 0.5
     assert s["significant effect modification, selection-adjusted (p < 0.05)"] == 0.25
+
+
+def test_the_stenosis_product_model_balances_the_products_its_slope_needs():
+    """Overlap weights from the model with covariate x stenosis terms balance the means of every
+    product exactly (its score equations), which the primary model's weights do not."""
+    from analysis_lib.balance import smd
+    from analysis_lib.data import load_cohort
+    from analysis_lib.simulation import stenosis_product_formula
+    from analysis_lib.weighting import compute_weights, fit_propensity
+
+    df = load_cohort(ROOT / "data" / "synthetic_cohort.csv")
+    t = df["rescue_stenting"].to_numpy(float)
+    products = {c: df[c].to_numpy(float) * df["stenosis_pct"].to_numpy(float) for c in ("age", "nihss", "aspects")}
+    for formula, balanced in ((None, False), (stenosis_product_formula(SETTINGS.ps_covariates), True)):
+        e = fit_propensity(df, SETTINGS.ps_covariates, formula=formula).propensity
+        w = compute_weights(e, t, "ATO")
+        largest = max(abs(smd(x, t, w)) for x in products.values())
+        assert (largest < 1e-8) == balanced, (formula, largest)
+
+
+def test_a_continuous_replicate_is_the_library_s_continuous_model():
+    from analysis_lib.cutoffs import continuous_interaction
+    from analysis_lib.data import derive_outcomes
+    from analysis_lib.simulation import SCENARIOS, continuous_one, replicate_seed
+    from analysis_lib.synthetic import generate_cohort
+    from analysis_lib.weighting import compute_weights, fit_propensity
+
+    row = continuous_one(SETTINGS, "linear, crossing at 70%", 1, seed=3)
+    cohort = generate_cohort(SETTINGS.targets, seed=replicate_seed(3, 2, 1), effect=SCENARIOS["linear, crossing at 70%"].effect,
+                             mrs_calibration="common", mediators_in_outcome=False)
+    df = derive_outcomes(cohort.data)
+    e = fit_propensity(df, SETTINGS.ps_covariates).propensity
+    fit = continuous_interaction(df, compute_weights(e, df["rescue_stenting"].to_numpy(), "ATO")).summary.iloc[0]
+    assert row["slope_primary"] == pytest.approx(fit["interaction_beta"], rel=1e-12)
+    assert row["truth_primary"] < 0  # the effect falls with stenosis in this scenario

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 from html.parser import HTMLParser
-from pathlib import Path
 
 import docx
 import pandas as pd

@@ -1,7 +1,6 @@
 """Propensity model and weights against R's glm, closed forms and error handling."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from analysis_lib.params import DEFAULT_PS_COVARIATES
