@@ -16,7 +16,7 @@ from .batch import run_batch
 from .build import BuildError, check_output_folder, project_root, refresh_notebooks, run_build, summary_line
 from .data import DataError, load_cohort, read_column_map, read_registry, validate
 from .outputs import save_table
-from .params import ParameterError, Parameters
+from .params import PARAMETERS, ParameterError, Parameters, parameter_table
 from .resample import run_resampling
 from .study import load_study
 from .synthetic import generate_cohort, write_cohort
@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--columns", default=None, metavar="MAP.yml",
                    help="column map of a registry export (names and codes onto the data dictionary)")
     b.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="override a parameter, e.g. -p estimand ATE -p cutoff auto")
+                   help="override a parameter, e.g. -p estimand ATE -p cutoff auto; the parameters: "
+                        + ", ".join(spec.name for spec in PARAMETERS if not spec.internal)
+                        + " (python -m analysis_lib parameters: defaults and meaning)")
 
     c = sub.add_parser("batch", help="build several named parameter sets (a scenario file) side by side")
     c.add_argument("scenarios", help="scenario file (YAML), e.g. scenarios.yml")
@@ -52,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
 
     sub.add_parser("notebooks", help="re-execute the committed notebooks on the synthetic cohort")
+    sub.add_parser("parameters", help="the parameters (-p NAME VALUE) with their defaults and meaning")
 
     s = sub.add_parser("synthesize", help="regenerate the synthetic cohort from the published Table 1")
     s.add_argument("--out", default="data/synthetic_cohort.csv")
@@ -72,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             return _synthesize(args)
         if args.command == "resample":
             return _resample(args)
+        if args.command == "parameters":
+            print(parameter_table())
+            return 0
         if args.command == "notebooks":
             refresh_notebooks()
             return 0

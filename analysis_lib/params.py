@@ -54,155 +54,119 @@ SMD_BINARY: tuple[str, ...] = ("std", "raw")
 SUBGROUP_WEIGHTS: tuple[str, ...] = ("overall", "within")
 
 
-# Set by the build for its notebooks, never from a command line or a scenario file.
-INTERNAL: tuple[str, ...] = ("data_cache",)
-
-
 class ParameterError(ValueError):
     """A parameter name or value is not acceptable; the message is one line."""
 
 
 @dataclass(frozen=True)
-class Parameters:
-    """All analysis parameters with the defaults of ANALYSIS.md.
+class Spec:
+    """One analysis parameter: its name, kind (how a value is parsed and checked), default,
+    allowed values and help. :data:`PARAMETERS` is the single table they live in: it makes the
+    :class:`Parameters` dataclass, parses ``-p NAME VALUE``, prints ``python -m analysis_lib
+    parameters`` and the README's table (a test keeps them equal), and the notebooks' parameter
+    cells are tested against it."""
 
-    Attributes
-    ----------
-    data_path : str
-        Registry CSV (one row per patient, columns of the data dictionary).
-    output_dir : str or None
-        Folder receiving ``tables/`` and ``figures/``; ``None`` writes nothing (interactive review).
-    published_dir : str
-        Folder with the published tables (``table1_published.csv`` ...).
-    ps_covariates : tuple of str
-        Linear terms of the propensity model (ANALYSIS.md §2).
-    ps_formula : str or None
-        A Wilkinson formula for the propensity model (formulaic syntax: ``I(x**2)``,
-        ``bs(x, df=3)``, ``C(x)``, ``x:z``); when given it replaces ``ps_covariates``.
-    ps_method : {"logistic", "cbps"}
-        Maximum likelihood, or the just-identified covariate balancing propensity score
-        (Imai & Ratkovic 2014) for the ATE (the ATT when ``estimand`` is ATT).
-    estimand : {"ATO", "ATE", "ATT", "ATM"}
-        Weights: overlap (default), inverse probability, treated, matching.
-    hc_type : {"HC0", "HC1", "HC2", "HC3"}
-        Heteroskedasticity-consistent sandwich, as ``sandwich::vcovHC(type=)``.
-    cutoff : float or None
-        Stenosis cutoff for the dichotomised modifier (``stenosis_pct > cutoff`` is high);
-        ``None`` uses the cutoff selected by the sweep.
-    cutoff_min, cutoff_max, cutoff_step : float
-        Candidate cutoffs of the sweep (inclusive range).
-    min_arm_size : int
-        A cutoff is eligible only if every subgroup-arm has at least this many patients.
-    conf_level : float
-        Confidence level of every interval.
-    patients_screened, patients_icas_lvo_evt : int
-        Counts before the registry export, for the patient-flow figure.
-    seed : int
-        Seed of every random step (resampling, imputation, simulation).
-    mi_imputations : int
-        Imputed data sets of the multiple-imputation analysis (0 skips it).
-    bootstrap_replicates : int
-        Replicates of the bootstrap of the cutoff selection and of its null test (0 skips them).
-    simulation_replicates : int
-        Replicates per scenario of the simulation study (0 skips it).
-    simulation_null_replicates : int
-        Null replicates of the selection-adjusted test inside each simulated cohort.
-    dask_scheduler : str or None
-        Address of an existing Dask scheduler (``tcp://host:8786``) for the simulation study;
-        ``None`` runs it on the local cores.
-    simulation_workers : int
-        Local processes of the simulation study (0: one per core). A build, which already runs
-        notebooks side by side on every core, uses 1 unless this is set.
-    column_map : str or None
-        A YAML file mapping a registry export's column names and codes onto the data
-        dictionary (``--columns``; see :class:`analysis_lib.data.ColumnMap`).
-    variance : {"robust", "m_estimation"}
-        ``robust``: the paper's sandwich (``hc_type``) with the weights treated as known;
-        ``m_estimation``: the sandwich of the propensity and outcome models stacked, which
-        accounts for the estimated propensity score (as WeightIt), normal intervals. Switches
-        Table 2, the cutoff sweep, the continuous interaction, the weight sensitivity rows of
-        the four estimands and what derives from them.
-    smd_binary : {"std", "raw"}
-        Binary covariates in the balance table as standardised (the paper) or raw differences
-        in proportions (cobalt's default).
-    subgroup_weights : {"overall", "within"}
-        Weights of the subgroup rows (Table 2, the cutoff sweep, Figure 1's subgroup panels and
-        what derives from them): from the overall propensity model (the paper), or from one
-        model per stenosis subgroup at each cutoff, which balances every covariate within each
-        subgroup (ANALYSIS.md §11). Overall rows always use the overall model.
-    min_cell_size : int
-        Counts from 1 to ``min_cell_size - 1`` patients are masked in the exported tables
-        (with the percentages that would reveal them); 0 masks nothing.
-    data_cache : str or None
-        Set by the build, not by users: the cohort validated once by the build, read by the
-        notebooks instead of parsing ``data_path`` again (ignored unless it belongs to that file).
-    multiverse_formula : str
-        The richer propensity specification of the multiverse.
-    multiverse_min_arm_sizes : tuple of int
-        ``min_arm_size`` values of the multiverse.
-    """
+    name: str
+    kind: str  # path, optional_path, names, formula, choice, cutoff, float, int, ints, address
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    case: str = "lower"  # how a choice is normalised
+    internal: bool = False  # set by the build, never by a user (-p, scenario files)
+    shown_default: str | None = None  # the README's words for a default that depends on the checkout
 
-    data_path: str = "../data/synthetic_cohort.csv"
-    output_dir: str | None = None
-    published_dir: str = "../data/published"
-    ps_covariates: tuple[str, ...] = DEFAULT_PS_COVARIATES
-    ps_formula: str | None = None
-    ps_method: str = "logistic"
-    estimand: str = "ATO"
-    hc_type: str = "HC0"
-    cutoff: float | None = 75.0
-    cutoff_min: float = 40.0
-    cutoff_max: float = 90.0
-    cutoff_step: float = 5.0
-    min_arm_size: int = 10
-    conf_level: float = 0.95
-    patients_screened: int = 18732
-    patients_icas_lvo_evt: int = 541
-    seed: int = 20260213
-    mi_imputations: int = 20
-    bootstrap_replicates: int = 2000
-    simulation_replicates: int = 500
-    simulation_null_replicates: int = 199
-    dask_scheduler: str | None = None
-    simulation_workers: int = 0
-    column_map: str | None = None
-    min_cell_size: int = 0
-    variance: str = "robust"
-    smd_binary: str = "std"
-    subgroup_weights: str = "overall"
-    data_cache: str | None = None
-    multiverse_formula: str = RICH_PS_FORMULA
-    multiverse_min_arm_sizes: tuple[int, ...] = (5, 10, 20)
+    @property
+    def annotation(self) -> str:
+        return {"path": "str", "optional_path": "str | None", "names": "tuple[str, ...]", "formula": "str | None",
+                "choice": "str", "cutoff": "float | None", "float": "float", "int": "int", "ints": "tuple[int, ...]",
+                "address": "str | None"}[self.kind]
+
+    def readme_default(self) -> str:
+        """The default as the README's table writes it."""
+        value = self.default
+        if self.shown_default is not None:
+            return self.shown_default
+        if value is None:
+            return "none"
+        if isinstance(value, tuple):
+            return ", ".join(str(v) for v in value)
+        if isinstance(value, str):
+            return f"`{value}`"
+        return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+PARAMETERS: tuple[Spec, ...] = (
+    Spec("data_path", "path", "../data/synthetic_cohort.csv", "registry file (set by `--data`)", internal=True),
+    Spec("output_dir", "optional_path", None, "output folder (set by `--out`); none writes nothing", internal=True),
+    Spec("published_dir", "path", "../data/published", "the paper's printed tables (the four `*_published.csv` files)",
+         shown_default="the checkout's `data/published`"),
+    Spec("ps_covariates", "names", DEFAULT_PS_COVARIATES, "linear terms of the propensity model (numeric baseline "
+         "columns of the data dictionary)"),
+    Spec("ps_formula", "formula", None, "a propensity formula in formulaic syntax, e.g. `\"bs(age, df=3) + "
+         "C(premorbid_mrs) + nihss:aspects\"`; replaces `ps_covariates` (the transforms allowed are listed below)"),
+    Spec("ps_method", "choice", "logistic", "`logistic` (maximum likelihood) or `cbps` (covariate balancing "
+         "propensity score)", PS_METHODS),
+    Spec("estimand", "choice", "ATO", "weights: `ATO` (overlap), `ATE`, `ATT`, `ATM` (matching)", ESTIMANDS,
+         case="upper"),
+    Spec("hc_type", "choice", "HC0", "sandwich variance, as `sandwich::vcovHC(type=)`: `HC0`-`HC3`", HC_TYPES,
+         case="upper"),
+    Spec("cutoff", "cutoff", 75.0, "stenosis cutoff of Table 2 and Figure 1 (`> cutoff` is high); `auto` takes the "
+         "sweep's selection"),
+    Spec("cutoff_min", "float", 40.0, "lowest candidate cutoff of the sweep"),
+    Spec("cutoff_max", "float", 90.0, "highest candidate cutoff of the sweep"),
+    Spec("cutoff_step", "float", 5.0, "step between candidate cutoffs (at most 1000 cutoffs)"),
+    Spec("min_arm_size", "int", 10, "a cutoff is eligible only if every subgroup-arm has this many patients"),
+    Spec("conf_level", "float", 0.95, "confidence level"),
+    Spec("patients_screened", "int", 18732, "patients screened before the registry export (flow diagram)"),
+    Spec("patients_icas_lvo_evt", "int", 541, "patients treated for ICAS-LVO before the export (flow diagram; at "
+         "least the patients of the file, at most `patients_screened`)"),
+    Spec("seed", "int", 20260213, "seed of every random step (0 to 2^63 - 1)"),
+    Spec("mi_imputations", "int", 20, "imputed data sets of the multiple-imputation analysis (0 skips it)"),
+    Spec("bootstrap_replicates", "int", 2000, "replicates of the bootstrap of the cutoff selection and of its null "
+         "test (0 skips them)"),
+    Spec("simulation_replicates", "int", 500, "simulated cohorts per scenario (0 skips the simulation study); 500 "
+         "keeps the Monte-Carlo SE of a 5 % rate below 1 percentage point"),
+    Spec("simulation_null_replicates", "int", 199, "null replicates of the selection-adjusted test in each "
+         "simulated cohort"),
+    Spec("dask_scheduler", "address", None, "address of a Dask scheduler for the simulation study "
+         "(`tcp://host:8786`); none: local cores"),
+    Spec("simulation_workers", "int", 0, "local processes of the simulation study (0: one per core; a build runs it "
+         "in its notebook's process)"),
+    Spec("column_map", "optional_path", None, "column map of a registry export (what `--columns` sets)"),
+    Spec("min_cell_size", "int", 0, "mask Table 1 counts below this many patients (0: no masking)"),
+    Spec("variance", "choice", "robust", "`robust` (the paper's sandwich, weights as known) or `m_estimation` "
+         "(propensity score as estimated)", VARIANCES),
+    Spec("smd_binary", "choice", "std", "binary covariates in the balance table standardised (`std`) or as raw "
+         "differences (`raw`)", SMD_BINARY),
+    Spec("subgroup_weights", "choice", "overall", "weights of the subgroup rows (Table 2, sweep, Figure 1's subgroup "
+         "panels, E-values, resampling): `overall` (the overall propensity model, the paper) or `within` (one "
+         "propensity model per stenosis subgroup at each cutoff, balancing every covariate within each subgroup)",
+         SUBGROUP_WEIGHTS),
+    Spec("data_cache", "optional_path", None, "the cohort validated by the build, read by its notebooks",
+         internal=True),
+    Spec("multiverse_formula", "formula", RICH_PS_FORMULA, "the second, richer propensity model of the "
+         "sensitivity analyses"),
+    Spec("multiverse_min_arm_sizes", "ints", (5, 10, 20), "`min_arm_size` values of the multiverse"),
+)
+SPECS: dict[str, Spec] = {spec.name: spec for spec in PARAMETERS}
+# Set by the build for its notebooks, never from a command line or a scenario file.
+INTERNAL: tuple[str, ...] = ("data_cache",)
+
+
+def parameter_table() -> str:
+    """The README's table of the parameters a user sets (generated from :data:`PARAMETERS`)."""
+    rows = ["| parameter | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{spec.name}` | {spec.readme_default()} | {spec.help} |" for spec in PARAMETERS if not spec.internal]
+    return "\n".join(rows)
+
+
+class _Checks:
+    """Normalisation and validation of :class:`Parameters` (the dataclass is made from the table)."""
 
     def __post_init__(self) -> None:
-        # Normalise types first (papermill passes lists, the CLI passes strings).
-        object.__setattr__(self, "ps_covariates", _as_name_tuple("ps_covariates", self.ps_covariates))
-        if self.cutoff is not None:
-            object.__setattr__(self, "cutoff", _as_float("cutoff", self.cutoff))
-        for name in ("cutoff_min", "cutoff_max", "cutoff_step", "conf_level"):
-            object.__setattr__(self, name, _as_float(name, getattr(self, name)))
-        for name in ("min_arm_size", "patients_screened", "patients_icas_lvo_evt", "seed", "mi_imputations",
-                     "bootstrap_replicates", "simulation_replicates", "simulation_null_replicates",
-                     "simulation_workers", "min_cell_size"):
-            object.__setattr__(self, name, _as_int(name, getattr(self, name)))
-        sizes = self.multiverse_min_arm_sizes
-        if isinstance(sizes, str):
-            sizes = [v for v in sizes.split(",") if v.strip()]
-        elif isinstance(sizes, (int, float)):
-            sizes = [sizes]
-        object.__setattr__(self, "multiverse_min_arm_sizes",
-                           tuple(_as_int("multiverse_min_arm_sizes", v) for v in sizes))
-        object.__setattr__(self, "ps_method", _choice("ps_method", str(self.ps_method).lower(), PS_METHODS))
-        if self.ps_formula is not None:
-            object.__setattr__(self, "ps_formula", _check_formula("ps_formula", self.ps_formula))
-        if self.multiverse_formula != RICH_PS_FORMULA:  # the default is valid; parsing costs an import
-            object.__setattr__(self, "multiverse_formula", _check_formula("multiverse_formula", self.multiverse_formula))
-        object.__setattr__(self, "estimand", _choice("estimand", str(self.estimand).upper(), ESTIMANDS))
-        object.__setattr__(self, "hc_type", _choice("hc_type", str(self.hc_type).upper(), HC_TYPES))
-        object.__setattr__(self, "variance", _choice("variance", str(self.variance).lower(), VARIANCES))
-        object.__setattr__(self, "smd_binary", _choice("smd_binary", str(self.smd_binary).lower(), SMD_BINARY))
-        object.__setattr__(self, "subgroup_weights",
-                           _choice("subgroup_weights", str(self.subgroup_weights).lower(), SUBGROUP_WEIGHTS))
+        # Normalise types first (papermill passes lists, the CLI passes strings), in table order.
+        for spec in PARAMETERS:
+            object.__setattr__(self, spec.name, _normalise(spec, getattr(self, spec.name)))
         if self.variance == "m_estimation" and self.ps_method != "logistic":
             raise ParameterError("parameter 'variance': m_estimation needs ps_method logistic (the estimating "
                                  "equations of CBPS are not stacked); use variance robust with CBPS")
@@ -329,24 +293,60 @@ class Parameters:
         return [round(self.cutoff_min + i * self.cutoff_step, 10) for i in range(n + 1)]
 
 
-def parse_value(name: str, raw: str) -> Any:
-    """Parse one command-line value for parameter ``name``."""
-    text = raw.strip()
-    if name == "cutoff" and text.lower() in {"auto", "none", "null", "selected"}:
-        return None
-    if name in ("output_dir", "ps_formula", "dask_scheduler", "data_cache", "column_map") and text.lower() in {"none", "null", ""}:
-        return None
-    if name == "ps_covariates" and not text.startswith("["):
-        return [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = text
-    if name in {"data_path", "output_dir", "published_dir", "estimand", "hc_type", "ps_formula", "ps_method",
-                "variance", "smd_binary", "subgroup_weights",
-                "multiverse_formula", "multiverse_min_arm_sizes", "dask_scheduler", "data_cache", "column_map"}:
-        return text
+Parameters = dataclasses.make_dataclass(
+    "Parameters", [(spec.name, spec.annotation, dataclasses.field(default=spec.default)) for spec in PARAMETERS],
+    bases=(_Checks,), frozen=True,
+    namespace={"__doc__": "All analysis parameters with the defaults of ANALYSIS.md, one field per row of "
+                          ":data:`PARAMETERS`:\n\n" + "\n".join(f"* ``{spec.name}`` (default ``{spec.default!r}``): "
+                                                               f"{spec.help}" for spec in PARAMETERS)})
+Parameters.__module__ = __name__  # (make_dataclass takes ``module=`` from Python 3.12 on)
+
+
+def _normalise(spec: Spec, value: Any) -> Any:
+    """A value of ``spec``'s kind, or :class:`ParameterError` naming the parameter."""
+    name = spec.name
+    if spec.kind == "names":
+        return _as_name_tuple(name, value)
+    if spec.kind == "float":
+        return _as_float(name, value)
+    if spec.kind == "int":
+        return _as_int(name, value)
+    if spec.kind == "cutoff":
+        return None if value is None else _as_float(name, value)
+    if spec.kind == "ints":
+        sizes = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else (
+            [value] if isinstance(value, (int, float)) else value)
+        return tuple(_as_int(name, v) for v in sizes)
+    if spec.kind == "choice":
+        text = str(value).upper() if spec.case == "upper" else str(value).lower()
+        return _choice(name, text, spec.choices)
+    if spec.kind == "formula":
+        if value is None or value == spec.default:  # the default is valid; parsing costs an import
+            return value
+        return _check_formula(name, value)
     return value
+
+
+def parse_value(name: str, raw: str) -> Any:
+    """Parse one command-line value for parameter ``name`` by its kind in :data:`PARAMETERS`:
+    text kinds stay text (``none`` means none where the parameter may be none), names and
+    numbers lists are comma-separated, ``cutoff auto`` is the sweep's selection, numbers are read
+    as YAML scalars and checked by :class:`Parameters`."""
+    kind = SPECS[name].kind
+    text = raw.strip()
+    none = text.lower() in {"none", "null", ""}
+    if kind == "cutoff" and text.lower() in {"auto", "none", "null", "selected"}:
+        return None
+    if kind in ("optional_path", "address") or (kind == "formula" and SPECS[name].default is None):
+        return None if none else text
+    if kind == "names" and not text.startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if kind in ("path", "formula", "choice", "ints"):
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def _unknown_message(name: str, valid: tuple[str, ...]) -> str:

@@ -17,7 +17,7 @@ from dataclasses import fields
 
 import pytest
 
-from analysis_lib.params import INTERNAL, Parameters
+from analysis_lib.params import Parameters
 
 from conftest import ROOT
 
@@ -88,38 +88,18 @@ def test_an_installed_package_outside_a_checkout_says_what_to_do(installed_copy,
 
 
 # ---------------------------------------------------------------- parameter defaults
-def readme_default(value) -> str:
-    """How the README's parameter table writes a default."""
-    if value is None:
-        return "none"
-    if isinstance(value, tuple):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, str):
-        return f"`{value}`"
-    return str(value) if isinstance(value, int) else f"{value:g}"
+def test_the_readme_parameter_table_is_the_generated_one(capsys):
+    from analysis_lib import cli
+    from analysis_lib.params import PARAMETERS, parameter_table
 
-
-def readme_table() -> dict[tuple[str, ...], str]:
-    text = (ROOT / "README.md").read_text()
-    block = text.split("| parameter | default | meaning |", 1)[1].split("\n\n", 1)[0]
-    rows = {}
-    for line in block.splitlines()[2:]:
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        rows[tuple(re.findall(r"`([a-z_0-9]+)`", cells[0]))] = cells[1]
-    return rows
-
-
-def test_the_readme_parameter_table_states_the_defaults():
-    defaults = Parameters()
-    rows = readme_table()
-    listed = {name for names in rows for name in names}
-    expected = set(Parameters.names()) - set(INTERNAL) - {"data_path", "output_dir"}
-    assert listed == expected, f"README lacks {sorted(expected - listed)}, lists unknown {sorted(listed - expected)}"
-    for names, cell in rows.items():
-        if names == ("published_dir",):
-            assert cell == "the checkout's `data/published`"
-            continue
-        assert cell == ", ".join(readme_default(getattr(defaults, n)) for n in names), names
+    readme = (ROOT / "README.md").read_text()
+    assert parameter_table() in readme
+    assert cli.main(["parameters"]) == 0 and capsys.readouterr().out == parameter_table() + "\n"
+    shown = re.findall(r"^\| `([a-z_0-9]+)` \|", parameter_table(), flags=re.M)
+    assert shown == [spec.name for spec in PARAMETERS if not spec.internal]
+    assert "| `simulation_replicates` | 500 |" in readme and "| `cutoff` | 75 |" in readme
+    assert [f.name for f in fields(Parameters)] == [spec.name for spec in PARAMETERS]
+    assert all(getattr(Parameters(), spec.name) == spec.default for spec in PARAMETERS)
 
 
 def parameter_cell(notebook) -> dict:
