@@ -26,6 +26,7 @@ from .data import DataError, write_cohort_cache
 from .outputs import BUILD_ENVIRONMENT
 from .params import ParameterError, Parameters
 from .published import check_published_dir
+from .registry import missing_files, readme
 from .study import Study, analysis_cutoff, check_subgroup_weights, load_study
 from .supplement import assemble
 
@@ -38,51 +39,7 @@ KEPT_ACROSS_BUILDS = "scenarios"
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-OUTPUT_README = """\
-# Build outputs
-
-Written by `make supplement` (or `python -m analysis_lib build --data PATH --out DIR`); the whole
-folder is replaced only when every notebook succeeded. Numbers in `tables/*.csv` are unrounded;
-the `.html` tables are formatted for the manuscript.
-
-| path | content |
-| --- | --- |
-| `supplement.html` | the supplementary material in one self-contained file (open it in any browser) |
-| `provenance.json` | SHA-256 of the data, every parameter, code commit, package versions, timings |
-| `notes/*.md` | the plain-language conclusions of the analyses |
-| `notebooks/NN_name.ipynb` | every notebook as executed on the data, with its parameters |
-| `tables/published_audit.csv` | the audit of the paper's printed numbers (checked against themselves) |
-| `tables/table1.csv` | Table 1: characteristics by arm, with Fisher / Mann-Whitney p |
-| `tables/patient_flow.csv` | Supplementary Figure 1: counts of the patient flow |
-| `tables/weights.csv` | patient-level propensity and weight (audit only: never share) |
-| `tables/balance.csv` | Supplementary Table 1: SMDs and variance ratios |
-| `tables/subgroup_balance.csv` | balance within the stenosis subgroups, every cutoff, both weightings (overall model, model per subgroup) |
-| `tables/effective_sample_size.csv` | effective sample size per arm |
-| `tables/cutoff_sweep.csv` | Supplementary Table 2: subgroup ATEs at every cutoff |
-| `tables/continuous_interaction.csv` | interaction per 1 % stenosis and crossing point (delta CI) |
-| `tables/crossing_point.csv` | crossing point with delta-method and Fieller intervals |
-| `tables/continuous_band.csv` | ATE(stenosis) with its pointwise band (Supplementary Figure 2) |
-| `tables/cutoff_selection.csv` | how often each cutoff is selected in bootstrap samples of the whole procedure |
-| `tables/crossing_bootstrap.csv` | percentile intervals of the crossing point and of the selected difference |
-| `tables/selection_test.csv` | the test of the largest difference, adjusted for the selection |
-| `tables/simulation_summary.csv` | the simulation study: bias, coverage, rejection rates, cutoff recovery (Monte-Carlo SEs) |
-| `tables/simulation_replicates.csv` | one row per simulated cohort |
-| `tables/table2.csv` | Table 2: every outcome, unadjusted and weighted, overall and by subgroup |
-| `tables/mrs_distribution.csv` | Figure 1: weighted 90-day mRS distribution |
-| `tables/subgroup_weights_comparison.csv` | every weighted subgroup row of Table 2 with the overall model's weights and with one model per subgroup |
-| `tables/center_sensitivity.csv` | Supplementary Table 3: every Table 2 outcome with a random intercept for center |
-| `tables/center_models.csv` | variance components, p-interaction and convergence of those models |
-| `tables/cluster_robust.csv` | every weighted Table 2 row with center-clustered standard errors |
-| `tables/evalues.csv` | E-values of every weighted Table 2 row |
-| `tables/variance_comparison.csv` | every weighted Table 2 row: SE and CI with the weights as known and by M-estimation |
-| `tables/propensity_specifications.csv` | the primary, richer-formula and CBPS propensity models side by side |
-| `tables/weight_sensitivity.csv` | mRS, mRS 0-2 and sICH under ATO, ATE, ATT, ATM, truncated and trimmed weights |
-| `tables/mi_sensitivity.csv` | the same rows after multiple imputation of missing covariates (Rubin's rules) |
-| `tables/specification_curve.csv` | the multiverse: subgroup ATEs on the mRS over every combination of choices |
-| `figures/*.png`, `figures/*.pdf` | figures at 300 dpi and as vector PDF |
-| `tables/*.html`, `tables/*.docx` | the formatted tables, for the web and for the manuscript (Word) |
-| `scenarios/NAME/`, `scenarios/summary.csv` | written by `make batch` (kept when the build replaces this folder) |
-"""
+OUTPUT_README = readme()  # outputs/README.md, from the registry of outputs
 
 
 class BuildError(RuntimeError):
@@ -327,6 +284,12 @@ def complete_build(plan: Plan, results: dict[str, dict], label: str = "") -> Bui
                 f"partial run kept in {failed}"
             )
     ordered = [n for n in NOTEBOOKS if n in names] + [n for n in names if n not in NOTEBOOKS]
+    missing = missing_files(plan.work, plan.params.to_dict()) if set(names) == set(NOTEBOOKS) else []
+    if missing:
+        failed = _keep_failed(plan.work, plan.out)
+        raise BuildError(f"{prefix}build incomplete: the notebooks did not write {', '.join(missing[:5])}"
+                         f"{' and more' if len(missing) > 5 else ''} (see analysis_lib/registry.py) - previous "
+                         f"outputs in {plan.out} untouched; partial run kept in {failed}")
     finalize(plan.work, plan.params.replace(data_cache=None, output_dir=str(plan.out)), plan.started_at,
              time.perf_counter() - plan.started,
              {n: {"started": results[n]["started"], "seconds": round(results[n]["seconds"], 2)} for n in ordered})

@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from .registry import output_for
 from .tables import ABBREVIATIONS
 
 
@@ -159,6 +160,7 @@ img { max-width: 100%; height: auto; margin: 0.6em 0; }
 .note { background: #eef5fb; border-left: 4px solid #0b5394; padding: 0.5em 0.9em; margin: 0.8em 0; }
 .missing { color: #8a1c1c; font-style: italic; }
 details { margin: 0.5em 0 1em; } summary { cursor: pointer; color: #0b5394; }
+.source { font-size: 0.8em; color: #555; margin: -0.6em 0 1em; }
 footer { margin-top: 3em; font-size: 0.8em; color: #444; border-top: 1px solid #ccc; padding-top: 1em; }
 code { font-size: 0.95em; }
 """
@@ -177,7 +179,22 @@ def _figure(folder: Path, relative: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def source_line(relative: str) -> str:
+    """Where a table or figure comes from: its notebook and the library function that computed
+    it (from the registry of outputs), so that a reviewer goes from a number to its code."""
+    output = output_for(relative)
+    if output is None:
+        return ""
+    return (f'<p class="source">Source: <code>notebooks/{output.notebook}.ipynb</code>, '
+            f"<code>{html.escape(output.source)}</code></p>")
+
+
 def _item(folder: Path, kind: str, relative: str, entry: Entry) -> str:
+    body = _item_body(folder, kind, relative, entry)
+    return body + (source_line(relative) if kind in ("figure", "table") else "")
+
+
+def _item_body(folder: Path, kind: str, relative: str, entry: Entry) -> str:
     if kind == "figure":
         return _figure(folder, relative, f"{entry.label}: {entry.title}")
     text = _read(folder, relative)

@@ -47,11 +47,25 @@ FIGURES = ["figure_1_mrs_distribution", "supplementary_figure_1_patient_flow",
            "cutoff_sweep_forest", "specification_curve", "simulation_rejection_rates"]
 
 
+# The columns OUTPUTS.md of the specification fixes (key and value columns, in its order).
+SPEC_CONTRACT = {
+    "balance.csv": ["covariate", "smd_unweighted", "smd_weighted", "variance_ratio_unweighted",
+                    "variance_ratio_weighted"],
+    "table2.csv": ["outcome", "analysis", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value",
+                   "p_interaction", "n", "note"],
+    "center_sensitivity.csv": ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value", "note"],
+    "subgroup_balance.csv": ["cutoff", "weights", "subgroup", "covariate", "smd_unweighted", "smd_weighted",
+                             "variance_ratio_weighted"],
+}
+
+
 def test_output_contract(built):
     out = built.out
     for name, columns in CONTRACT.items():
         frame = pd.read_csv(out / "tables" / name)
         assert list(frame.columns) == columns, name
+    for name, columns in SPEC_CONTRACT.items():
+        assert list(pd.read_csv(out / "tables" / name).columns)[:len(columns)] == columns, name
     for name in FIGURES:
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
         assert (out / "figures" / f"{name}.pdf").exists()
@@ -60,6 +74,36 @@ def test_output_contract(built):
         assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
     assert (out / "README.md").read_text() == (ROOT / "outputs" / "README.md").read_text()
     assert not list(out.parent.glob(".outputs.partial*"))
+
+
+def test_every_registered_output_is_written_with_its_columns_and_nothing_else(built):
+    from analysis_lib.registry import OUTPUTS, missing_files
+
+    out = built.out
+    assert missing_files(out, built.params.to_dict()) == []
+    registered = {f for o in OUTPUTS for f in o.files}
+    written = {str(p.relative_to(out)) for folder in ("tables", "figures", "notes") for p in (out / folder).iterdir()}
+    assert written == registered, (written - registered, registered - written)
+    for output in OUTPUTS:
+        if output.columns:
+            assert tuple(pd.read_csv(out / output.files[0]).columns) == output.columns, output.name
+
+
+def test_the_build_refuses_to_swap_in_an_incomplete_folder(previous, tmp_path):
+    """A notebook that ran without writing its tables leaves the earlier outputs in place."""
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    for name in NOTEBOOKS:
+        shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", folder)
+    silent = nbformat.read(folder / "04_outcomes.ipynb", as_version=4)
+    silent.cells = [c for c in silent.cells if "subgroup_weights_summary(comparison)" not in "".join(c.source)]
+    nbformat.write(silent, folder / "04_outcomes.ipynb")
+    before = _snapshot(previous)
+    with pytest.raises(BuildError, match=r"build incomplete: the notebooks did not write "
+                                         r"notes/subgroup_weights_summary.md \(see analysis_lib/registry.py\)"):
+        run_build(SYNTHETIC, previous, [("bootstrap_replicates", "0"), ("simulation_replicates", "0"),
+                                        ("mi_imputations", "0")], notebook_dir=folder, log=lambda m: None)
+    assert _snapshot(previous) == before
 
 
 def test_tables_hold_the_library_numbers_unrounded(built):

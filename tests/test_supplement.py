@@ -218,3 +218,22 @@ def test_captions_describe_the_analysis_that_was_run(built):
     assert "M-estimation variance accounting for the estimated propensity score" in table2.format(**other)
     assert "SD of the unweighted treated group, binary covariates as raw differences" in balance.format(**other)
     assert "HC3 sandwich variance" in table2.format(**caption_terms({"hc_type": "HC3"}))
+
+
+def test_every_table_and_figure_of_the_supplement_names_its_notebook_and_function(built):
+    """A reviewer goes from any table or figure to its code in one step: the Source line."""
+    import re
+
+    from analysis_lib.registry import output_for
+
+    page = (built.out / "supplement.html").read_text(encoding="utf-8")
+    items = [rel for e in SUPPLEMENT for kind, rel in e.items if kind in ("table", "figure")]
+    assert all(output_for(rel) is not None for rel in items), [r for r in items if output_for(r) is None]
+    sources = re.findall(r'<p class="source">Source: <code>notebooks/(\d\d_\w+)\.ipynb</code>, '
+                         r"<code>(analysis_lib\.[\w.]+)</code></p>", page)
+    assert len(sources) == len(items)
+    assert ("04_outcomes", "analysis_lib.study.table2_of") in sources
+    for notebook, function in set(sources):
+        module, name = function.rsplit(".", 1)
+        assert hasattr(__import__(module, fromlist=[name]), name), function  # the function exists
+        assert (built.out / "notebooks" / f"{notebook}.ipynb").exists()
