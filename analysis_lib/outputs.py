@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,9 +45,9 @@ def save_formatted(formatted: pd.DataFrame, name: str, output_dir: str | Path | 
         folder = Path(output_dir) / "tables"
         folder.mkdir(parents=True, exist_ok=True)
         html = formatted.to_html(index=False, border=0, classes="table", escape=True)
-        if caption:
-            html = html.replace('<table border="0" class="dataframe table">',
-                                f'<table border="0" class="dataframe table">\n  <caption>{_escape(caption)}</caption>', 1)
+        if caption:  # right after the opening tag, whatever attributes pandas writes on it
+            html = re.sub(r"(<table[^>]*>)", lambda m: f"{m.group(1)}\n  <caption>{_escape(caption)}</caption>", html,
+                          count=1)
         (folder / f"{name}.html").write_text(html + "\n", encoding="utf-8")
         write_docx(formatted, folder / f"{name}.docx", caption)
     return formatted

@@ -9,13 +9,22 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .balance import balance_table
+from .balance import BALANCE_COLUMNS, balance_table, sample_sizes
 from .cutoffs import cutoff_sweep, resolve_cutoff
 from .data import MODIFIER, TREATMENT, AnalysisSample, DataError, analysis_sample, load_cohort
 from .effects import TABLE2_COLUMNS, table2
 from .mestimation import propensity_estimation
 from .params import Parameters
+from .results import TableResult
 from .subgroups import SUBGROUP_WEIGHTS, overall_weights, subgroup_balance, within_weights
+from .tables import (
+    format_balance,
+    format_sample_sizes,
+    format_subgroup_balance,
+    format_subgroup_weights_comparison,
+    format_sweep,
+    format_table2,
+)
 from .weighting import PropensityModel, balance_variables, compute_weights, fit_propensity, ps_variables
 
 
@@ -72,6 +81,53 @@ class Study:
         if weighting.method == "overall":
             return self.ps_estimation() if variance else self.ps
         return weighting.estimation(self.data[TREATMENT].to_numpy(float))
+
+    # ------------------------------------------------------------ steps as result objects
+    @cached_property
+    def cutoff(self) -> float:
+        """The stenosis cutoff of Table 2 and Figure 1 (:func:`analysis_cutoff`)."""
+        return analysis_cutoff(self)
+
+    def _result(self, name: str, table: pd.DataFrame, formatted: pd.DataFrame, caption: str) -> TableResult:
+        return TableResult(name, table, formatted, caption, self.params.output_dir)
+
+    def balance(self) -> TableResult:
+        """Supplementary Table 1: balance of the propensity model's variables (:func:`covariate_balance`)."""
+        full = covariate_balance(self)
+        return self._result("balance", full[BALANCE_COLUMNS], format_balance(full),
+                            "Supplementary Table 1. Covariate balance before and after weighting.")
+
+    def sample_sizes(self) -> TableResult:
+        """Effective sample size per arm, before and after weighting."""
+        sizes = sample_sizes(self.data, self.weights)
+        return self._result("effective_sample_size", sizes, format_sample_sizes(sizes),
+                            "Effective sample size per arm.")
+
+    def subgroup_balance(self) -> TableResult:
+        """Balance within the stenosis subgroups, every cutoff, both weightings (:func:`subgroup_balance_of`)."""
+        table = subgroup_balance_of(self, self.cutoff)
+        return self._result("subgroup_balance", table, format_subgroup_balance(table, self.cutoff),
+                            f"Covariate balance within the stenosis subgroups at {self.cutoff:g}%.")
+
+    def sweep(self) -> TableResult:
+        """Supplementary Table 2: the cutoff sweep (:func:`sweep_of`)."""
+        table = sweep_of(self)
+        return self._result("cutoff_sweep", table, format_sweep(table), "Supplementary Table 2. Treatment effect "
+                            "on the 90-day mRS below and above each stenosis cutoff.")
+
+    def table2(self) -> TableResult:
+        """Table 2 at the study's cutoff (:func:`table2_of`)."""
+        table = table2_of(self, self.cutoff)
+        return self._result("table2", table, format_table2(table, self.cutoff),
+                            "Table 2. Effect of rescue stenting on outcomes.")
+
+    def subgroup_weights_comparison(self) -> TableResult:
+        """Both weightings of the subgroup rows side by side (:func:`subgroup_weights_comparison`)."""
+        table = subgroup_weights_comparison(self, self.cutoff)
+        return self._result("subgroup_weights_comparison", table,
+                            format_subgroup_weights_comparison(table, self.cutoff),
+                            "Subgroup effects with the overall model's weights and with one propensity model per "
+                            "subgroup.")
 
     def subgroup_options(self, cutoff: float, method: str | None = None, variance: str | None = None) -> dict:
         """Keyword arguments of the effect functions for the subgroup rows at ``cutoff``."""

@@ -44,15 +44,13 @@ hc_type = "HC0"
 conf_level = 0.95
 
 # %%
-from analysis_lib.balance import BALANCE_COLUMNS, sample_sizes
 from analysis_lib.data import TREATMENT
 from analysis_lib.figures import love_plot, propensity_overlap, subgroup_balance_plot
 from analysis_lib.formatting import fmt_frame
 from analysis_lib.narrative import subgroup_balance_summary
 from analysis_lib.outputs import save_figure, save_note, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.study import analysis_cutoff, covariate_balance, load_study, subgroup_balance_of
-from analysis_lib.tables import format_balance, format_sample_sizes, format_subgroup_balance
+from analysis_lib.study import load_study
 from analysis_lib.weighting import weight_summary, weights_table
 
 params = Parameters.from_namespace(globals())
@@ -94,10 +92,8 @@ fmt_frame(weight_summary(study.weights, study.data[TREATMENT]), {"sum": 1})
 # every level of a factor), as cobalt does.
 
 # %%
-balance = covariate_balance(study)
-save_table(balance[BALANCE_COLUMNS], "balance", params.output_dir, formatted=format_balance(balance),
-           caption="Supplementary Table 1. Covariate balance before and after weighting.")
-format_balance(balance)
+balance = study.balance().save()
+balance
 
 # %% [markdown]
 # **Supplementary Table 1.** Covariate balance before and after overlap weighting. SMD
@@ -105,16 +101,14 @@ format_balance(balance)
 # standardised as well); variance ratio MT+RS over MT only, continuous covariates only.
 
 # %%
-sizes = sample_sizes(study.data, study.weights)
-save_table(sizes, "effective_sample_size", params.output_dir, formatted=format_sample_sizes(sizes))
-format_sample_sizes(sizes)
+study.sample_sizes().save()
 
 # %% [markdown]
 # Effective sample size (ESS) per arm, `(sum w)^2 / sum w^2`: the precision the weighted
 # comparison retains.
 
 # %%
-figure_love = love_plot(balance)
+figure_love = love_plot(balance.table)
 save_figure(figure_love, "love_plot", params.output_dir)
 figure_love
 
@@ -143,12 +137,8 @@ figure_overlap
 # within each subgroup.
 
 # %%
-cutoff_used = analysis_cutoff(study)
-subgroup_balance = subgroup_balance_of(study, cutoff_used)
-save_table(subgroup_balance, "subgroup_balance", params.output_dir,
-           formatted=format_subgroup_balance(subgroup_balance, cutoff_used),
-           caption=f"Covariate balance within the stenosis subgroups at {cutoff_used:g}%.")
-format_subgroup_balance(subgroup_balance, cutoff_used)
+subgroup_balance = study.subgroup_balance().save()
+subgroup_balance
 
 # %% [markdown]
 # **Balance within the subgroups.** SMD of each covariate inside the subgroups at or below and
@@ -157,7 +147,7 @@ format_subgroup_balance(subgroup_balance, cutoff_used)
 # sweep.
 
 # %%
-figure_subgroups = subgroup_balance_plot(subgroup_balance, cutoff_used)
+figure_subgroups = subgroup_balance_plot(subgroup_balance.table, study.cutoff)
 save_figure(figure_subgroups, "subgroup_balance", params.output_dir)
 figure_subgroups
 
@@ -166,5 +156,5 @@ figure_subgroups
 # |SMD| category of a covariate in a subgroup; darker means more imbalance.
 
 # %%
-print(save_note(subgroup_balance_summary(subgroup_balance, cutoff_used, params.subgroup_weights),
+print(save_note(subgroup_balance_summary(subgroup_balance.table, study.cutoff, params.subgroup_weights),
                 "subgroup_balance_summary", params.output_dir))

@@ -58,8 +58,8 @@ from analysis_lib.outputs import save_figure, save_formatted, save_note, save_ta
 from analysis_lib.params import Parameters
 from analysis_lib.published import load_published, text_results_beside
 from analysis_lib.resample import run_resampling
-from analysis_lib.study import load_study, sweep_of
-from analysis_lib.tables import format_continuous, format_cutoff_selection, format_resampling, format_sweep
+from analysis_lib.study import load_study
+from analysis_lib.tables import format_continuous, format_cutoff_selection, format_resampling
 
 params = Parameters.from_namespace(globals())
 study = load_study(params)
@@ -77,10 +77,8 @@ study
 # says why.
 
 # %%
-sweep = sweep_of(study)
-save_table(sweep, "cutoff_sweep", params.output_dir, formatted=format_sweep(sweep),
-           caption="Supplementary Table 2. Treatment effect on the 90-day mRS below and above each stenosis cutoff.")
-format_sweep(sweep)
+sweep = study.sweep().save()
+sweep
 
 # %% [markdown]
 # **Supplementary Table 2.** Overlap-weighted ATE of MT+RS vs MT only on the 90-day mRS (difference
@@ -88,7 +86,7 @@ format_sweep(sweep)
 # minus low.
 
 # %%
-figure_sweep = sweep_forest(sweep)
+figure_sweep = sweep_forest(sweep.table)
 save_figure(figure_sweep, "cutoff_sweep_forest", params.output_dir)
 figure_sweep
 
@@ -96,8 +94,8 @@ figure_sweep
 # **Cutoff sweep.** Subgroup ATEs (95 % CI) at each candidate cutoff; grey: not eligible.
 
 # %%
-used_cutoff = resolve_cutoff(params.cutoff, sweep, params.min_arm_size)
-print(f"Cutoff selected by the sweep: {sweep.loc[sweep['selected'], 'cutoff'].tolist()}; "
+used_cutoff = resolve_cutoff(params.cutoff, sweep.table, params.min_arm_size)
+print(f"Cutoff selected by the sweep: {sweep.table.loc[sweep.table['selected'], 'cutoff'].tolist()}; "
       f"cutoff used for Table 2 and Figure 1: {used_cutoff:g} %")
 
 # %% [markdown]
@@ -147,7 +145,7 @@ resampling = run_resampling(study)  # progress bar; 2 x bootstrap_replicates rep
 if resampling is not None:
     for name, table in resampling.tables().items():
         save_table(table, name, params.output_dir)
-save_formatted(format_resampling(resampling, sweep), "resampling_summary", params.output_dir,
+save_formatted(format_resampling(resampling, sweep.table), "resampling_summary", params.output_dir,
                caption="The data-driven cutoff under resampling.")
 
 # %%
@@ -157,7 +155,7 @@ if resampling is not None:
 format_cutoff_selection(resampling.cutoff_selection) if resampling is not None else None
 
 # %%
-print(save_note(resampling_summary(resampling, sweep), "resampling_summary", params.output_dir))
+print(save_note(resampling_summary(resampling, sweep.table), "resampling_summary", params.output_dir))
 
 # %% [markdown]
 # ## Published beside recomputed
@@ -165,7 +163,7 @@ print(save_note(resampling_summary(resampling, sweep), "resampling_summary", par
 # The paper's text results next to the values the data give.
 
 # %%
-selected = sweep[sweep["selected"]]
+selected = sweep.table[sweep.table["selected"]]
 beside = text_results_beside(load_published(params.published_dir), {
     "optimal_cutoff_pct": float(selected["cutoff"].iloc[0]) if len(selected) else None,
     "difference_of_ates_at_optimal_cutoff": float(selected["difference"].iloc[0]) if len(selected) else None,

@@ -57,12 +57,11 @@ from analysis_lib.narrative import subgroup_weights_summary
 from analysis_lib.outputs import save_figure, save_formatted, save_note, save_table
 from analysis_lib.params import Parameters
 from analysis_lib.published import load_published, table2_beside
-from analysis_lib.study import analysis_cutoff, load_study, subgroup_weights_comparison, table2_of
-from analysis_lib.tables import format_subgroup_weights_comparison, format_table2
+from analysis_lib.study import load_study
 
 params = Parameters.from_namespace(globals())
 study = load_study(params)
-cutoff_used = analysis_cutoff(study)
+cutoff_used = study.cutoff
 print(f"{study!r}\nStenosis subgroups: <= {cutoff_used:g} % (low) and > {cutoff_used:g} % (high)")
 
 # %% [markdown]
@@ -75,10 +74,8 @@ print(f"{study!r}\nStenosis subgroups: <= {cutoff_used:g} % (low) and > {cutoff_
 # subgroup; see notebook 02).
 
 # %%
-t2 = table2_of(study, cutoff_used)
-save_table(t2, "table2", params.output_dir, formatted=format_table2(t2, cutoff_used),
-           caption="Table 2. Effect of rescue stenting on outcomes.")
-format_table2(t2, cutoff_used)
+t2 = study.table2().save()
+t2
 
 # %% [markdown]
 # **Table 2.** Effect of rescue stenting on outcomes, unadjusted and overlap-weighted (IPTW),
@@ -91,7 +88,7 @@ format_table2(t2, cutoff_used)
 # ## Published beside recomputed
 
 # %%
-save_formatted(table2_beside(t2, load_published(params.published_dir), cutoff_used), "table2_beside_published",
+save_formatted(table2_beside(t2.table, load_published(params.published_dir), cutoff_used), "table2_beside_published",
                params.output_dir, caption="Table 2: published beside recomputed.")
 
 # %% [markdown]
@@ -123,11 +120,8 @@ figure_1
 # balance.
 
 # %%
-comparison = subgroup_weights_comparison(study, cutoff_used)
-save_table(comparison, "subgroup_weights_comparison", params.output_dir,
-           formatted=format_subgroup_weights_comparison(comparison, cutoff_used),
-           caption="Subgroup effects with the overall model's weights and with one propensity model per subgroup.")
-format_subgroup_weights_comparison(comparison, cutoff_used)
+comparison = study.subgroup_weights_comparison().save()
+comparison
 
 # %%
-print(save_note(subgroup_weights_summary(comparison), "subgroup_weights_summary", params.output_dir))
+print(save_note(subgroup_weights_summary(comparison.table), "subgroup_weights_summary", params.output_dir))

@@ -3,11 +3,21 @@
 
 import pandas as pd
 import pytest
-
-from analysis_lib.audit import (AUDIT_COLUMNS, PublishedText, audit_consistency, audit_published, audit_table1,
-                                audit_text, audit_unadjusted, how_printed, implied_p_range, p_interval, two_by_two)
-
 from conftest import ROOT
+
+from analysis_lib.audit import (
+    AUDIT_COLUMNS,
+    PublishedText,
+    audit_consistency,
+    audit_published,
+    audit_table1,
+    audit_text,
+    audit_unadjusted,
+    how_printed,
+    implied_p_range,
+    p_interval,
+    two_by_two,
+)
 
 T1_COLUMNS = ["variable", "summary", "mt_only_n", "mt_only_total", "mt_only_pct", "mt_only_median", "mt_only_q1",
               "mt_only_q3", "mt_rs_n", "mt_rs_total", "mt_rs_pct", "mt_rs_median", "mt_rs_q1", "mt_rs_q3",

@@ -3,12 +3,19 @@ property of overlap weights."""
 
 import numpy as np
 import pytest
-
-from analysis_lib.balance import (BALANCE_COLUMNS, balance_table, effective_sample_size, is_binary,
-                                  sample_sizes, smd, variance_ratio, weighted_variance)
-from analysis_lib.params import DEFAULT_PS_COVARIATES
-
 from conftest import assert_close, expected, sample, weights
+
+from analysis_lib.balance import (
+    BALANCE_COLUMNS,
+    balance_table,
+    effective_sample_size,
+    is_binary,
+    sample_sizes,
+    smd,
+    variance_ratio,
+    weighted_variance,
+)
+from analysis_lib.params import DEFAULT_PS_COVARIATES
 
 
 @pytest.mark.parametrize("estimand", ["ATO", "ATE"])
@@ -73,11 +80,10 @@ def test_cobalt_conventions_per_estimand_on_lalonde():
     """WeightIt's lalonde example read with cobalt's defaults for the ATT: the treated group's SD
     as denominator (s.d.denom = "treated"), binary covariates as raw differences."""
     import pandas as pd
+    from conftest import REFERENCE, assert_close
 
     from analysis_lib.balance import balance_table, sample_sizes
     from analysis_lib.weighting import compute_weights, fit_propensity
-
-    from conftest import REFERENCE, assert_close
 
     df = pd.read_csv(REFERENCE / "lalonde" / "lalonde.csv")
     for level in ("black", "hispan", "white"):

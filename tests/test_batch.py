@@ -8,11 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import COHORTS, ROOT
 
 from analysis_lib.batch import SUMMARY_COLUMNS, read_scenarios, run_batch
 from analysis_lib.build import BuildError, run_build
-
-from conftest import COHORTS, ROOT
 
 LIGHT = {"bootstrap_replicates": 20, "simulation_replicates": 0, "mi_imputations": 2}
 

@@ -3,12 +3,19 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from analysis_lib.cutoffs import (CONTINUOUS_COLUMNS, SWEEP_COLUMNS, CutoffError, continuous_interaction,
-                                  cutoff_sweep, fieller_interval, resolve_cutoff, selected_cutoff)
-from analysis_lib.params import Parameters
-
 from conftest import assert_close, expected, sample, weights
+
+from analysis_lib.cutoffs import (
+    CONTINUOUS_COLUMNS,
+    SWEEP_COLUMNS,
+    CutoffError,
+    continuous_interaction,
+    cutoff_sweep,
+    fieller_interval,
+    resolve_cutoff,
+    selected_cutoff,
+)
+from analysis_lib.params import Parameters
 
 CUTOFFS = Parameters().cutoffs()
 

@@ -4,12 +4,18 @@ the rows and the rule; derived outcomes; the analysis sample."""
 import numpy as np
 import pandas as pd
 import pytest
-
-from analysis_lib.data import (DataError, analysis_sample, derive_outcomes, load_cohort, load_dictionary,
-                               read_registry, validate)
-from analysis_lib.params import DEFAULT_PS_COVARIATES
-
 from conftest import COHORTS
+
+from analysis_lib.data import (
+    DataError,
+    analysis_sample,
+    derive_outcomes,
+    load_cohort,
+    load_dictionary,
+    read_registry,
+    validate,
+)
+from analysis_lib.params import DEFAULT_PS_COVARIATES
 
 SYNTHETIC = COHORTS["synthetic"]
 

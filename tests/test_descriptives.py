@@ -3,14 +3,20 @@ the weighted mRS distribution and the patient flow."""
 
 import numpy as np
 import pytest
+from conftest import COHORTS, assert_close, expected, sample, weights
 from scipy import stats
 
-from analysis_lib.descriptives import (FISHER, MANN_WHITNEY, TABLE1_COLUMNS, mann_whitney_p, mrs_distribution,
-                                       patient_flow, table1)
 from analysis_lib.data import analysis_sample, load_cohort
+from analysis_lib.descriptives import (
+    FISHER,
+    MANN_WHITNEY,
+    TABLE1_COLUMNS,
+    mann_whitney_p,
+    mrs_distribution,
+    patient_flow,
+    table1,
+)
 from analysis_lib.params import DEFAULT_PS_COVARIATES
-
-from conftest import COHORTS, assert_close, expected, sample, weights
 
 
 def test_table1_matches_r(cohort):

@@ -5,12 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from conftest import assert_close, expected, sample, weights
 
 from analysis_lib.effects import TABLE2_COLUMNS, estimate_effect, fit_cells, fit_weighted, table2
 from analysis_lib.params import DEFAULT_PS_COVARIATES
 from analysis_lib.weighting import compute_weights, fit_propensity
-
-from conftest import assert_close, expected, sample, weights
 
 VALUE_COLUMNS = ["estimate", "ci_lower", "ci_upper", "p_value", "p_interaction", "n"]
 CONFIGS = [("ATO", "HC0", 75), ("ATO", "HC1", 75), ("ATO", "HC2", 75), ("ATO", "HC3", 75),

@@ -12,23 +12,28 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import COHORTS
 
 from analysis_lib import narrative, tables
+from analysis_lib.balance import sample_sizes
 from analysis_lib.cutoffs import continuous_interaction, cutoff_sweep
 from analysis_lib.data import load_cohort
 from analysis_lib.descriptives import table1
-from analysis_lib.balance import sample_sizes
 from analysis_lib.effects import table2
 from analysis_lib.formatting import NEGATIVE_ZERO, fmt_ci, fmt_frame, fmt_num, fmt_p, fmt_pct
 from analysis_lib.params import Parameters
 from analysis_lib.resample import run_resampling
 from analysis_lib.sensitivity import center_sensitivity, cluster_robust, compare_variances, evalues, mrs_sd
-from analysis_lib.specification import (fit_specifications, multiple_imputation, multiverse_specs,
-                                        propensity_specifications, run_multiverse, weight_sensitivity)
+from analysis_lib.specification import (
+    fit_specifications,
+    multiple_imputation,
+    multiverse_specs,
+    propensity_specifications,
+    run_multiverse,
+    weight_sensitivity,
+)
 from analysis_lib.study import covariate_balance, load_study
 from analysis_lib.weighting import weight_summary
-
-from conftest import COHORTS
 
 CUTOFF = 75.0
 

@@ -5,16 +5,21 @@ derivatives, and the same point estimates as the HC path."""
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REFERENCE, assert_close, sample
 
 from analysis_lib.balance import effective_sample_size
 from analysis_lib.cutoffs import continuous_interaction, cutoff_sweep
 from analysis_lib.effects import estimate_effect, table2
-from analysis_lib.mestimation import (estimating_functions, jacobian, model_vcov, propensity_estimation,
-                                      raw_weights, weight_derivative)
+from analysis_lib.mestimation import (
+    estimating_functions,
+    jacobian,
+    model_vcov,
+    propensity_estimation,
+    raw_weights,
+    weight_derivative,
+)
 from analysis_lib.params import DEFAULT_PS_COVARIATES
 from analysis_lib.weighting import compute_weights, design_matrix, fit_propensity
-
-from conftest import REFERENCE, assert_close, sample
 
 EXPECTED = REFERENCE / "expected" / "mestimation"
 LALONDE_FORMULA = "age + educ + nodegree + married + C(race) + re74 + re75"
@@ -178,9 +183,9 @@ def test_cbps_is_refused_with_a_clear_message():
 
 
 def test_variance_parameter_switches_the_tables_of_the_build(tmp_path):
-    from analysis_lib.build import run_build
-
     from conftest import COHORTS
+
+    from analysis_lib.build import run_build
 
     overrides = [("variance", "m_estimation"), ("bootstrap_replicates", "0")]
     out = run_build(COHORTS["synthetic"], tmp_path / "out", overrides, notebooks=("03_cutoffs", "04_outcomes"),

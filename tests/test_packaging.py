@@ -16,10 +16,9 @@ import tomllib
 from dataclasses import fields
 
 import pytest
+from conftest import ROOT
 
 from analysis_lib.params import Parameters
-
-from conftest import ROOT
 
 # import name -> distribution name, where they differ
 DISTRIBUTIONS = {"yaml": "pyyaml", "docx": "python-docx", "distributed": "dask", "IPython": "ipython"}

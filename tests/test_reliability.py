@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import COHORTS, ROOT
 
 from analysis_lib import cli
 from analysis_lib.data import DataError, load_cohort, read_column_map, read_registry
-
-from conftest import COHORTS, ROOT
 
 SYNTHETIC = COHORTS["synthetic"]
 
@@ -321,10 +320,10 @@ def test_supplement_and_notebooks_of_a_build_print_no_identifier(built):
 
 
 def test_small_cells_are_masked_on_request():
+    from conftest import sample
+
     from analysis_lib.descriptives import mask_small_cells, table1
     from analysis_lib.tables import format_table1
-
-    from conftest import sample
 
     t1 = table1(sample("synthetic"))
     masked = mask_small_cells(t1, 5)

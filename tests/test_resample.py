@@ -5,16 +5,25 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from conftest import COHORTS, ROOT, assert_close, sample, weights
 
 from analysis_lib.cutoffs import continuous_interaction, cutoff_sweep
 from analysis_lib.data import derive_outcomes
 from analysis_lib.params import DEFAULT_PS_COVARIATES, Parameters
-from analysis_lib.resample import (CHUNK, CROSSING_COLUMNS, SELECTION_COLUMNS, TEST_COLUMNS, _bootstrap_batch,
-                                   bootstrap, observed, prepare, resample, wild_null_test)
+from analysis_lib.resample import (
+    CHUNK,
+    CROSSING_COLUMNS,
+    SELECTION_COLUMNS,
+    TEST_COLUMNS,
+    _bootstrap_batch,
+    bootstrap,
+    observed,
+    prepare,
+    resample,
+    wild_null_test,
+)
 from analysis_lib.synthetic import TrueEffect, generate_cohort
 from analysis_lib.weighting import compute_weights, fit_propensity
-
-from conftest import COHORTS, ROOT, assert_close, sample, weights
 
 CUTOFFS = Parameters().cutoffs()
 

@@ -4,12 +4,22 @@ variance and E-values, against lme4, sandwich::vcovCL and the closed forms of Va
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_close, expected, sample, weights
 
 from analysis_lib.effects import table2
-from analysis_lib.sensitivity import (CENTER_COLUMNS, CLUSTER_COLUMNS, EVALUE_COLUMNS, center_sensitivity,
-                                      cluster_robust, evalue, evalue_ci, evalues, fit_lmm, fit_poisson_glmm, mrs_sd)
-
-from conftest import assert_close, expected, sample, weights
+from analysis_lib.sensitivity import (
+    CENTER_COLUMNS,
+    CLUSTER_COLUMNS,
+    EVALUE_COLUMNS,
+    center_sensitivity,
+    cluster_robust,
+    evalue,
+    evalue_ci,
+    evalues,
+    fit_lmm,
+    fit_poisson_glmm,
+    mrs_sd,
+)
 
 SENSITIVITY_COHORTS = ["synthetic", "missing", "centers40"]
 

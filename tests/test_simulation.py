@@ -4,10 +4,9 @@ on a Dask LocalCluster, and summaries with their Monte-Carlo standard errors."""
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 from analysis_lib.simulation import SCENARIOS, SimulationSettings, run_simulation, simulate_one, summarize
-
-from conftest import ROOT
 
 TABLE1 = pd.read_csv(ROOT / "data" / "published" / "table1_published.csv")
 SETTINGS = SimulationSettings(table1_published=TABLE1, null_replicates=19)

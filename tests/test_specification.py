@@ -4,18 +4,27 @@ against R, the NHEFS textbook example, closed forms and their defining propertie
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import COHORTS, ROOT, assert_close, expected, sample, weights
 
 from analysis_lib.data import load_cohort
 from analysis_lib.effects import estimate_effect, table2
 from analysis_lib.params import DEFAULT_PS_COVARIATES, RICH_PS_FORMULA, Parameters
-from analysis_lib.specification import (MI_COLUMNS, WEIGHT_SENSITIVITY_COLUMNS, WEIGHT_VARIANTS, chained_equations,
-                                        fit_specifications, multiple_imputation, multiverse_specs,
-                                        propensity_specifications, rubin, run_multiverse, weight_sensitivity,
-                                        weight_variants)
+from analysis_lib.specification import (
+    MI_COLUMNS,
+    WEIGHT_SENSITIVITY_COLUMNS,
+    WEIGHT_VARIANTS,
+    chained_equations,
+    fit_specifications,
+    multiple_imputation,
+    multiverse_specs,
+    propensity_specifications,
+    rubin,
+    run_multiverse,
+    weight_sensitivity,
+    weight_variants,
+)
 from analysis_lib.study import covariate_balance, load_study
 from analysis_lib.weighting import balance_variables, cbps, compute_weights, fit_propensity
-
-from conftest import COHORTS, ROOT, assert_close, expected, sample, weights
 
 NHEFS_FORMULA = ("sex + race + age + I(age**2) + C(education) + smokeintensity + I(smokeintensity**2)"
                  " + smokeyrs + I(smokeyrs**2) + C(exercise) + C(active) + wt71 + I(wt71**2)")

@@ -8,14 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import COHORTS, assert_close, expected, sample, weights
 
 from analysis_lib import cli
 from analysis_lib.params import DEFAULT_PS_COVARIATES, Parameters
-from analysis_lib.study import (load_study, subgroup_balance_of, subgroup_weights_comparison, sweep_of, table2_of)
+from analysis_lib.study import load_study, subgroup_balance_of, subgroup_weights_comparison, sweep_of, table2_of
 from analysis_lib.subgroups import overall_weights, subgroup_balance, within_weights
 from analysis_lib.weighting import balance_variables
-
-from conftest import COHORTS, assert_close, expected, sample, weights
 
 R_COHORTS = ["synthetic", "missing", "centers40"]
 CUTOFFS = [float(c) for c in range(40, 95, 5)]

@@ -10,12 +10,11 @@ from html.parser import HTMLParser
 import docx
 import pandas as pd
 import pytest
+from conftest import COHORTS, ROOT
 
 from analysis_lib import provenance
 from analysis_lib.outputs import write_docx
 from analysis_lib.supplement import SUPPLEMENT
-
-from conftest import COHORTS, ROOT
 
 PAPER_NAMES = ["Table 1", "Table 2", "Figure 1", "Supplementary Table 1", "Supplementary Table 2",
                "Supplementary Table 3", "Supplementary Figure 1", "Supplementary Figure 2"]

@@ -3,12 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 from analysis_lib.data import derive_outcomes, load_cohort
 from analysis_lib.descriptives import table1
 from analysis_lib.synthetic import TrueEffect, generate_cohort, write_cohort
-
-from conftest import ROOT
 
 PUBLISHED = pd.read_csv(ROOT / "data" / "published" / "table1_published.csv")
 

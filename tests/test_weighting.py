@@ -2,12 +2,17 @@
 
 import numpy as np
 import pytest
+from conftest import assert_close, expected, sample, weights
 
 from analysis_lib.params import DEFAULT_PS_COVARIATES
-from analysis_lib.weighting import (PropensityError, aliased_columns, compute_weights, fit_propensity,
-                                    weight_summary, weights_table)
-
-from conftest import assert_close, expected, sample, weights
+from analysis_lib.weighting import (
+    PropensityError,
+    aliased_columns,
+    compute_weights,
+    fit_propensity,
+    weight_summary,
+    weights_table,
+)
 
 
 def test_propensity_and_coefficients_match_glm(cohort):
