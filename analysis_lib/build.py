@@ -133,7 +133,8 @@ def resolve_parameters(data: str | Path, out: str | Path, overrides: list[tuple[
             raise ParameterError(f"parameter '{name}' is set by --data/--out, not with -p")
     base = {"data_path": str(Path(data).expanduser().resolve()), "output_dir": str(Path(out).expanduser().resolve()),
             "published_dir": str(project_root() / "data" / "published"),
-            # notebooks already share every core: the simulation runs in its kernel's process
+            # notebooks already share every core, and pool workers spawned inside a kernel would
+            # outlive a Ctrl-C of the build: the simulation runs in its kernel's process
             "simulation_workers": 1}
     params = Parameters.from_strings(overrides, base=base)
     if params.published_dir != base["published_dir"]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from matplotlib import rc_context
 
 if TYPE_CHECKING:  # matplotlib is imported by whoever draws the figure, not to write tables
     from matplotlib.figure import Figure
@@ -61,15 +62,18 @@ def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None
     """
     from docx import Document
     from docx.enum.section import WD_ORIENT
-    from docx.shared import Pt
+    from docx.shared import Mm, Pt
+
+    A4 = (Mm(210), Mm(297))
 
     doc = Document()
+    section = doc.sections[0]
+    section.page_width, section.page_height = A4  # the journal is European
     props = doc.core_properties
     props.author = props.last_modified_by = "analysis_lib"
     props.created = props.modified = pd.Timestamp("2000-01-01").to_pydatetime()
     props.revision = 1
     if table.shape[1] > 6:  # wide tables read better in landscape
-        section = doc.sections[0]
         section.orientation = WD_ORIENT.LANDSCAPE
         section.page_width, section.page_height = section.page_height, section.page_width
     if caption:
@@ -80,6 +84,7 @@ def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None
         run = cell.paragraphs[0].add_run(str(name))
         run.bold = True
         run.font.size = Pt(8)
+    _repeat_as_header(grid.rows[0])
     for values in table.itertuples(index=False):
         cells = grid.add_row().cells
         for cell, value in zip(cells, values):
@@ -94,6 +99,17 @@ def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None
             fixed.compress_type = zipfile.ZIP_DEFLATED
             target.writestr(fixed, source.read(info.filename))
     return Path(path)
+
+
+def _repeat_as_header(row) -> None:
+    """Mark a Word table row as a header row, repeated at the top of every page (``w:tblHeader``)."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    properties = row._tr.get_or_add_trPr()  # python-docx has no public API for the header-row flag
+    header = OxmlElement("w:tblHeader")
+    header.set(qn("w:val"), "true")
+    properties.append(header)
 
 
 BUILD_ENVIRONMENT = "ANALYSIS_LIB_BUILD"
@@ -124,7 +140,9 @@ def save_figure(fig: Figure, name: str, output_dir: str | Path | None) -> Path |
     png = folder / f"{name}.png"
     # Figures use constrained layout, so no second "tight" rendering pass is needed.
     fig.savefig(png, dpi=FIGURE_DPI, metadata={"Software": None})
-    fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None, "Producer": None})
+    # TrueType (Type 42) fonts, as journals require: matplotlib's default embeds Type 3 fonts
+    with rc_context({"pdf.fonttype": 42}):
+        fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None, "Producer": None})
     return png
 
 

@@ -147,13 +147,16 @@ SUPPLEMENT: tuple[Entry, ...] = (
 
 STYLE = """
 body { font-family: "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; color: #1a1a1a; max-width: 1100px;
-       margin: 2em auto; padding: 0 1.5em; line-height: 1.45; }
+       margin: 2em auto; padding: 0 1.5em; line-height: 1.45; overflow-wrap: anywhere; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 2.2em;
      border-bottom: 1px solid #ccc; padding-bottom: 0.2em; } h3 { font-size: 1.05em; color: #444; }
 .banner { background: #fff4d6; border: 1px solid #e0b84c; padding: 0.6em 1em; margin: 1em 0; }
-nav ol { columns: 2; } nav a { text-decoration: none; color: #0b5394; }
+nav ol { columns: 2; padding-left: 2.2em; } nav li { break-inside: avoid; margin-left: 0.4em; }
+nav a { text-decoration: none; color: #0b5394; }
+@media (max-width: 900px) { nav ol { columns: 1; } body { padding: 0 0.8em; } }
 .caption { font-size: 0.92em; color: #333; margin: 0.4em 0 0.8em; }
-table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0 1.2em; }
+table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0 1.2em; display: block; max-width: 100%;
+        overflow-x: auto; }
 th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } caption { caption-side: top; text-align: left; font-weight: bold; padding: 4px 0; }
 img { max-width: 100%; height: auto; margin: 0.6em 0; }

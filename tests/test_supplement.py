@@ -189,6 +189,8 @@ def test_supplement_renders_in_a_real_browser(built):
                 "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
             toc = view.eval_on_selector_all("nav a", "els => els.map(e => e.getAttribute('href'))")
             visible = view.is_visible("#table2 table")
+            view.set_viewport_size({"width": 800, "height": 900})
+            narrow = view.evaluate("() => document.documentElement.scrollWidth")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             view.screenshot(path=str(ARTIFACTS / "supplement.png"), full_page=True)
         finally:
@@ -198,6 +200,7 @@ def test_supplement_renders_in_a_real_browser(built):
     figures = sum(kind == "figure" for e in SUPPLEMENT for kind, _ in e.items)
     assert len(rendered) == figures == 9 and all(ok and w > 500 and h > 300 for ok, w, h in rendered), rendered
     assert visible
+    assert narrow <= 800, f"at 800 px the page scrolls sideways ({narrow} px wide)"
     outside = [u for u in requests if not u.startswith(("file:", "data:"))]
     assert outside == [], outside
     assert (ARTIFACTS / "supplement.png").read_bytes()[:8] == PNG_MAGIC
@@ -236,3 +239,21 @@ def test_every_table_and_figure_of_the_supplement_names_its_notebook_and_functio
         module, name = function.rsplit(".", 1)
         assert hasattr(__import__(module, fromlist=[name]), name), function  # the function exists
         assert (built.out / "notebooks" / f"{notebook}.ipynb").exists()
+
+
+def test_figures_embed_truetype_fonts_and_word_tables_are_a4_with_repeated_headers(built):
+    """Journals want TrueType (Type 42) or Type 1 fonts, not Type 3; European pages; a header row
+    repeated on every page of a long table."""
+    import re
+    import zipfile
+
+    pdfs = sorted((built.out / "figures").glob("*.pdf"))
+    assert len(pdfs) == 9
+    for pdf in pdfs:
+        data = pdf.read_bytes()
+        assert b"/Subtype /Type3" not in data and b"/FontFile2" in data, pdf.name
+    for word in sorted((built.out / "tables").glob("*.docx")):
+        xml = zipfile.ZipFile(word).read("word/document.xml").decode("utf-8")
+        size = re.search(r'<w:pgSz w:w="(\d+)" w:h="(\d+)"', xml)
+        assert sorted(map(int, size.groups())) == [11906, 16838], word.name  # A4 in twentieths of a point
+        assert '<w:tblHeader w:val="true"/>' in xml, word.name
