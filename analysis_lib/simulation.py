@@ -85,6 +85,21 @@ def replicate_seed(seed: int, scenario_index: int, replicate: int) -> int:
     return int(np.random.SeedSequence([seed, scenario_index, replicate]).generate_state(1)[0])
 
 
+def simulated_cohort(settings: SimulationSettings, scenario: str, replicate: int, seed: int,
+                     targets: CalibrationTargets | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """One replicate's cohort (its own seed, :func:`replicate_seed`) with the derived outcomes, and
+    every patient's individual effect on the mRS, ``Y(1) - Y(0)``, which the generator knows."""
+    truth = SCENARIOS[scenario]
+    cohort = generate_cohort(targets or settings.targets,
+                             seed=replicate_seed(seed, list(SCENARIOS).index(scenario), replicate),
+                             effect=truth.effect, mrs_calibration="common", mediators_in_outcome=False,
+                             subgroup_confounding=truth.subgroup_confounding, n_mt_rs=settings.n_mt_rs,
+                             n_mt_only=settings.n_mt_only)
+    df = derive_outcomes(cohort.data)
+    potential = cohort.potential.set_index("patient_id").loc[df["patient_id"]]
+    return df, (potential["mrs_1"] - potential["mrs_0"]).to_numpy()
+
+
 def _subgroup_estimates(df: pd.DataFrame, settings: SimulationSettings, weighting, ps,
                         individual: np.ndarray, high: np.ndarray) -> dict:
     """Estimates at the fixed cutoff under one weighting, their targets, and whether the robust
@@ -123,18 +138,11 @@ def simulate_one(settings: SimulationSettings, scenario: str, replicate: int, se
     test run as in the analysis (weights of ``settings.subgroup_weights``).
     """
     index = list(SCENARIOS).index(scenario)
-    truth = SCENARIOS[scenario]
-    cohort = generate_cohort(targets or settings.targets, seed=replicate_seed(seed, index, replicate),
-                             effect=truth.effect, mrs_calibration="common", mediators_in_outcome=False,
-                             subgroup_confounding=truth.subgroup_confounding, n_mt_rs=settings.n_mt_rs,
-                             n_mt_only=settings.n_mt_only)
-    df = derive_outcomes(cohort.data)
+    df, individual = simulated_cohort(settings, scenario, replicate, seed, targets)
     model = fit_propensity(df, settings.ps_covariates, estimand=settings.estimand)
     t = df["rescue_stenting"].to_numpy(float)
     w = compute_weights(model.propensity, t, settings.estimand)
     high = df["stenosis_pct"].to_numpy(float) > settings.cutoff
-    potential = cohort.potential.set_index("patient_id").loc[df["patient_id"]]
-    individual = (potential["mrs_1"] - potential["mrs_0"]).to_numpy()
     row = {"scenario": scenario, "replicate": replicate}
     overall = overall_weights(w, model.propensity, settings.cutoff, settings.estimand)
     within = within_weights(df, settings.cutoff, settings.ps_covariates, estimand=settings.estimand)
@@ -330,15 +338,7 @@ def continuous_one(settings: SimulationSettings, scenario: str, replicate: int, 
     propensity model and from the model with stenosis products, each against its own target, the
     slope of the weighted least-squares line of the individual effects on stenosis with weights
     ``h = e (1 - e)`` (the continuous analogue of the subgroup targets), and its HC0 interval."""
-    index = list(SCENARIOS).index(scenario)
-    truth = SCENARIOS[scenario]
-    cohort = generate_cohort(targets or settings.targets, seed=replicate_seed(seed, index, replicate),
-                             effect=truth.effect, mrs_calibration="common", mediators_in_outcome=False,
-                             subgroup_confounding=truth.subgroup_confounding, n_mt_rs=settings.n_mt_rs,
-                             n_mt_only=settings.n_mt_only)
-    df = derive_outcomes(cohort.data)
-    potential = cohort.potential.set_index("patient_id").loc[df["patient_id"]]
-    individual = (potential["mrs_1"] - potential["mrs_0"]).to_numpy()
+    df, individual = simulated_cohort(settings, scenario, replicate, seed, targets)
     s = df["stenosis_pct"].to_numpy(float)
     row = {"scenario": scenario, "replicate": replicate}
     for label, formula in (("primary", None), ("products", stenosis_product_formula(settings.ps_covariates))):
