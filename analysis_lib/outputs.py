@@ -38,6 +38,18 @@ def save_table(tidy: pd.DataFrame, name: str, output_dir: str | Path | None,
     return path
 
 
+def save_private(tidy: pd.DataFrame, name: str, output_dir: str | Path | None) -> Path | None:
+    """Write a patient-level table to ``private/<name>.csv`` (for audit): kept apart from
+    ``tables/``, which coauthors share, and never part of the supplement (OUTPUTS.md)."""
+    if output_dir is None:
+        return None
+    folder = Path(output_dir) / "private"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.csv"
+    tidy.to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
 def save_formatted(formatted: pd.DataFrame, name: str, output_dir: str | Path | None,
                    caption: str | None = None) -> pd.DataFrame:
     """Write a formatted table that has no tidy counterpart (a summary for reading) as

@@ -14,21 +14,22 @@ from .balance import BALANCE_COLUMNS
 from .cutoffs import CONTINUOUS_COLUMNS, SWEEP_COLUMNS
 from .descriptives import TABLE1_COLUMNS
 from .effects import TABLE2_COLUMNS
+from .imputation import MI_COLUMNS
 from .resample import CROSSING_COLUMNS, SELECTION_COLUMNS, TEST_COLUMNS
 from .sensitivity import CENTER_COLUMNS, CLUSTER_COLUMNS, COMPARISON_COLUMNS, EVALUE_COLUMNS
-from .specification import MI_COLUMNS, WEIGHT_SENSITIVITY_COLUMNS
+from .specification import WEIGHT_SENSITIVITY_COLUMNS
 from .subgroups import SUBGROUP_BALANCE_COLUMNS
 
-FORMATS = {"table": ("csv",), "formatted table": ("csv", "html", "docx"), "display": ("html", "docx"),
+FORMATS = {"private": ("csv",), "table": ("csv",), "formatted table": ("csv", "html", "docx"), "display": ("html", "docx"),
            "figure": ("png", "pdf"), "note": ("md",)}
-FOLDERS = {"table": "tables", "formatted table": "tables", "display": "tables", "figure": "figures", "note": "notes"}
+FOLDERS = {"private": "private", "table": "tables", "formatted table": "tables", "display": "tables", "figure": "figures", "note": "notes"}
 
 
 @dataclass(frozen=True)
 class Output:
     """One output of a build.
 
-    ``kind``: ``table`` (tidy CSV only), ``formatted table`` (tidy CSV with its formatted HTML and
+    ``kind``: ``private`` (a patient-level CSV in ``private/``, never shared), ``table`` (tidy CSV only), ``formatted table`` (tidy CSV with its formatted HTML and
     Word copies), ``display`` (a formatted table without a tidy twin), ``figure`` (PNG and PDF) or
     ``note`` (a paragraph of plain words). ``skip_when`` names a parameter value with which the
     analysis is skipped and the file absent (e.g. ``("bootstrap_replicates", 0)``).
@@ -74,7 +75,7 @@ OUTPUTS: tuple[Output, ...] = (
            "Table 1: characteristics by arm, with Fisher / Mann-Whitney p", tuple(TABLE1_COLUMNS)),
     Output("table1_beside_published", D, "01_cohort", "analysis_lib.published.table1_beside",
            "Table 1: published beside recomputed"),
-    Output("weights", T, "02_weighting", "analysis_lib.weighting.weights_table",
+    Output("weights", "private", "02_weighting", "analysis_lib.weighting.weights_table",
            "patient-level propensity and weight (audit only: never share)", ("patient_id", "propensity", "weight"),
            private=True),
     Output("balance", F, "02_weighting", "analysis_lib.study.covariate_balance",
@@ -150,19 +151,19 @@ OUTPUTS: tuple[Output, ...] = (
            tuple(COMPARISON_COLUMNS), skip_when=("ps_method", "cbps")),
     Output("variance_summary", N, "05_sensitivity", "analysis_lib.narrative.variance_summary",
            "the two variances in plain words", skip_when=("ps_method", "cbps")),
-    Output("propensity_specifications", F, "06_specification", "analysis_lib.specification.propensity_specifications",
+    Output("propensity_specifications", F, "06_specification", "analysis_lib.multiverse.propensity_specifications",
            "the primary, richer-formula and CBPS propensity models side by side"),
     Output("weight_sensitivity", F, "06_specification", "analysis_lib.specification.weight_sensitivity",
            "mRS, mRS 0-2 and sICH under ATO, ATE, ATT, ATM, truncated and trimmed weights",
            tuple(WEIGHT_SENSITIVITY_COLUMNS)),
     Output("weights_summary", N, "06_specification", "analysis_lib.narrative.weights_summary",
            "the weightings in plain words"),
-    Output("mi_sensitivity", F, "06_specification", "analysis_lib.specification.multiple_imputation",
+    Output("mi_sensitivity", F, "06_specification", "analysis_lib.imputation.multiple_imputation",
            "the same rows after multiple imputation of missing covariates (Rubin's rules)", tuple(MI_COLUMNS),
            skip_when=("mi_imputations", 0)),
     Output("imputation_summary", N, "06_specification", "analysis_lib.narrative.imputation_summary",
            "the imputation in plain words", skip_when=("mi_imputations", 0)),
-    Output("specification_curve", T, "06_specification", "analysis_lib.specification.run_multiverse",
+    Output("specification_curve", T, "06_specification", "analysis_lib.multiverse.run_multiverse",
            "the multiverse: subgroup ATEs on the mRS over every combination of choices",
            ("ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size", "subgroup", "estimate", "ci_lower",
             "ci_upper", "p_value", "eligible", "primary", "agrees")),

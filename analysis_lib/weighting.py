@@ -363,7 +363,7 @@ def estimand_weights(e: np.ndarray, t: np.ndarray, estimand: str) -> np.ndarray:
 
 
 def weights_table(df: pd.DataFrame, model: PropensityModel, weights: np.ndarray) -> pd.DataFrame:
-    """``tables/weights.csv`` rows: patient_id, propensity, weight (patient-level: audit only)."""
+    """``private/weights.csv`` rows: patient_id, propensity, weight (patient-level: audit only)."""
     return pd.DataFrame({ID: df[ID].to_numpy(), "propensity": model.propensity, "weight": weights})
 
 

@@ -13,9 +13,10 @@ import numpy as np
 
 from analysis_lib.cutoffs import cutoff_sweep
 from analysis_lib.effects import table2
+from analysis_lib.imputation import multiple_imputation
+from analysis_lib.multiverse import fit_specifications, multiverse_specs, run_multiverse
 from analysis_lib.params import Parameters
 from analysis_lib.sensitivity import center_sensitivity
-from analysis_lib.specification import fit_specifications, multiple_imputation, multiverse_specs, run_multiverse
 from analysis_lib.study import load_study
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -77,8 +77,9 @@ from analysis_lib.descriptives import table1
 from analysis_lib.effects import table2
 from analysis_lib.cutoffs import cutoff_sweep, continuous_interaction
 from analysis_lib.sensitivity import center_sensitivity, cluster_robust
-from analysis_lib.specification import (fit_specifications, multiple_imputation, multiverse_specs,
-                                        propensity_specifications, run_multiverse, weight_sensitivity)
+from analysis_lib.specification import weight_sensitivity
+from analysis_lib.imputation import multiple_imputation
+from analysis_lib.multiverse import fit_specifications, multiverse_specs, propensity_specifications, run_multiverse
 from analysis_lib.weighting import weights_table
 tick("imports")
 p = Parameters(data_path={str(path)!r})

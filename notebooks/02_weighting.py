@@ -48,7 +48,7 @@ from analysis_lib.data import TREATMENT
 from analysis_lib.figures import love_plot, propensity_overlap, subgroup_balance_plot
 from analysis_lib.formatting import fmt_frame
 from analysis_lib.narrative import subgroup_balance_summary
-from analysis_lib.outputs import save_figure, save_note, save_table
+from analysis_lib.outputs import save_figure, save_note, save_private
 from analysis_lib.params import Parameters
 from analysis_lib.study import load_study
 from analysis_lib.weighting import weight_summary, weights_table
@@ -71,11 +71,11 @@ fmt_frame(study.propensity.coefficients.rename("log-odds of rescue stenting").to
 # %% [markdown]
 # ## Weights
 #
-# The patient-level weights are written to `tables/weights.csv` in the output folder for audit;
+# The patient-level weights are written to `private/weights.csv` in the output folder for audit
 # they are never shown here. Their distribution by arm:
 
 # %%
-save_table(weights_table(study.data, study.propensity, study.weights), "weights", params.output_dir)
+save_private(weights_table(study.data, study.propensity, study.weights), "weights", params.output_dir)
 fmt_frame(weight_summary(study.weights, study.data[TREATMENT]), {"sum": 1})
 
 # %% [markdown]

@@ -52,14 +52,14 @@ multiverse_min_arm_sizes = [5, 10, 20]
 # %%
 from analysis_lib.effects import table2
 from analysis_lib.figures import specification_curve_figure
+from analysis_lib.imputation import multiple_imputation
+from analysis_lib.multiverse import fit_specifications, multiverse_specs, propensity_specifications, run_multiverse
 from analysis_lib.narrative import imputation_summary, multiverse_summary, weights_summary
 from analysis_lib.outputs import save_figure, save_note, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.specification import (fit_specifications, multiple_imputation, multiverse_specs,
-                                        propensity_specifications, run_multiverse, weight_sensitivity)
+from analysis_lib.specification import weight_sensitivity
 from analysis_lib.study import analysis_cutoff, load_study
-from analysis_lib.tables import (format_imputation, format_propensity_specifications,
-                                 format_weight_sensitivity)
+from analysis_lib.tables import format_imputation, format_propensity_specifications, format_weight_sensitivity
 
 params = Parameters.from_namespace(globals())
 study = load_study(params)

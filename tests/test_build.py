@@ -17,14 +17,14 @@ from analysis_lib.build import NOTEBOOKS, BuildError, run_build
 from analysis_lib.cutoffs import CONTINUOUS_COLUMNS, SWEEP_COLUMNS
 from analysis_lib.descriptives import TABLE1_COLUMNS
 from analysis_lib.effects import TABLE2_COLUMNS, table2
+from analysis_lib.imputation import MI_COLUMNS
 from analysis_lib.resample import CROSSING_COLUMNS, SELECTION_COLUMNS, TEST_COLUMNS
 from analysis_lib.sensitivity import CENTER_COLUMNS, CLUSTER_COLUMNS, EVALUE_COLUMNS
-from analysis_lib.specification import MI_COLUMNS, WEIGHT_SENSITIVITY_COLUMNS
+from analysis_lib.specification import WEIGHT_SENSITIVITY_COLUMNS
 
 SYNTHETIC = ROOT / "data" / "synthetic_cohort.csv"
 CONTRACT = {
     "table1.csv": TABLE1_COLUMNS,
-    "weights.csv": ["patient_id", "propensity", "weight"],
     "balance.csv": ["covariate", "smd_unweighted", "smd_weighted", "variance_ratio_unweighted",
                     "variance_ratio_weighted"],
     "table2.csv": TABLE2_COLUMNS,
@@ -81,7 +81,8 @@ def test_every_registered_output_is_written_with_its_columns_and_nothing_else(bu
     out = built.out
     assert missing_files(out, built.params.to_dict()) == []
     registered = {f for o in OUTPUTS for f in o.files}
-    written = {str(p.relative_to(out)) for folder in ("tables", "figures", "notes") for p in (out / folder).iterdir()}
+    written = {str(p.relative_to(out)) for folder in ("tables", "figures", "notes", "private")
+               for p in (out / folder).iterdir()}
     assert written == registered, (written - registered, registered - written)
     for output in OUTPUTS:
         if output.columns:
@@ -111,7 +112,9 @@ def test_tables_hold_the_library_numbers_unrounded(built):
     direct = table2(sample("synthetic"), weights("synthetic"), 75)
     for col in ("estimate", "ci_lower", "ci_upper", "p_value", "p_interaction"):
         np.testing.assert_array_equal(csv[col].to_numpy(float), direct[col].to_numpy(float))
-    w = pd.read_csv(built.out / "tables" / "weights.csv")
+    w = pd.read_csv(built.out / "private" / "weights.csv")
+    assert list(w.columns) == ["patient_id", "propensity", "weight"]
+    assert not (built.out / "tables" / "weights.csv").exists()  # coauthors share tables/: no patient rows there
     np.testing.assert_array_equal(w["weight"].to_numpy(), weights("synthetic"))
 
 

@@ -22,10 +22,10 @@ from analysis_lib import cli
 from analysis_lib.build import OUTPUT_README, BuildError, _keep_failed, check_output_folder
 from analysis_lib.data import DataError, load_cohort, read_column_map, read_registry
 from analysis_lib.effects import estimate_effect
+from analysis_lib.multiverse import PropensitySpec, fit_specifications, propensity_specifications
 from analysis_lib.params import ParameterError, Parameters
 from analysis_lib.resample import run_resampling
 from analysis_lib.sensitivity import center_sensitivity, cluster_robust
-from analysis_lib.specification import PropensitySpec, fit_specifications, propensity_specifications
 from analysis_lib.study import load_study
 
 SYNTHETIC = COHORTS["synthetic"]

@@ -21,17 +21,12 @@ from analysis_lib.data import load_cohort
 from analysis_lib.descriptives import table1
 from analysis_lib.effects import table2
 from analysis_lib.formatting import NEGATIVE_ZERO, fmt_ci, fmt_frame, fmt_num, fmt_p, fmt_pct
+from analysis_lib.imputation import multiple_imputation
+from analysis_lib.multiverse import fit_specifications, multiverse_specs, propensity_specifications, run_multiverse
 from analysis_lib.params import Parameters
 from analysis_lib.resample import run_resampling
 from analysis_lib.sensitivity import center_sensitivity, cluster_robust, compare_variances, evalues, mrs_sd
-from analysis_lib.specification import (
-    fit_specifications,
-    multiple_imputation,
-    multiverse_specs,
-    propensity_specifications,
-    run_multiverse,
-    weight_sensitivity,
-)
+from analysis_lib.specification import weight_sensitivity
 from analysis_lib.study import covariate_balance, load_study
 from analysis_lib.weighting import weight_summary
 

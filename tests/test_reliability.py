@@ -304,7 +304,7 @@ def test_committed_notebooks_hold_no_patient_rows():
 
 
 def test_real_files_are_ignored_by_git():
-    probe = ["data/registry.csv", "data/export.xlsx", "outputs/tables/weights.csv", "data/published/raw.csv"]
+    probe = ["data/registry.csv", "data/export.xlsx", "outputs/private/weights.csv", "data/published/raw.csv"]
     done = subprocess.run(["git", "check-ignore", *probe], cwd=ROOT, capture_output=True, text=True)
     assert done.stdout.split() == probe
 
@@ -314,9 +314,9 @@ def test_supplement_and_notebooks_of_a_build_print_no_identifier(built):
     assert not pattern.search((built.out / "supplement.html").read_text(encoding="utf-8"))
     for path in (built.out / "notebooks").glob("*.ipynb"):
         assert not pattern.search(path.read_text()), path.name
-    for path in (built.out / "tables").iterdir():
-        if path.name != "weights.csv":  # the one patient-level file, for audit, never in the supplement
-            assert not pattern.search(path.read_text(errors="ignore")), path.name
+    for path in (built.out / "tables").iterdir():  # shared with coauthors: aggregates only
+        assert not pattern.search(path.read_text(errors="ignore")), path.name
+    assert pattern.search((built.out / "private" / "weights.csv").read_text())  # the patient-level file, for audit
 
 
 def test_small_cells_are_masked_on_request():

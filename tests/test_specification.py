@@ -8,21 +8,10 @@ from conftest import COHORTS, ROOT, assert_close, expected, sample, weights
 
 from analysis_lib.data import load_cohort
 from analysis_lib.effects import estimate_effect, table2
+from analysis_lib.imputation import MI_COLUMNS, chained_equations, multiple_imputation, rubin
+from analysis_lib.multiverse import fit_specifications, multiverse_specs, propensity_specifications, run_multiverse
 from analysis_lib.params import DEFAULT_PS_COVARIATES, RICH_PS_FORMULA, Parameters
-from analysis_lib.specification import (
-    MI_COLUMNS,
-    WEIGHT_SENSITIVITY_COLUMNS,
-    WEIGHT_VARIANTS,
-    chained_equations,
-    fit_specifications,
-    multiple_imputation,
-    multiverse_specs,
-    propensity_specifications,
-    rubin,
-    run_multiverse,
-    weight_sensitivity,
-    weight_variants,
-)
+from analysis_lib.specification import WEIGHT_SENSITIVITY_COLUMNS, WEIGHT_VARIANTS, weight_sensitivity, weight_variants
 from analysis_lib.study import covariate_balance, load_study
 from analysis_lib.weighting import balance_variables, cbps, compute_weights, fit_propensity
 
