@@ -13,7 +13,7 @@ from .data import MODIFIER, TREATMENT
 from .effects import estimate_effect
 from .mestimation import propensity_estimation
 from .params import ESTIMANDS
-from .weighting import compute_weights
+from .weighting import PropensityModel, compute_weights
 
 WEIGHT_SENSITIVITY_COLUMNS = ["estimand", "outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper",
                               "p_value", "n", "effective_n", "note"]
@@ -46,26 +46,27 @@ def weight_variants(propensity: np.ndarray, treatment: np.ndarray, truncate: tup
     return out
 
 
-def weight_sensitivity(df: pd.DataFrame, propensity: np.ndarray, cutoff: float, hc_type: str = "HC0",
+def weight_sensitivity(df: pd.DataFrame, model: PropensityModel, cutoff: float, hc_type: str = "HC0",
                        conf_level: float = 0.95, outcomes: tuple[str, ...] = SENSITIVITY_OUTCOMES,
-                       treatment: str = TREATMENT, modifier: str = MODIFIER, m_estimation=None) -> pd.DataFrame:
+                       treatment: str = TREATMENT, modifier: str = MODIFIER, variance: str = "robust") -> pd.DataFrame:
     """The mRS, mRS 0-2 and sICH rows of Table 2 (overall, low, high) under every weighting
     (``tables/weight_sensitivity.csv``); ``effective_n`` is Kish's ``(sum w)^2 / sum w^2`` over
     the patients of the row (outcome known, in the subgroup).
 
-    ``m_estimation`` (the fitted logistic :class:`~analysis_lib.weighting.PropensityModel` behind
-    ``propensity``) switches the ATO, ATE, ATT and ATM rows to the M-estimation variance; the
-    truncated and trimmed weights are not smooth functions of the propensity model, so their rows
-    keep the sandwich with the weights as known and say so in ``note``."""
+    ``model`` is the fitted propensity model whose propensities make every weighting.
+    ``variance = "m_estimation"`` (the parameter of the same name) switches the ATO, ATE, ATT and
+    ATM rows to the M-estimation variance of that (logistic) model; the truncated and trimmed
+    weights are not smooth functions of the propensity model, so their rows keep the sandwich with
+    the weights as known and say so in ``note``."""
     high_all = df[modifier].to_numpy(float) > cutoff
     rows = []
-    for name, (w, kept) in weight_variants(propensity, df[treatment].to_numpy()).items():
+    for name, (w, kept) in weight_variants(model.propensity, df[treatment].to_numpy()).items():
         sub = df.loc[kept].reset_index(drop=True)
         ws, hs = w[kept], high_all[kept]
         ps, remark = None, ""
-        if m_estimation is not None:
+        if variance == "m_estimation":
             if name in ESTIMANDS:
-                ps = propensity_estimation(df, m_estimation, name, treatment=treatment)
+                ps = propensity_estimation(df, model, name, treatment=treatment)
             else:
                 remark = f"{hc_type} sandwich, weights as known (M-estimation needs smooth weights)"
         for outcome in outcomes:

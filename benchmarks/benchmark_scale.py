@@ -91,7 +91,7 @@ cutoff_sweep(st.data, st.weights, p.cutoffs()); continuous_interaction(st.data, 
 table2(st.data, st.weights, 75); tick("Table 2")
 cluster_robust(st.data, st.weights, 75); tick("center-clustered variance")
 center_sensitivity(st.data, st.weights, 75); tick("center random intercept (14 mixed models)")
-weight_sensitivity(st.data, st.propensity.propensity, 75); tick("weight sensitivity")
+weight_sensitivity(st.data, st.propensity, 75); tick("weight sensitivity")
 multiple_imputation(st.cohort, p.ps_covariates, 75, m=20); tick("multiple imputation (nothing missing)")
 fits = fit_specifications(st.data, multiverse_specs(p.ps_covariates, None, "logistic", p.multiverse_formula))
 tick("three propensity specifications")

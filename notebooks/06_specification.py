@@ -95,8 +95,8 @@ format_propensity_specifications(spec_table)
 # extreme weights.
 
 # %%
-weights_table_ = weight_sensitivity(study.data, study.propensity.propensity, cutoff_used, params.hc_type,
-                                    params.conf_level, m_estimation=study.propensity if study.ps is not None else None)
+weights_table_ = weight_sensitivity(study.data, study.propensity, cutoff_used, params.hc_type, params.conf_level,
+                                    variance=params.variance)
 save_table(weights_table_, "weight_sensitivity", params.output_dir,
            formatted=format_weight_sensitivity(weights_table_, cutoff_used))
 format_weight_sensitivity(weights_table_, cutoff_used)

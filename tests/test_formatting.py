@@ -116,7 +116,7 @@ def displays(cohort: pd.DataFrame) -> dict[str, tuple[tuple, object]]:
     fits = fit_specifications(d, multiverse_specs(params.ps_covariates, None, "logistic", params.multiverse_formula),
                               params.estimand)
     specs = propensity_specifications(fits, params.estimand, CUTOFF)
-    weights = weight_sensitivity(d, study.propensity.propensity, CUTOFF)
+    weights = weight_sensitivity(d, study.propensity, CUTOFF)
     mi = multiple_imputation(study.cohort, params.ps_covariates, CUTOFF, m=params.mi_imputations, seed=params.seed)
     curve = run_multiverse(fits, params, CUTOFF)
     coefficients = study.propensity.coefficients.rename("log-odds").to_frame()

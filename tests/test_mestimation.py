@@ -235,8 +235,8 @@ def test_weight_sensitivity_rows_switch_to_m_estimation():
 
     s = sample("synthetic")
     model = fit_propensity(s, DEFAULT_PS_COVARIATES)
-    table = weight_sensitivity(s, model.propensity, 75, m_estimation=model)
-    robust = weight_sensitivity(s, model.propensity, 75)
+    table = weight_sensitivity(s, model, 75, variance="m_estimation")
+    robust = weight_sensitivity(s, model, 75)
     ref = pd.read_csv(EXPECTED / "synthetic_effects.csv")
     for estimand in ESTIMANDS:
         rows = table.query("estimand == @estimand and outcome == 'mrs_90d'").set_index("subgroup")

@@ -85,7 +85,7 @@ def test_cbps_balances_exactly_and_improves_on_logistic(estimand):
 def test_weight_sensitivity_matches_r(cohort, estimand):
     s = sample(cohort)
     model = fit_propensity(s, DEFAULT_PS_COVARIATES)
-    ours = weight_sensitivity(s, model.propensity, 75)
+    ours = weight_sensitivity(s, model, 75)
     assert list(ours.columns) == WEIGHT_SENSITIVITY_COLUMNS
     assert sorted(ours["estimand"].unique()) == sorted(WEIGHT_VARIANTS)
     mine = ours[ours["estimand"] == estimand].reset_index(drop=True)
@@ -98,7 +98,8 @@ def test_weight_sensitivity_matches_r(cohort, estimand):
 
 def test_truncated_and_trimmed_weights():
     s = sample("synthetic")
-    e = fit_propensity(s, DEFAULT_PS_COVARIATES).propensity
+    model = fit_propensity(s, DEFAULT_PS_COVARIATES)
+    e = model.propensity
     t = s["rescue_stenting"].to_numpy()
     variants = weight_variants(e, t)
     raw = compute_weights(e, t, "ATE", normalize=False)
@@ -109,7 +110,7 @@ def test_truncated_and_trimmed_weights():
     w, kept = variants["ATE_trimmed"]
     assert kept.sum() == int(((e >= 0.1) & (e <= 0.9)).sum()) and (w[~kept] == 0).all()
     assert w[kept].mean() == pytest.approx(1.0)
-    table = weight_sensitivity(s, e, 75)
+    table = weight_sensitivity(s, model, 75)
     row = table[(table.estimand == "ATE_trimmed") & (table.outcome == "sich") & (table.subgroup == "overall")].iloc[0]
     assert row["n"] == kept.sum()
     ess = table[(table.estimand == "ATO") & (table.outcome == "mrs_90d") & (table.subgroup == "overall")].iloc[0]
