@@ -198,8 +198,9 @@ def _item(folder: Path, kind: str, relative: str, entry: Entry) -> str:
 
 
 def _item_body(folder: Path, kind: str, relative: str, entry: Entry) -> str:
-    if kind == "figure":
-        return _figure(folder, relative, f"{entry.label}: {entry.title}")
+    if kind == "figure":  # each figure its own alt text: what it shows, from the registry
+        output = output_for(relative)
+        return _figure(folder, relative, f"{entry.label}: {output.description if output else entry.title}")
     text = _read(folder, relative)
     if text is None:
         return f'<p class="missing">Not produced in this build ({html.escape(relative)}; skipped or not run).</p>'

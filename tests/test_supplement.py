@@ -257,3 +257,12 @@ def test_figures_embed_truetype_fonts_and_word_tables_are_a4_with_repeated_heade
         size = re.search(r'<w:pgSz w:w="(\d+)" w:h="(\d+)"', xml)
         assert sorted(map(int, size.groups())) == [11906, 16838], word.name  # A4 in twentieths of a point
         assert '<w:tblHeader w:val="true"/>' in xml, word.name
+
+
+def test_every_figure_has_its_own_alt_text(built):
+    import re
+
+    page = (built.out / "supplement.html").read_text(encoding="utf-8")
+    alts = re.findall(r'<img alt="([^"]+)" src="data:image/png', page)
+    assert len(alts) == 9 and len(set(alts)) == len(alts), alts
+    assert "Supplementary Table 1: balance within the subgroups at a glance (Connect-S plot)" in alts

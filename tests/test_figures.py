@@ -1,0 +1,85 @@
+"""What the figures show a reader: each figure function drawn from the study's own tables, checked
+for the marks, labels and limits a reader relies on (not only through the notebooks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis_lib import figures
+from analysis_lib.data import TREATMENT
+from analysis_lib.descriptives import mrs_distribution, patient_flow
+from analysis_lib.params import Parameters
+from analysis_lib.study import covariate_balance, load_study, sweep_of
+
+from conftest import COHORTS
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_study(Parameters(data_path=str(COHORTS["synthetic"])))
+
+
+def points(ax) -> int:
+    return sum(len(c.get_offsets()) for c in ax.collections)
+
+
+def test_love_plot_shows_every_covariate_before_and_after(study):
+    balance = covariate_balance(study)
+    ax = figures.love_plot(balance).axes[0]
+    assert points(ax) == 2 * len(balance)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(balance.sort_values(
+        "smd_unweighted", key=abs)["covariate"])
+    assert any(line.get_xdata()[0] == 0.1 for line in ax.lines)  # the 0.1 threshold
+
+
+def test_sweep_forest_marks_the_selected_and_the_ineligible_cutoffs(study):
+    sweep = sweep_of(study)
+    labels = [t.get_text() for t in figures.sweep_forest(sweep).axes[0].get_yticklabels()]
+    assert len(labels) == len(sweep)
+    selected = sweep.loc[sweep["selected"], "cutoff"].iloc[0]
+    assert f"{selected:g}%  (selected)" in labels
+    assert sum("(not eligible)" in label for label in labels) == int((~sweep["eligible"]).sum())
+
+
+def test_figure_1_has_three_panels_of_seven_scores_each_summing_to_100(study):
+    distribution = mrs_distribution(study.data, study.weights, 75.0)
+    fig = figures.mrs_bars(distribution, 75.0)
+    panels = fig.axes[:3]
+    assert [ax.get_title(loc="left") for ax in panels] == ["a  Entire cohort", "b  Stenosis >75%",
+                                                           "c  Stenosis \u226475%"]
+    for ax in panels:
+        widths = [p.get_width() for p in ax.patches]
+        assert len(widths) == 14 and sum(widths) == pytest.approx(200.0)  # two arms x 7 scores, 100 % each
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == [f"mRS {k}" for k in range(7)]
+
+
+def test_patient_flow_draws_one_box_per_stage(study):
+    flow = patient_flow(study.sample, 18732, 541)
+    fig = figures.patient_flow_figure(flow)
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for _, row in flow.iterrows():
+        assert f"n = {int(row['n']):,}" in texts
+
+
+def test_simulation_error_bars_stay_within_0_and_100_percent():
+    summary = pd.DataFrame({
+        "scenario": ["a", "a", "b", "b"],
+        "quantity": ["significant effect modification, naive", "significant effect modification, selection-adjusted"] * 2,
+        "value": [0.99, 0.01, 1.0, 0.0], "mc_se": [0.02, 0.02, 0.0, 0.0], "replicates": 100})
+    ax = figures.simulation_figure(summary).axes[0]
+    ends = [np.asarray(s.get_segments())[:, :, 1] for c in ax.containers if getattr(c, "errorbar", None)
+            for s in c.errorbar.lines[2]]
+    assert len(ends) == 2 and sum(e.shape[0] for e in ends) == 4  # naive and adjusted, two scenarios each
+    assert min(e.min() for e in ends) >= 0 and max(e.max() for e in ends) <= 100
+    assert max(e.max() for e in ends) == 100  # 99 % + 1.96 x 2 % is clipped at 100 %
+
+
+def test_propensity_overlap_mirrors_the_arms(study):
+    fig = figures.propensity_overlap(study.propensity.propensity, study.data[TREATMENT], study.weights)
+    unweighted = fig.axes[0]
+    heights = [p.get_height() for p in unweighted.patches]
+    assert sum(h for h in heights if h > 0) == pytest.approx((study.data[TREATMENT] == 1).sum())
+    assert -sum(h for h in heights if h < 0) == pytest.approx((study.data[TREATMENT] == 0).sum())
