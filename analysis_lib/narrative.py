@@ -68,18 +68,15 @@ def center_summary(center: pd.DataFrame, primary: pd.DataFrame, cutoff: float) -
             f"below {cutoff:g}% stenosis and by {_effect(high_c)} above, against {_effect(low_p)} and "
             f"{_effect(high_p)} in the primary analysis, {conclusion}.")
     binary = center[center["outcome"] != "mrs_90d"]
-    missing = binary["estimate"].isna()
-    if missing.any():
-        singular = int(binary.loc[missing, "note"].str.contains("singular").sum())
-        other = int(missing.sum()) - singular
-        reasons = []
-        if singular:
-            reasons.append(f"{singular} singular fits, where the center variance is estimated at zero and the model "
-                           "adds nothing to the primary one")
-        if other:
-            reasons.append(f"{other} with a subgroup-arm without events or a fit that did not converge")
-        text += (f" For {int(missing.sum())} of {len(binary)} binary-outcome rows the random-intercept Poisson model "
-                 f"gives no number ({'; '.join(reasons)}).")
+    singular = int(binary["note"].str.startswith("singular").sum())
+    if singular:
+        text += (f" For {singular} of {len(binary)} binary-outcome rows the center variance is estimated at zero "
+                 "(a singular fit): the random-intercept model is then the weighted Poisson model itself, and its "
+                 "estimate is printed as lme4 reports it.")
+    missing = int(binary["estimate"].isna().sum())
+    if missing:
+        text += (f" For {missing} of {len(binary)} binary-outcome rows the model gives no number (a subgroup-arm "
+                 "without events or a fit that did not converge).")
     return text
 
 

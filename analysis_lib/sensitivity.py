@@ -237,8 +237,12 @@ def fit_poisson_glmm(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.n
             converged = converged and bool(np.all(np.linalg.eigvalsh(H) > 0))
         except np.linalg.LinAlgError:
             cov, converged = np.full((p, p), np.nan), False
-    else:
-        cov = np.full((p, p), np.nan)
+    else:  # the boundary: lme4's vcov is then that of the weighted Poisson GLM, (X' diag(w mu) X)^-1
+        mu = np.exp(np.clip(Xv @ params[:p], -700, 700))  # (on the aggregated records, w summed)
+        try:
+            cov = np.linalg.inv(Xv.T @ ((w * mu)[:, None] * Xv))
+        except np.linalg.LinAlgError:
+            cov, converged = np.full((p, p), np.nan), False
     names = tuple(X.columns) if isinstance(X, pd.DataFrame) else tuple(f"x{j}" for j in range(p))
     return MixedFit(names=names, coef=params[:p], vcov=cov, family="poisson",
                     method="Laplace" if nagq == 1 else f"AGQ({nagq})", sigma2=1.0,
@@ -285,8 +289,9 @@ def center_sensitivity(df: pd.DataFrame, weights: np.ndarray, cutoff: float, out
     binary outcomes, with the primary weights; ``overall`` from ``y ~ t + (1 | center)``,
     ``low``/``high`` from ``y ~ t * high + (1 | center)`` by the same linear combinations as
     Table 2. Wald intervals and p with normal quantiles (``confint(method = "Wald")``).
-    A binary outcome with a cell without events, a fit that does not converge or a singular
-    Poisson fit gives a note and no number. ``subgroup_weights`` (one propensity model per
+    A binary outcome with a cell without events or a fit that does not converge gives a note and
+    no number; a singular fit (center variance at 0) gives lme4's boundary estimate, that of the
+    weighted fixed-effects model, with a note. ``subgroup_weights`` (one propensity model per
     subgroup, ANALYSIS.md §11) weight the interaction model when given.
     """
     z = critical_value(conf_level)
@@ -348,7 +353,8 @@ def _center_model(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.ndar
     model = {"family": family, "method": None if fit is None else fit.method, "n": int(y.size),
              "n_centers": int(np.bincount(groups).astype(bool).sum()),
              "center_variance": np.nan if fit is None else fit.center_variance,
-             "residual_variance": np.nan if fit is None else fit.sigma2, "p_interaction": p_int,
+             # a Poisson model has no residual variance (lme4's sigma of 1 means nothing there)
+             "residual_variance": np.nan if fit is None or family == "poisson" else fit.sigma2, "p_interaction": p_int,
              "converged": None if fit is None else fit.converged, "singular": None if fit is None else fit.singular,
              "note": note}
     return model, fit, problems, blocking
@@ -358,12 +364,13 @@ def _center_row(fit: MixedFit | None, L: list[float], family: str, z: float, pro
                 model_note: str) -> dict:
     """A subgroup row of Supplementary Table 3: the Wald estimate of ``L' beta`` or a note saying why
     there is none (a singular linear fit keeps its number, equal to the weighted linear model's)."""
-    no_number = fit is None or not fit.converged or (family == "poisson" and fit.singular)
+    no_number = fit is None or not fit.converged
     note = problem or (f"not estimated: {model_note}" if no_number and model_note else "")
     if no_number and not note:
         note = "not estimated: " + (blocking or model_note)
-    if fit is not None and fit.singular and family == "gaussian":
-        note = "singular fit: center variance estimated at 0 (equal to the weighted linear model)"
+    if fit is not None and fit.singular and fit.converged:  # lme4's boundary estimate, printed as the paper does
+        model = "weighted linear model" if family == "gaussian" else "weighted Poisson model"
+        note = f"singular fit: center variance estimated at 0 (equal to the {model})"
     if no_number:
         return {"estimate": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan, "note": note}
     b, se = fit.combination(L)
