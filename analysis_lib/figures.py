@@ -121,10 +121,19 @@ def continuous_interaction_plot(band: pd.DataFrame, crossing: float, cutoff: flo
                                 stenosis: np.ndarray, treatment: np.ndarray) -> Figure:
     """Supplementary Figure 2: ATE(s) with its pointwise band, the crossing point, the cutoff
     used for the subgroups and a rug of patients by arm (at most ``RUG_MAX`` per arm, drawn at
-    random with a fixed seed, in larger cohorts)."""
+    random with a fixed seed, in larger cohorts). Stenosis degrees outside the range where both
+    arms have patients are shaded: there the line extrapolates a linear model and no comparison
+    rests on data."""
     fig = _figure(6.5, 4.2)
     ax = fig.add_subplot()
     s = band.iloc[:, 0].to_numpy(float)
+    st_all, tr_all = np.asarray(stenosis, float), np.asarray(treatment, float)
+    supported = (max(st_all[tr_all == a].min() for a in (0.0, 1.0)), min(st_all[tr_all == a].max() for a in (0.0, 1.0)))
+    label = "One arm only: extrapolated"
+    for left, right in ((s.min(), supported[0]), (supported[1], s.max())):
+        if right > left:
+            ax.axvspan(left, right, color="#E8E8E8", zorder=0, label=label)
+            label = None  # one legend entry for both sides
     ax.fill_between(s, band["ci_lower"], band["ci_upper"], color="#BBBBBB", alpha=0.6, label="95% pointwise band")
     ax.plot(s, band["ate"], color="black", linewidth=1.6, label="ATE(stenosis)")
     ax.axhline(0, color="black", linewidth=0.6)

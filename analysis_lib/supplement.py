@@ -85,7 +85,8 @@ SUPPLEMENT: tuple[Entry, ...] = (
           (("figure", "figures/supplementary_figure_1_patient_flow.png"),)),
     Entry("sfigure2", "Supplementary Figure 2", "Continuous effect modification by stenosis",
           "{Weighted} ATE as a linear function of the stenosis degree with its pointwise 95% band ({band}), "
-          "the crossing point and the cutoff used for the subgroups; a rug of the patients of each arm. Below: "
+          "the crossing point and the cutoff used for the subgroups; a rug of the patients of each arm; shaded: "
+          "stenosis degrees where only one arm has patients, where the line extrapolates the linear model. Below: "
           "the interaction per 1% stenosis and the crossing point with delta-method and Fieller intervals.",
           (("figure", "figures/supplementary_figure_2_continuous_interaction.png"),
            ("table", "tables/continuous_interaction.html"))),

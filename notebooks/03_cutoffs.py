@@ -123,7 +123,8 @@ figure_s2
 # %% [markdown]
 # **Supplementary Figure 2.** Overlap-weighted ATE of MT+RS vs MT only on the 90-day mRS as a
 # linear function of the stenosis degree, with its pointwise 95 % band (HC sandwich), the
-# crossing point, the cutoff used for the subgroups, and the patients of each arm (rug).
+# crossing point, the cutoff used for the subgroups, and the patients of each arm (rug). Shaded:
+# stenosis degrees where only one arm has patients; there the line extrapolates the linear model.
 
 # %% [markdown]
 # ## How much to trust the data-driven cutoff

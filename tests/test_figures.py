@@ -83,3 +83,15 @@ def test_propensity_overlap_mirrors_the_arms(study):
     heights = [p.get_height() for p in unweighted.patches]
     assert sum(h for h in heights if h > 0) == pytest.approx((study.data[TREATMENT] == 1).sum())
     assert -sum(h for h in heights if h < 0) == pytest.approx((study.data[TREATMENT] == 0).sum())
+
+
+def test_supplementary_figure_2_shades_the_stenosis_where_only_one_arm_has_patients(study):
+    from analysis_lib.cutoffs import continuous_interaction
+
+    fit = continuous_interaction(study.data, study.weights)
+    s, t = study.data["stenosis_pct"], study.data[TREATMENT]
+    ax = figures.continuous_interaction_plot(fit.band, fit.summary["crossing_point"].iloc[0], 75.0, s, t).axes[0]
+    spans = sorted((p.get_x(), p.get_x() + p.get_width()) for p in ax.patches)
+    both = (max(s[t == 0].min(), s[t == 1].min()), min(s[t == 0].max(), s[t == 1].max()))
+    assert spans == [(s.min(), both[0]), (both[1], s.max())]  # 20-45 % (no MT+RS) and 95-100 % (no MT only)
+    assert [t.get_text() for t in ax.get_legend().get_texts()].count("One arm only: extrapolated") == 1
