@@ -27,12 +27,7 @@ def save_table(tidy: pd.DataFrame, name: str, output_dir: str | Path | None,
                formatted: pd.DataFrame | None = None, caption: str | None = None) -> Path | None:
     """Write ``tables/<name>.csv`` (tidy) and, if given, the formatted table as
     ``tables/<name>.html`` and ``tables/<name>.docx`` (journal-ready Word table)."""
-    if output_dir is None:
-        return None
-    folder = Path(output_dir) / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.csv"
-    tidy.to_csv(path, index=False, lineterminator="\n")
+    path = _write_csv(tidy, name, output_dir, "tables")
     if formatted is not None:
         save_formatted(formatted, name, output_dir, caption)
     return path
@@ -41,11 +36,15 @@ def save_table(tidy: pd.DataFrame, name: str, output_dir: str | Path | None,
 def save_private(tidy: pd.DataFrame, name: str, output_dir: str | Path | None) -> Path | None:
     """Write a patient-level table to ``private/<name>.csv`` (for audit): kept apart from
     ``tables/``, which coauthors share, and never part of the supplement (OUTPUTS.md)."""
+    return _write_csv(tidy, name, output_dir, "private")
+
+
+def _write_csv(tidy: pd.DataFrame, name: str, output_dir: str | Path | None, folder: str) -> Path | None:
+    """``<output_dir>/<folder>/<name>.csv`` (nothing when ``output_dir`` is ``None``)."""
     if output_dir is None:
         return None
-    folder = Path(output_dir) / "private"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.csv"
+    path = Path(output_dir) / folder / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
     tidy.to_csv(path, index=False, lineterminator="\n")
     return path
 
