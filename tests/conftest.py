@@ -64,6 +64,18 @@ def cohort(request) -> str:
     return request.param
 
 
+@pytest.fixture
+def previous(tmp_path):
+    """An earlier, good output folder (with the marker of a build) that a refused or failing build
+    must leave exactly as it was."""
+    out = tmp_path / "outputs"
+    (out / "tables").mkdir(parents=True)
+    (out / "tables" / "table2.csv").write_text("an earlier, good result\n")
+    (out / "supplement.html").write_text("<html>earlier</html>\n")
+    (out / "provenance.json").write_text("{}\n")  # the marker of an earlier build
+    return out
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
     """One full build on the synthetic cohort, shared by the build and supplement tests."""

@@ -157,15 +157,6 @@ def _snapshot(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.fixture
-def previous(tmp_path):
-    out = tmp_path / "outputs"
-    (out / "tables").mkdir(parents=True)
-    (out / "tables" / "table2.csv").write_text("an earlier, good result\n")
-    (out / "provenance.json").write_text("{}\n")  # the marker of an earlier build
-    return out
-
-
 def test_bad_parameter_stops_before_anything_runs(previous):
     before = _snapshot(previous)
     run = _cli("build", "--data", str(SYNTHETIC), "--out", str(previous), "-p", "cutoff", "150")

@@ -200,15 +200,6 @@ def test_a_failed_folder_that_a_build_did_not_make_is_never_replaced(tmp_path):
 
 
 # ------------------------------------------------------------------- every parameter
-@pytest.fixture
-def previous(tmp_path):
-    out = tmp_path / "outputs"
-    (out / "tables").mkdir(parents=True)
-    (out / "tables" / "table2.csv").write_text("an earlier, good result\n")
-    (out / "provenance.json").write_text("{}\n")
-    return out
-
-
 def incomplete_published(tmp_path) -> Path:
     folder = tmp_path / "published"
     folder.mkdir()

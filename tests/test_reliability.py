@@ -172,17 +172,6 @@ DATA_CASES = [
 ]
 
 
-@pytest.fixture
-def previous(tmp_path):
-    """An earlier, good output folder that a failing build must leave exactly as it was."""
-    out = tmp_path / "outputs"
-    (out / "tables").mkdir(parents=True)
-    (out / "tables" / "table2.csv").write_text("an earlier, good result\n")
-    (out / "supplement.html").write_text("<html>earlier</html>\n")
-    (out / "provenance.json").write_text("{}\n")  # the marker of an earlier build
-    return out
-
-
 def snapshot(folder: Path) -> dict:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
