@@ -27,7 +27,8 @@ from .outputs import BUILD_ENVIRONMENT
 from .params import ParameterError, Parameters
 from .published import check_published_dir
 from .registry import missing_files, readme
-from .study import Study, analysis_cutoff, check_subgroup_weights, load_study
+from .steps import analysis_cutoff, check_subgroup_weights
+from .study import Study, load_study
 from .supplement import assemble
 
 NOTEBOOKS: tuple[str, ...] = ("00_audit", "01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
@@ -153,6 +154,7 @@ def preflight(params: Parameters) -> tuple[Study, float]:
     cutoff when the cutoff is data-driven. Returns the study (its validated cohort is cached
     for the notebooks) and the cutoff of Table 2."""
     study = load_study(params)
+    study.weights  # the propensity model is fitted here, before any notebook runs
     cutoff = analysis_cutoff(study)
     check_subgroup_weights(study, cutoff)
     return study, cutoff

@@ -45,7 +45,7 @@ def cutoff_sweep(df: pd.DataFrame, weights: np.ndarray, cutoffs: list[float], mi
     absolute difference (the lowest such cutoff on a tie). ``ps`` (a
     :class:`~analysis_lib.mestimation.PropensityEstimation`) switches to the M-estimation
     variance with normal intervals. ``by_cutoff`` (``cutoff -> (weights, ps, note)``, from
-    :func:`~analysis_lib.study.sweep_weights`) gives each cutoff weights of its own, those of one
+    :func:`~analysis_lib.steps.sweep_weights`) gives each cutoff weights of its own, those of one
     propensity model per subgroup (ANALYSIS.md §11); a cutoff whose weights are ``None`` is not
     estimable, with the reason in ``note``, and never eligible.
 

@@ -424,50 +424,79 @@ def _typed_column(raw: pd.DataFrame, spec: ColumnSpec, ids: pd.Series | None, de
     name = spec.name
     text = raw[name].astype(str).str.strip()
     missing = text.str.lower().isin(NA_TOKENS)
-    if not spec.missing_allowed:
-        _add(problems, name, missing, ids, raw[name], "must not be empty")
     if spec.type == "string":
-        if spec.value_set is not None:
-            _add(problems, name, ~missing & ~text.isin(spec.value_set), ids, raw[name], f"must be {spec.rule}")
+        for mask, rule in column_rules(spec, text, missing):
+            _add(problems, name, mask, ids, raw[name], rule)
         return text.where(~missing, None).astype(object)
     numbers, ambiguous = _parse_numbers(text, missing, decimal)
+    unparsed = ~missing & ~ambiguous & numbers.isna()
+    rules = column_rules(spec, numbers, missing | ambiguous | unparsed)
+    if not spec.missing_allowed:  # the first rule: reported on the empty cells, before the unreadable ones
+        _add(problems, name, missing, ids, raw[name], rules.pop(0)[1])
     _add(problems, name, ambiguous, ids, raw[name], AMBIGUOUS_RULE[decimal])
-    kind = "a whole number" if spec.type == "integer" else "a number"
-    _add(problems, name, ~missing & ~ambiguous & numbers.isna(), ids, raw[name], f"must be {kind}")
-    if spec.type == "integer":
-        _add(problems, name, numbers.notna() & (numbers != np.floor(numbers)), ids, raw[name], "must be a whole number")
-    rng, allowed = spec.value_range, spec.value_set
-    if rng is not None:
-        bad = numbers.notna() & ((numbers < rng[0]) | (numbers > rng[1]))
-        _add(problems, name, bad, ids, raw[name], f"must be from {rng[0]:g} to {rng[1]:g}")
-    elif allowed is not None:
-        _add(problems, name, numbers.notna() & ~numbers.isin(allowed), ids, raw[name], f"must be {spec.allowed}")
+    _add(problems, name, unparsed, ids, raw[name], f"must be {'a whole number' if spec.type == 'integer' else 'a number'}")
+    for mask, rule in rules:
+        _add(problems, name, mask, ids, raw[name], rule)
     return numbers.astype("float64")
 
 
-def _check_rows(raw: pd.DataFrame, typed: pd.DataFrame, ids: pd.Series | None, problems: list[str]) -> None:
-    """The rules across columns and rows: unique IDs, death consistent with the mRS, both arms,
-    an antiplatelet regimen only for stented patients."""
-    if ID in raw.columns:
-        keys = id_keys(raw[ID])
+# The data rules, one set for both readers: :func:`validate` reports every row that breaks one,
+# :func:`_fast_load` only accepts a file that breaks none.
+def column_rules(spec: ColumnSpec, values: pd.Series, missing: pd.Series) -> list[tuple[pd.Series, str]]:
+    """The data dictionary's rules of one column as ``(rows that break it, rule)`` pairs, on its
+    typed values (stripped text, or numbers) and its missing cells."""
+    rules = []
+    if not spec.missing_allowed:
+        rules.append((missing, "must not be empty"))
+    known = ~missing
+    if spec.type == "string":
+        if spec.value_set is not None:
+            rules.append((known & ~values.isin(spec.value_set), f"must be {spec.rule}"))
+        return rules
+    if spec.type == "integer":
+        rules.append((known & (values != np.floor(values)), "must be a whole number"))
+    rng, allowed = spec.value_range, spec.value_set
+    if rng is not None:
+        rules.append((known & ((values < rng[0]) | (values > rng[1])), f"must be from {rng[0]:g} to {rng[1]:g}"))
+    elif allowed is not None:
+        rules.append((known & ~values.isin(allowed), f"must be {spec.allowed}"))
+    return rules
+
+
+def row_rules(typed: pd.DataFrame, ids: pd.Series | None) -> list[tuple[str, pd.Series, str]]:
+    """The rules across columns and rows as ``(column, rows that break it, rule)``: unique IDs
+    (compared by :func:`id_keys`), death consistent with the mRS, an antiplatelet regimen only
+    for stented patients."""
+    rules = []
+    if ids is not None:
+        keys = id_keys(ids)
         dup = keys.duplicated(keep=False) & keys.ne("")
-        _add(problems, ID, dup, ids, raw[ID], "must be unique (duplicated patient ID; IDs that differ only by "
-             "invisible characters or spaces count as the same)" if (keys != ids).any() else
-             "must be unique (duplicated patient ID)")
+        rules.append((ID, dup, "must be unique (duplicated patient ID; IDs that differ only by invisible "
+                      "characters or spaces count as the same)" if (keys != ids.astype(str).str.strip()).any()
+                      else "must be unique (duplicated patient ID)"))
     if "death_90d" in typed.columns and "mrs_90d" in typed.columns:
         both = typed["death_90d"].notna() & typed["mrs_90d"].notna()
-        inconsistent = both & (typed["death_90d"] != (typed["mrs_90d"] == 6).astype(float))
-        _add(problems, "death_90d", inconsistent, ids, raw["death_90d"],
-             "must equal (mrs_90d == 6) where mrs_90d is known")
-    if TREATMENT in typed.columns and not any(p.startswith(TREATMENT) for p in problems):
-        counts = typed[TREATMENT].value_counts()
-        for arm, label in ((1.0, "MT+RS (1)"), (0.0, "MT only (0)")):
-            if counts.get(arm, 0) == 0:
-                problems.append(f"{TREATMENT}: no patient in the {label} arm; both arms are needed")
+        rules.append(("death_90d", both & (typed["death_90d"] != (typed["mrs_90d"] == 6).astype(float)),
+                      "must equal (mrs_90d == 6) where mrs_90d is known"))
     if "antiplatelet_regimen" in typed.columns and TREATMENT in typed.columns:
-        given = typed["antiplatelet_regimen"].notna() & (typed[TREATMENT] == 0)
-        _add(problems, "antiplatelet_regimen", given, ids, raw["antiplatelet_regimen"],
-             "must be empty for MT-only patients (rescue_stenting = 0)")
+        rules.append(("antiplatelet_regimen", typed["antiplatelet_regimen"].notna() & (typed[TREATMENT] == 0),
+                      "must be empty for MT-only patients (rescue_stenting = 0)"))
+    return rules
+
+
+def missing_arms(typed: pd.DataFrame) -> list[str]:
+    """One line per treatment arm without a patient (both arms are needed)."""
+    counts = typed[TREATMENT].value_counts()
+    return [f"{TREATMENT}: no patient in the {label} arm; both arms are needed"
+            for arm, label in ((1.0, "MT+RS (1)"), (0.0, "MT only (0)")) if counts.get(arm, 0) == 0]
+
+
+def _check_rows(raw: pd.DataFrame, typed: pd.DataFrame, ids: pd.Series | None, problems: list[str]) -> None:
+    """The rules across columns and rows (:func:`row_rules`, :func:`missing_arms`)."""
+    for column, mask, rule in row_rules(typed, raw[ID] if ID in raw.columns else None):
+        _add(problems, column, mask, ids, raw[column], rule)
+    if TREATMENT in typed.columns and not any(p.startswith(TREATMENT) for p in problems):
+        problems += missing_arms(typed)
 
 
 _DOT_THOUSANDS = r"^[+-]?\d{1,3}(?:\.\d{3})+$"
@@ -608,39 +637,18 @@ def _fast_load(path: str | Path) -> pd.DataFrame | None:
     df = df.loc[~df.isna().all(axis=1)].reset_index(drop=True)  # blank trailing rows, as the text path
     for c in header:
         spec = dictionary.get(c)
-        x = df[c]
         if spec is None:
             continue
+        x = df[c]
         missing = x.isna()
-        if not spec.missing_allowed and missing.any():
-            return None
-        if c in numeric:
-            v = x.to_numpy()
-            known = v[~missing.to_numpy()]
-            if spec.type == "integer" and np.any(known != np.floor(known)):
-                return None
-            rng, allowed = spec.value_range, spec.value_set
-            if rng is not None and (np.any(known < rng[0]) or np.any(known > rng[1])):
-                return None
-            if rng is None and allowed is not None and not np.isin(known, list(allowed)).all():
-                return None
-        else:
+        if c not in numeric:
             text = x[~missing].astype(str)
             if (text != text.str.strip()).any() or text.str.lower().isin(NA_TOKENS).any():
                 return None
-            if spec.value_set is not None and not text.isin(spec.value_set).all():
-                return None
-            df[c] = x.astype(object)
-    if id_keys(df[ID]).duplicated().any():
-        return None
-    if "death_90d" in df.columns:
-        both = df["death_90d"].notna() & df["mrs_90d"].notna()
-        if (df.loc[both, "death_90d"] != (df.loc[both, "mrs_90d"] == 6)).any():
+            df[c] = x = x.astype(object)
+        if any(mask.any() for mask, _ in column_rules(spec, x, missing)):
             return None
-    arms = set(df[TREATMENT].unique())
-    if arms != {0.0, 1.0}:
-        return None
-    if (df["antiplatelet_regimen"].notna() & (df[TREATMENT] == 0)).any():
+    if any(mask.any() for _, mask, _ in row_rules(df, df[ID])) or missing_arms(df):
         return None
     return df
 

@@ -26,6 +26,13 @@ def _figure(width: float, height: float, **kw) -> Figure:
     return fig
 
 
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as a screen PNG (100 dpi), as a notebook shows it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
 def _register_notebook_display() -> None:
     """Show a returned :class:`Figure` as a PNG in Jupyter (what ``%matplotlib inline`` does,
     without importing pyplot in every kernel). Nothing happens outside IPython."""
@@ -37,12 +44,7 @@ def _register_notebook_display() -> None:
     if shell is None:
         return
 
-    def to_png(fig: Figure) -> bytes:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
-        return buffer.getvalue()
-
-    shell.display_formatter.formatters["image/png"].for_type(Figure, to_png)
+    shell.display_formatter.formatters["image/png"].for_type(Figure, png_bytes)
 
 
 _register_notebook_display()

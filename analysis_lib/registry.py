@@ -32,7 +32,11 @@ class Output:
     ``kind``: ``private`` (a patient-level CSV in ``private/``, never shared), ``table`` (tidy CSV only), ``formatted table`` (tidy CSV with its formatted HTML and
     Word copies), ``display`` (a formatted table without a tidy twin), ``figure`` (PNG and PDF) or
     ``note`` (a paragraph of plain words). ``skip_when`` names a parameter value with which the
-    analysis is skipped and the file absent (e.g. ``("bootstrap_replicates", 0)``).
+    analysis is skipped and the file absent (e.g. ``("bootstrap_replicates", 0)``). ``caption``
+    heads the table in the notebook, the HTML and the Word copy (``{cutoff}`` is the study's
+    cutoff). ``section`` is the anchor of the supplement's item that shows it (``None``: not in
+    the supplement), in the order of this registry; ``shown`` says how a table is shown there:
+    ``table``, ``beside`` (published beside recomputed, collapsed) or ``details`` (collapsed).
     """
 
     name: str
@@ -43,6 +47,9 @@ class Output:
     columns: tuple[str, ...] = ()
     skip_when: tuple[str, object] | None = None
     private: bool = False
+    caption: str = ""
+    section: str | None = None
+    shown: str = "table"
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -61,126 +68,183 @@ NO_RESAMPLING = ("bootstrap_replicates", 0)
 NO_SIMULATION = ("simulation_replicates", 0)
 T, F, D, P, N = "table", "formatted table", "display", "figure", "note"
 OUTPUTS: tuple[Output, ...] = (
+    Output("audit_summary", N, "00_audit", "analysis_lib.narrative.audit_summary_text", "the audit in plain words",
+           section="audit"),
+    Output("published_audit_problems", D, "00_audit", "analysis_lib.audit.audit_published",
+           "the inconsistent and explained printed numbers", caption="Inconsistent and explained numbers of the paper.",
+           section="audit"),
     Output("published_audit", F, "00_audit", "analysis_lib.audit.audit_published",
            "the audit of the paper's printed numbers (checked against themselves)",
-           ("source", "item", "quantity", "published", "recomputed", "status", "reason")),
-    Output("published_audit_problems", D, "00_audit", "analysis_lib.audit.audit_published",
-           "the inconsistent and explained printed numbers"),
-    Output("audit_summary", N, "00_audit", "analysis_lib.narrative.audit_summary_text", "the audit in plain words"),
+           ("source", "item", "quantity", "published", "recomputed", "status", "reason"),
+           caption="Audit of the published numbers.", section="audit", shown="details"),
     Output("patient_flow", T, "01_cohort", "analysis_lib.descriptives.patient_flow",
            "Supplementary Figure 1: counts of the patient flow", ("stage", "n", "n_mt_rs", "n_mt_only")),
     Output("supplementary_figure_1_patient_flow", P, "01_cohort", "analysis_lib.figures.patient_flow_figure",
-           "Supplementary Figure 1: patient flow"),
+           "Supplementary Figure 1: patient flow", section="sfigure1"),
     Output("table1", F, "01_cohort", "analysis_lib.descriptives.table1",
-           "Table 1: characteristics by arm, with Fisher / Mann-Whitney p", tuple(TABLE1_COLUMNS)),
+           "Table 1: characteristics by arm, with Fisher / Mann-Whitney p", tuple(TABLE1_COLUMNS),
+           caption="Table 1. Baseline, procedural and outcome characteristics by treatment group.", section="table1"),
     Output("table1_beside_published", D, "01_cohort", "analysis_lib.published.table1_beside",
-           "Table 1: published beside recomputed"),
+           "Table 1: published beside recomputed", caption="Table 1: published beside recomputed.",
+           section="table1", shown="beside"),
     Output("weights", "private", "02_weighting", "analysis_lib.weighting.weights_table",
            "patient-level propensity and weight (audit only: never share)", ("patient_id", "propensity", "weight"),
            private=True),
-    Output("balance", F, "02_weighting", "analysis_lib.study.covariate_balance",
-           "Supplementary Table 1: SMDs and variance ratios", tuple(BALANCE_COLUMNS)),
+    Output("balance", F, "02_weighting", "analysis_lib.steps.covariate_balance",
+           "Supplementary Table 1: SMDs and variance ratios", tuple(BALANCE_COLUMNS),
+           caption="Supplementary Table 1. Covariate balance before and after weighting.", section="stable1"),
     Output("effective_sample_size", F, "02_weighting", "analysis_lib.balance.sample_sizes",
-           "effective sample size per arm", ("arm", "n", "ess_unweighted", "ess_weighted")),
-    Output("love_plot", P, "02_weighting", "analysis_lib.figures.love_plot", "love plot of the SMDs"),
+           "effective sample size per arm", ("arm", "n", "ess_unweighted", "ess_weighted"),
+           caption="Effective sample size per arm.", section="stable1"),
+    Output("love_plot", P, "02_weighting", "analysis_lib.figures.love_plot", "love plot of the SMDs",
+           section="stable1"),
     Output("propensity_overlap", P, "02_weighting", "analysis_lib.figures.propensity_overlap",
-           "propensity score by arm, before and after weighting"),
-    Output("subgroup_balance", F, "02_weighting", "analysis_lib.study.subgroup_balance_of",
+           "propensity score by arm, before and after weighting", section="stable1"),
+    Output("subgroup_balance", F, "02_weighting", "analysis_lib.steps.subgroup_balance_of",
            "balance within the stenosis subgroups, every cutoff, both weightings (overall model, model per "
-           "subgroup)", tuple(SUBGROUP_BALANCE_COLUMNS)),
+           "subgroup)", tuple(SUBGROUP_BALANCE_COLUMNS),
+           caption="Covariate balance within the stenosis subgroups at {cutoff:g}%.", section="stable1"),
     Output("subgroup_balance", P, "02_weighting", "analysis_lib.figures.subgroup_balance_plot",
-           "balance within the subgroups at a glance (Connect-S plot)"),
+           "balance within the subgroups at a glance (Connect-S plot)", section="stable1"),
     Output("subgroup_balance_summary", N, "02_weighting", "analysis_lib.narrative.subgroup_balance_summary",
-           "the largest within-subgroup imbalance and what it means for Table 2"),
-    Output("cutoff_sweep", F, "03_cutoffs", "analysis_lib.study.sweep_of",
-           "Supplementary Table 2: subgroup ATEs at every cutoff", tuple(SWEEP_COLUMNS)),
+           "the largest within-subgroup imbalance and what it means for Table 2", section="stable1"),
+    Output("cutoff_sweep", F, "03_cutoffs", "analysis_lib.steps.sweep_of",
+           "Supplementary Table 2: subgroup ATEs at every cutoff", tuple(SWEEP_COLUMNS),
+           caption="Supplementary Table 2. Treatment effect on the 90-day mRS below and above each stenosis cutoff.",
+           section="stable2"),
     Output("cutoff_sweep_forest", P, "03_cutoffs", "analysis_lib.figures.sweep_forest",
-           "the cutoff sweep as a forest plot"),
+           "the cutoff sweep as a forest plot", section="stable2"),
+    Output("supplementary_figure_2_continuous_interaction", P, "03_cutoffs",
+           "analysis_lib.figures.continuous_interaction_plot", "Supplementary Figure 2: ATE by stenosis",
+           section="sfigure2"),
     Output("continuous_interaction", F, "03_cutoffs", "analysis_lib.cutoffs.continuous_interaction",
-           "interaction per 1 % stenosis and crossing point (delta CI)", tuple(CONTINUOUS_COLUMNS)),
+           "interaction per 1 % stenosis and crossing point (delta CI)", tuple(CONTINUOUS_COLUMNS),
+           caption="Interaction of rescue stenting with the stenosis degree (linear) and crossing point.",
+           section="sfigure2"),
     Output("crossing_point", T, "03_cutoffs", "analysis_lib.cutoffs.continuous_interaction",
            "crossing point with delta-method and Fieller intervals"),
     Output("continuous_band", T, "03_cutoffs", "analysis_lib.cutoffs.continuous_interaction",
            "ATE(stenosis) with its pointwise band (Supplementary Figure 2)"),
-    Output("supplementary_figure_2_continuous_interaction", P, "03_cutoffs",
-           "analysis_lib.figures.continuous_interaction_plot", "Supplementary Figure 2: ATE by stenosis"),
+    Output("resampling_summary", D, "03_cutoffs", "analysis_lib.resample.run_resampling",
+           "the data-driven cutoff under resampling", caption="The data-driven cutoff under resampling.",
+           section="resampling"),
     Output("cutoff_selection", F, "03_cutoffs", "analysis_lib.resample.run_resampling",
            "how often each cutoff is selected in bootstrap samples of the whole procedure", tuple(SELECTION_COLUMNS),
-           skip_when=NO_RESAMPLING),
+           skip_when=NO_RESAMPLING,
+           caption="How often each cutoff is selected in bootstrap samples of the whole procedure.",
+           section="resampling"),
     Output("crossing_bootstrap", T, "03_cutoffs", "analysis_lib.resample.run_resampling",
            "percentile intervals of the crossing point and of the selected difference", tuple(CROSSING_COLUMNS),
            skip_when=NO_RESAMPLING),
     Output("selection_test", T, "03_cutoffs", "analysis_lib.resample.run_resampling",
            "the test of the largest difference, adjusted for the selection", tuple(TEST_COLUMNS),
            skip_when=NO_RESAMPLING),
-    Output("resampling_summary", D, "03_cutoffs", "analysis_lib.resample.run_resampling",
-           "the data-driven cutoff under resampling"),
     Output("resampling_summary", N, "03_cutoffs", "analysis_lib.narrative.resampling_summary",
-           "the resampling in plain words"),
+           "the resampling in plain words", section="resampling"),
     Output("text_results_beside_published", D, "03_cutoffs", "analysis_lib.published.text_results_beside",
-           "the paper's text results beside the recomputed ones"),
-    Output("table2", F, "04_outcomes", "analysis_lib.study.table2_of",
-           "Table 2: every outcome, unadjusted and weighted, overall and by subgroup", tuple(TABLE2_COLUMNS)),
+           "the paper's text results beside the recomputed ones", caption="Text results: published beside recomputed.",
+           section="stable2", shown="beside"),
+    Output("table2", F, "04_outcomes", "analysis_lib.steps.table2_of",
+           "Table 2: every outcome, unadjusted and weighted, overall and by subgroup", tuple(TABLE2_COLUMNS),
+           caption="Table 2. Effect of rescue stenting on outcomes.", section="table2"),
     Output("table2_beside_published", D, "04_outcomes", "analysis_lib.published.table2_beside",
-           "Table 2: published beside recomputed"),
+           "Table 2: published beside recomputed", caption="Table 2: published beside recomputed.",
+           section="table2", shown="beside"),
     Output("mrs_distribution", T, "04_outcomes", "analysis_lib.descriptives.mrs_distribution",
            "Figure 1: weighted 90-day mRS distribution", ("group", "arm", "mrs", "n", "percent")),
     Output("figure_1_mrs_distribution", P, "04_outcomes", "analysis_lib.figures.mrs_bars",
-           "Figure 1: weighted 90-day mRS distribution"),
-    Output("subgroup_weights_comparison", F, "04_outcomes", "analysis_lib.study.subgroup_weights_comparison",
+           "Figure 1: weighted 90-day mRS distribution", section="figure1"),
+    Output("subgroup_weights_comparison", F, "04_outcomes", "analysis_lib.steps.subgroup_weights_comparison",
            "every weighted subgroup row of Table 2 with the overall model's weights and with one model per "
-           "subgroup"),
+           "subgroup", caption="Subgroup effects with the overall model's weights and with one propensity model per "
+           "subgroup.", section="subgroups"),
     Output("subgroup_weights_summary", N, "04_outcomes", "analysis_lib.narrative.subgroup_weights_summary",
-           "what weights within the subgroups change"),
+           "what weights within the subgroups change", section="subgroups"),
     Output("center_sensitivity", F, "05_sensitivity", "analysis_lib.sensitivity.center_sensitivity",
-           "Supplementary Table 3: every Table 2 outcome with a random intercept for center", tuple(CENTER_COLUMNS)),
+           "Supplementary Table 3: every Table 2 outcome with a random intercept for center", tuple(CENTER_COLUMNS),
+           caption="Supplementary Table 3. Effect of rescue stenting with center as a random intercept.",
+           section="stable3"),
     Output("center_models", F, "05_sensitivity", "analysis_lib.sensitivity.center_sensitivity",
-           "variance components, p-interaction and convergence of those models"),
+           "variance components, p-interaction and convergence of those models",
+           caption="Variance components of the random-intercept models.", section="stable3"),
     Output("center_summary", N, "05_sensitivity", "analysis_lib.narrative.center_summary",
-           "the center analysis in plain words"),
+           "the center analysis in plain words", section="stable3"),
     Output("cluster_robust", F, "05_sensitivity", "analysis_lib.sensitivity.cluster_robust",
-           "every weighted Table 2 row with center-clustered standard errors", tuple(CLUSTER_COLUMNS)),
+           "every weighted Table 2 row with center-clustered standard errors", tuple(CLUSTER_COLUMNS),
+           caption="Weighted effects with standard errors clustered by center.", section="cluster"),
     Output("cluster_summary", N, "05_sensitivity", "analysis_lib.narrative.cluster_summary",
-           "the clustered analysis in plain words"),
+           "the clustered analysis in plain words", section="cluster"),
     Output("evalues", F, "05_sensitivity", "analysis_lib.sensitivity.evalues",
-           "E-values of every weighted Table 2 row", tuple(EVALUE_COLUMNS)),
+           "E-values of every weighted Table 2 row", tuple(EVALUE_COLUMNS),
+           caption="E-values of the weighted effects.", section="evalues"),
     Output("evalue_summary", N, "05_sensitivity", "analysis_lib.narrative.evalue_summary",
-           "the E-values in plain words"),
+           "the E-values in plain words", section="evalues"),
     Output("variance_comparison", F, "05_sensitivity", "analysis_lib.sensitivity.compare_variances",
            "every weighted Table 2 row: SE and CI with the weights as known and by M-estimation",
-           tuple(COMPARISON_COLUMNS), skip_when=("ps_method", "cbps")),
+           tuple(COMPARISON_COLUMNS), skip_when=("ps_method", "cbps"),
+           caption="Weighted effects with the weights as known and with the propensity score as estimated.",
+           section="variance"),
     Output("variance_summary", N, "05_sensitivity", "analysis_lib.narrative.variance_summary",
-           "the two variances in plain words", skip_when=("ps_method", "cbps")),
+           "the two variances in plain words", skip_when=("ps_method", "cbps"), section="variance"),
     Output("propensity_specifications", F, "06_specification", "analysis_lib.multiverse.propensity_specifications",
-           "the primary, richer-formula and CBPS propensity models side by side"),
+           "the primary, richer-formula and CBPS propensity models side by side",
+           caption="Three propensity models side by side.", section="specification"),
     Output("weight_sensitivity", F, "06_specification", "analysis_lib.specification.weight_sensitivity",
            "mRS, mRS 0-2 and sICH under ATO, ATE, ATT, ATM, truncated and trimmed weights",
-           tuple(WEIGHT_SENSITIVITY_COLUMNS)),
+           tuple(WEIGHT_SENSITIVITY_COLUMNS), caption="Effects under six weightings.", section="specification"),
     Output("weights_summary", N, "06_specification", "analysis_lib.narrative.weights_summary",
-           "the weightings in plain words"),
+           "the weightings in plain words", section="specification"),
     Output("mi_sensitivity", F, "06_specification", "analysis_lib.imputation.multiple_imputation",
            "the same rows after multiple imputation of missing covariates (Rubin's rules)", tuple(MI_COLUMNS),
-           skip_when=("mi_imputations", 0)),
+           skip_when=("mi_imputations", 0),
+           caption="Complete-case and multiply imputed analyses side by side.", section="specification"),
     Output("imputation_summary", N, "06_specification", "analysis_lib.narrative.imputation_summary",
-           "the imputation in plain words", skip_when=("mi_imputations", 0)),
+           "the imputation in plain words", skip_when=("mi_imputations", 0), section="specification"),
     Output("specification_curve", T, "06_specification", "analysis_lib.multiverse.run_multiverse",
            "the multiverse: subgroup ATEs on the mRS over every combination of choices",
            ("ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size", "subgroup", "estimate", "ci_lower",
             "ci_upper", "p_value", "eligible", "primary", "agrees")),
     Output("specification_curve", P, "06_specification", "analysis_lib.figures.specification_curve_figure",
-           "the specification curve"),
+           "the specification curve", section="multiverse"),
     Output("multiverse_summary", N, "06_specification", "analysis_lib.narrative.multiverse_summary",
-           "the multiverse in plain words"),
+           "the multiverse in plain words", section="multiverse"),
     Output("simulation_summary", F, "07_simulation", "analysis_lib.simulation.run_simulation_study",
            "the simulation study: bias, coverage, rejection rates, cutoff recovery (Monte-Carlo SEs)",
-           ("scenario", "quantity", "value", "mc_se", "replicates"), skip_when=NO_SIMULATION),
+           ("scenario", "quantity", "value", "mc_se", "replicates"), skip_when=NO_SIMULATION,
+           caption="Operating characteristics in simulated cohorts, with Monte-Carlo standard errors.",
+           section="simulation"),
     Output("simulation_replicates", T, "07_simulation", "analysis_lib.simulation.run_simulation_study",
            "one row per simulated cohort", skip_when=NO_SIMULATION),
     Output("simulation_rejection_rates", P, "07_simulation", "analysis_lib.figures.simulation_figure",
-           "rejection rates of the simulation study", skip_when=NO_SIMULATION),
+           "rejection rates of the simulation study", skip_when=NO_SIMULATION, section="simulation"),
     Output("simulation_summary", N, "07_simulation", "analysis_lib.narrative.simulation_summary",
-           "the simulation in plain words"),
+           "the simulation in plain words", section="simulation"),
 )
+
+
+def output_named(name: str, kind: str | None = None) -> Output:
+    """The registered output ``name``; ``kind`` picks one when a table, a figure or a note share
+    a name (``figure``, ``note``, or any table kind when ``None``)."""
+    for o in OUTPUTS:
+        if o.name == name and (o.kind == kind if kind in ("figure", "note") else o.kind not in ("figure", "note")):
+            return o
+    raise KeyError(f"no output '{name}' in analysis_lib/registry.py")
+
+
+def supplement_items(section: str) -> tuple[tuple[str, str], ...]:
+    """The items of a supplement section as ``(shown, path)`` pairs, in the order of the registry:
+    ``figure`` (its PNG), ``note`` (its paragraph) or a table's ``shown`` (its HTML)."""
+    items = []
+    for o in OUTPUTS:
+        if o.section != section:
+            continue
+        if o.kind == "figure":
+            items.append(("figure", f"figures/{o.name}.png"))
+        elif o.kind == "note":
+            items.append(("note", f"notes/{o.name}.md"))
+        else:
+            items.append((o.shown, f"tables/{o.name}.html"))
+    return tuple(items)
 
 
 def output_for(path: str) -> Output | None:

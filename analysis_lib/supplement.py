@@ -1,8 +1,10 @@
 """The supplementary material as one self-contained HTML file (figures embedded, no network
 request, no code), assembled from a build's formatted tables, figures and notes.
 
-The content is the ``SUPPLEMENT`` registry: a new analysis joins the supplement by adding its
-notebook (which writes ``tables/``, ``figures/`` and ``notes/``) and one :class:`Entry` here.
+The sections are the ``SUPPLEMENT`` entries (label, title, caption); what each section shows
+comes from the registry of outputs (:func:`~analysis_lib.registry.supplement_items`): an output
+registered with ``section="table2"`` appears under Table 2, so a new table joins an existing
+section with its registry entry alone.
 """
 
 from __future__ import annotations
@@ -12,27 +14,28 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import output_for
+from .registry import output_for, supplement_items
 from .tables import ABBREVIATIONS
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One item of the supplement.
-
-    ``items`` are ``(kind, path)`` pairs relative to the build folder: ``table`` (an HTML table
-    written by :func:`~analysis_lib.outputs.save_table`), ``figure`` (a PNG), ``note`` (a
-    paragraph written by :func:`~analysis_lib.outputs.save_note`), ``beside`` (a table shown
-    collapsed: the published values beside the recomputed ones) or ``details`` (a long table
-    shown collapsed).
-    """
+    """One section of the supplement: its anchor (the registry's ``section``), label, title and
+    caption (``{terms}`` from :func:`caption_terms`)."""
 
     anchor: str
     label: str
     title: str
     caption: str
-    items: tuple[tuple[str, str], ...]
     part: str = "Results as in the paper"
+
+    @property
+    def items(self) -> tuple[tuple[str, str], ...]:
+        """``(shown, path)`` pairs relative to the build folder: ``table`` (an HTML table written
+        by :func:`~analysis_lib.outputs.save_table`), ``figure`` (a PNG), ``note`` (a paragraph
+        written by :func:`~analysis_lib.outputs.save_note`), ``beside`` (published beside
+        recomputed, collapsed) or ``details`` (a long table, collapsed)."""
+        return supplement_items(self.anchor)
 
 
 SUPPLEMENT: tuple[Entry, ...] = (
@@ -43,107 +46,79 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "stenting; mRS modified Rankin Scale; NIHSS National Institutes of Health Stroke Scale; ASPECTS "
           "Alberta Stroke Program Early CT Score; IVT intravenous thrombolysis; MCA middle cerebral artery; "
           "mTICI modified Treatment In Cerebral Infarction; GPI glycoprotein IIb/IIIa inhibitor; sICH "
-          "symptomatic intracranial hemorrhage.",
-          (("table", "tables/table1.html"), ("beside", "tables/table1_beside_published.html"))),
+          "symptomatic intracranial hemorrhage."),
     Entry("table2", "Table 2", "Effect of rescue stenting on outcomes",
           "Unadjusted and {weighted} (IPTW) effects of MT+RS vs MT only, in the entire cohort and by "
           "stenosis subgroup. ATE average treatment effect (difference in mean 90-day mRS; negative favours "
           "stenting), weighted linear model; RR relative risk (MT only reference), weighted Poisson model with "
-          "log link; {variance}; p-int p-value of the treatment x subgroup interaction{subgroup_rows}.",
-          (("table", "tables/table2.html"), ("beside", "tables/table2_beside_published.html"))),
+          "log link; {variance}; p-int p-value of the treatment x subgroup interaction{subgroup_rows}."),
     Entry("figure1", "Figure 1", "Distribution of the 90-day modified Rankin Scale",
           "{Weighted} distribution of 90-day mRS scores by treatment group: (a) entire cohort; (b) stenosis "
-          "above and (c) at or below the cutoff{subgroup_rows}. Percentages of patients at each score.",
-          (("figure", "figures/figure_1_mrs_distribution.png"),)),
+          "above and (c) at or below the cutoff{subgroup_rows}. Percentages of patients at each score."),
     Entry("stable1", "Supplementary Table 1", "Covariate balance before and after weighting",
           "Standardised mean differences (SMD; {smd}) and variance ratios (MT+RS over MT only, continuous "
           "covariates), before and after {weighting}; |SMD| < 0.1 indicates adequate balance. Below: effective "
           "sample size (ESS) per arm; then the balance within the stenosis subgroups at the cutoff of Table 2, "
           "with the overall model's weights and with one propensity model per subgroup (SMDs inside each "
           "subgroup, same conventions; every cutoff of the sweep in tables/subgroup_balance.csv), and the same "
-          "at a glance (Connect-S plot: the shade of a cell is the |SMD| category of a covariate in a subgroup).",
-          (("table", "tables/balance.html"), ("table", "tables/effective_sample_size.html"),
-           ("figure", "figures/love_plot.png"), ("figure", "figures/propensity_overlap.png"),
-           ("table", "tables/subgroup_balance.html"), ("figure", "figures/subgroup_balance.png"),
-           ("note", "notes/subgroup_balance_summary.md"))),
+          "at a glance (Connect-S plot: the shade of a cell is the |SMD| category of a covariate in a subgroup)."),
     Entry("stable2", "Supplementary Table 2", "Treatment effect on the 90-day mRS at each stenosis cutoff",
           "{Weighted} ATE of MT+RS vs MT only on the 90-day mRS at or below and above each candidate cutoff "
           "({cutoffs}), {variance}; their difference and p-interaction; a cutoff with fewer than the minimum number of "
           "patients in a subgroup-arm is not eligible; the selected cutoff has the largest absolute difference"
-          "{subgroup_rows}.",
-          (("table", "tables/cutoff_sweep.html"), ("figure", "figures/cutoff_sweep_forest.png"),
-           ("beside", "tables/text_results_beside_published.html"))),
+          "{subgroup_rows}."),
     Entry("stable3", "Supplementary Table 3", "Sensitivity to center effects",
           "Every Table 2 outcome with a random intercept for center (weighted linear mixed model by REML for "
           "the mRS; random-intercept Poisson model by Laplace approximation for binary outcomes), beside the "
-          "primary estimates; Wald intervals. Below: the variance components.",
-          (("table", "tables/center_sensitivity.html"), ("table", "tables/center_models.html"),
-           ("note", "notes/center_summary.md"))),
+          "primary estimates; Wald intervals. Below: the variance components."),
     Entry("sfigure1", "Supplementary Figure 1", "Patient flow",
           "Patients screened, treated and excluded, by reason; counts before the registry export are parameters, "
-          "exclusions for missing propensity covariates are computed from the data.",
-          (("figure", "figures/supplementary_figure_1_patient_flow.png"),)),
+          "exclusions for missing propensity covariates are computed from the data."),
     Entry("sfigure2", "Supplementary Figure 2", "Continuous effect modification by stenosis",
           "{Weighted} ATE as a linear function of the stenosis degree with its pointwise 95% band ({band}), "
           "the crossing point and the cutoff used for the subgroups; a rug of the patients of each arm; shaded: "
           "stenosis degrees where only one arm has patients, where the line extrapolates the linear model. Below: "
-          "the interaction per 1% stenosis and the crossing point with delta-method and Fieller intervals.",
-          (("figure", "figures/supplementary_figure_2_continuous_interaction.png"),
-           ("table", "tables/continuous_interaction.html"))),
+          "the interaction per 1% stenosis and the crossing point with delta-method and Fieller intervals."),
     Entry("resampling", "Additional analysis 1", "How much to trust the data-driven cutoff",
           "The whole selection procedure repeated in bootstrap samples (propensity refit, weights, every cutoff, "
           "eligibility, selection, continuous model), and a test of the largest difference that accounts for the "
-          "selection (wild bootstrap under the null of no effect modification).",
-          (("table", "tables/resampling_summary.html"), ("table", "tables/cutoff_selection.html"),
-           ("note", "notes/resampling_summary.md")), part="Additional analyses"),
+          "selection (wild bootstrap under the null of no effect modification).", part="Additional analyses"),
     Entry("cluster", "Additional analysis 2", "Center-clustered standard errors",
           "The weighted Table 2 rows with the sandwich clustered by center (HC0, G/(G-1)), beside the primary "
-          "estimates.",
-          (("table", "tables/cluster_robust.html"), ("note", "notes/cluster_summary.md")), part="Additional analyses"),
+          "estimates.", part="Additional analyses"),
     Entry("evalues", "Additional analysis 3", "Unmeasured confounding: E-values",
           "E-values (VanderWeele & Ding 2017) of every weighted Table 2 row: the risk-ratio association with both "
           "treatment and outcome an unmeasured confounder would need to explain the estimate (or its confidence "
-          "limit) away; the mRS ATE converted with RR = exp(0.91 ATE / SD).",
-          (("table", "tables/evalues.html"), ("note", "notes/evalue_summary.md")), part="Additional analyses"),
+          "limit) away; the mRS ATE converted with RR = exp(0.91 ATE / SD).", part="Additional analyses"),
     Entry("specification", "Additional analysis 4", "Propensity model, weights and missing data",
           "Three propensity models (primary, a richer formula, CBPS); six weightings (ATO, ATE, ATT, ATM, truncated "
           "and trimmed ATE weights) with their effective sample sizes; multiple imputation of missing covariates "
-          "(Rubin's rules) beside the complete-case analysis.",
-          (("table", "tables/propensity_specifications.html"), ("table", "tables/weight_sensitivity.html"),
-           ("note", "notes/weights_summary.md"), ("table", "tables/mi_sensitivity.html"),
-           ("note", "notes/imputation_summary.md")), part="Additional analyses"),
+          "(Rubin's rules) beside the complete-case analysis.", part="Additional analyses"),
     Entry("multiverse", "Additional analysis 5", "The multiverse of analysis choices",
           "Specification curve: the low and high subgroup ATEs over every combination of propensity model, "
           "estimand, sandwich type, cutoff and minimum subgroup-arm size, sorted, with the choices beneath.",
-          (("figure", "figures/specification_curve.png"), ("note", "notes/multiverse_summary.md")),
           part="Additional analyses"),
     Entry("simulation", "Additional analysis 6", "Operating characteristics: a simulation study",
           "Cohorts from the calibrated generator with a known truth (four scenarios, among them confounding that "
           "differs between the stenosis subgroups): bias and coverage of the subgroup ATEs under both weightings "
           "(the overall propensity model; one model per subgroup) with the HC sandwich and with M-estimation, "
           "rejection rates of the naive and the selection-adjusted tests of effect modification, recovery of "
-          "the true cutoff, with Monte-Carlo standard errors.",
-          (("table", "tables/simulation_summary.html"), ("figure", "figures/simulation_rejection_rates.png"),
-           ("note", "notes/simulation_summary.md")), part="Additional analyses"),
+          "the true cutoff, with Monte-Carlo standard errors.", part="Additional analyses"),
     Entry("variance", "Additional analysis 7", "Variance that accounts for the estimated propensity score",
           "Every weighted Table 2 row with two standard errors: the paper's sandwich treating the overlap weights "
           "as known, and M-estimation stacking the logistic propensity model with the weighted outcome model "
           "(as WeightIt's lm_weightit/glm_weightit; normal intervals). SEs of RRs on the log scale.",
-          (("table", "tables/variance_comparison.html"), ("note", "notes/variance_summary.md")),
           part="Additional analyses"),
     Entry("subgroups", "Additional analysis 8", "Weights within the stenosis subgroups",
           "Every weighted subgroup row of Table 2 with the weights of the overall propensity model (the paper) "
           "and with weights from one propensity model per stenosis subgroup (fully interacted with the subgroup "
           "indicator), which balance every covariate within each subgroup (Yang et al., Stat Med 2021); "
           "{variance}.",
-          (("table", "tables/subgroup_weights_comparison.html"), ("note", "notes/subgroup_weights_summary.md")),
           part="Additional analyses"),
     Entry("audit", "Additional analysis 9", "Audit of the published numbers",
           "The paper's printed numbers checked against themselves, real problems first: percentages and p-values "
           "recomputed from the printed counts, unadjusted ratios from the Table 1 counts by several methods, "
-          "intervals and p-values for internal consistency, the text against the tables.",
-          (("note", "notes/audit_summary.md"), ("table", "tables/published_audit_problems.html"),
-           ("details", "tables/published_audit.html")), part="Additional analyses"),
+          "intervals and p-values for internal consistency, the text against the tables.", part="Additional analyses"),
 )
 
 STYLE = """

@@ -72,7 +72,8 @@ def tick(label):
     global t
     now = time.perf_counter(); print(f"  {{label:<44}} {{now - t:6.1f}} s", flush=True); t = now
 from analysis_lib.params import Parameters
-from analysis_lib.study import load_study, covariate_balance
+from analysis_lib.steps import covariate_balance
+from analysis_lib.study import load_study
 from analysis_lib.descriptives import table1
 from analysis_lib.effects import table2
 from analysis_lib.cutoffs import cutoff_sweep, continuous_interaction

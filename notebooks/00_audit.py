@@ -31,18 +31,15 @@ published_dir = "../data/published"
 output_dir = None
 
 # %%
-from analysis_lib.audit import audit_published, audit_summary
-from analysis_lib.narrative import audit_summary_text
-from analysis_lib.outputs import save_formatted, save_note, save_table
-from analysis_lib.tables import format_audit
+from analysis_lib.params import Parameters
+from analysis_lib.steps import load_paper
 
-audit = audit_published(published_dir)
-save_table(audit, "published_audit", output_dir, formatted=format_audit(audit),
-           caption="Audit of the published numbers.")
-audit_summary(audit)
+paper = load_paper(Parameters.from_namespace(globals()))
+paper.audit().save()
+paper.audit_counts()
 
 # %%
-print(save_note(audit_summary_text(audit), "audit_summary", output_dir))
+paper.audit_summary().save()
 
 # %% [markdown]
 # ## Inconsistent
@@ -50,8 +47,8 @@ print(save_note(audit_summary_text(audit), "audit_summary", output_dir))
 # Numbers that contradict each other: to correct, or to explain in the manuscript.
 
 # %%
-save_formatted(format_audit(audit, ("inconsistent", "explained")), "published_audit_problems", output_dir,
-               caption="Inconsistent and explained numbers of the paper.").query("Status == 'inconsistent'")
+paper.audit_problems().save()
+paper.audit_checks(("inconsistent",))
 
 # %% [markdown]
 # ## Explained
@@ -60,10 +57,10 @@ save_formatted(format_audit(audit, ("inconsistent", "explained")), "published_au
 # interval method than the Methods state): worth aligning the Methods with what was done.
 
 # %%
-format_audit(audit, ("explained",))
+paper.audit_checks(("explained",))
 
 # %% [markdown]
 # ## Reproduced and not checkable
 
 # %%
-format_audit(audit, ("reproduced", "not_checkable"))
+paper.audit_checks(("reproduced", "not_checkable"))

@@ -39,15 +39,8 @@ patients_icas_lvo_evt = 541
 min_cell_size = 0
 
 # %%
-from analysis_lib.descriptives import mask_small_cells, patient_flow, table1
-from analysis_lib.figures import patient_flow_figure
-from analysis_lib.outputs import save_figure, save_formatted, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.published import load_published, table1_beside
-from analysis_lib.study import load_sample
-from analysis_lib.tables import format_table1
-
-params = Parameters.from_namespace(globals())
+from analysis_lib.study import load_study
 
 # %% [markdown]
 # ## Analysis sample
@@ -59,8 +52,8 @@ params = Parameters.from_namespace(globals())
 # be missing; each outcome model later uses the patients whose outcome is known.
 
 # %%
-sample = load_sample(params)
-sample
+study = load_study(Parameters.from_namespace(globals()))
+study.sample
 
 # %% [markdown]
 # ## Patient flow (Supplementary Figure 1)
@@ -69,14 +62,10 @@ sample
 # parameters; the exclusions for missing propensity-score covariates are computed from the data.
 
 # %%
-flow = patient_flow(sample, params.patients_screened, params.patients_icas_lvo_evt)
-save_table(flow, "patient_flow", params.output_dir)
-flow
+study.patient_flow().save()
 
 # %%
-figure_s1 = patient_flow_figure(flow)
-save_figure(figure_s1, "supplementary_figure_1_patient_flow", params.output_dir)
-figure_s1
+study.patient_flow_figure().save()
 
 # %% [markdown]
 # **Supplementary Figure 1.** Patient flow. MT mechanical thrombectomy; RS rescue stenting;
@@ -93,10 +82,7 @@ figure_s1
 # in every exported copy of the table (statistical disclosure control).
 
 # %%
-t1 = mask_small_cells(table1(sample.data), params.min_cell_size)
-save_table(t1, "table1", params.output_dir, formatted=format_table1(t1),
-           caption="Table 1. Baseline, procedural and outcome characteristics by treatment group.")
-format_table1(t1)
+study.table1().save()
 
 # %% [markdown]
 # **Table 1.** Univariate analysis of demographic and baseline characteristics, procedural
@@ -114,5 +100,4 @@ format_table1(t1)
 # proportions, medians and quartiles); on the registry they should agree exactly.
 
 # %%
-save_formatted(table1_beside(t1, load_published(params.published_dir)), "table1_beside_published",
-               params.output_dir, caption="Table 1: published beside recomputed.")
+study.table1_beside_published().save()

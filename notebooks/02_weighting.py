@@ -44,16 +44,8 @@ hc_type = "HC0"
 conf_level = 0.95
 
 # %%
-from analysis_lib.data import TREATMENT
-from analysis_lib.figures import love_plot, propensity_overlap, subgroup_balance_plot
-from analysis_lib.formatting import fmt_frame
-from analysis_lib.narrative import subgroup_balance_summary
-from analysis_lib.outputs import save_figure, save_note, save_private
 from analysis_lib.params import Parameters
 from analysis_lib.study import load_study
-from analysis_lib.weighting import weight_summary, weights_table
-
-params = Parameters.from_namespace(globals())
 
 # %% [markdown]
 # ## Propensity model
@@ -62,11 +54,11 @@ params = Parameters.from_namespace(globals())
 # the arms stops the build with a message naming it; an aliased covariate is dropped as R does.
 
 # %%
-study = load_study(params)
+study = load_study(Parameters.from_namespace(globals()))
 study
 
 # %%
-fmt_frame(study.propensity.coefficients.rename("log-odds of rescue stenting").to_frame(), 4)
+study.propensity_coefficients()
 
 # %% [markdown]
 # ## Weights
@@ -75,8 +67,7 @@ fmt_frame(study.propensity.coefficients.rename("log-odds of rescue stenting").to
 # they are never shown here. Their distribution by arm:
 
 # %%
-save_private(weights_table(study.data, study.propensity, study.weights), "weights", params.output_dir)
-fmt_frame(weight_summary(study.weights, study.data[TREATMENT]), {"sum": 1})
+study.patient_weights().save()
 
 # %% [markdown]
 # ## Balance (Supplementary Table 1)
@@ -92,8 +83,7 @@ fmt_frame(weight_summary(study.weights, study.data[TREATMENT]), {"sum": 1})
 # every level of a factor), as cobalt does.
 
 # %%
-balance = study.balance().save()
-balance
+study.balance().save()
 
 # %% [markdown]
 # **Supplementary Table 1.** Covariate balance before and after overlap weighting. SMD
@@ -108,18 +98,14 @@ study.sample_sizes().save()
 # comparison retains.
 
 # %%
-figure_love = love_plot(balance.table)
-save_figure(figure_love, "love_plot", params.output_dir)
-figure_love
+study.love_plot().save()
 
 # %% [markdown]
 # **Love plot.** Absolute standardised mean differences before (open) and after (filled)
 # weighting, ordered by the unweighted imbalance; dashed line at 0.1.
 
 # %%
-figure_overlap = propensity_overlap(study.propensity.propensity, study.data[TREATMENT], study.weights)
-save_figure(figure_overlap, "propensity_overlap", params.output_dir)
-figure_overlap
+study.propensity_overlap().save()
 
 # %% [markdown]
 # **Propensity overlap.** Distribution of the propensity score in MT+RS (up) and MT only
@@ -137,8 +123,7 @@ figure_overlap
 # within each subgroup.
 
 # %%
-subgroup_balance = study.subgroup_balance().save()
-subgroup_balance
+study.subgroup_balance().save()
 
 # %% [markdown]
 # **Balance within the subgroups.** SMD of each covariate inside the subgroups at or below and
@@ -147,14 +132,11 @@ subgroup_balance
 # sweep.
 
 # %%
-figure_subgroups = subgroup_balance_plot(subgroup_balance.table, study.cutoff)
-save_figure(figure_subgroups, "subgroup_balance", params.output_dir)
-figure_subgroups
+study.subgroup_balance_plot().save()
 
 # %% [markdown]
 # **Balance within the subgroups at a glance** (a Connect-S plot): the shade of each cell is the
 # |SMD| category of a covariate in a subgroup; darker means more imbalance.
 
 # %%
-print(save_note(subgroup_balance_summary(subgroup_balance.table, study.cutoff, params.subgroup_weights),
-                "subgroup_balance_summary", params.output_dir))
+study.subgroup_balance_summary().save()

@@ -50,19 +50,10 @@ bootstrap_replicates = 2000
 subgroup_weights = "overall"
 
 # %%
-from analysis_lib.cutoffs import continuous_interaction, resolve_cutoff
-from analysis_lib.data import MODIFIER, TREATMENT
-from analysis_lib.figures import continuous_interaction_plot, sweep_forest
-from analysis_lib.narrative import resampling_summary
-from analysis_lib.outputs import save_figure, save_formatted, save_note, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.published import load_published, text_results_beside
-from analysis_lib.resample import run_resampling
 from analysis_lib.study import load_study
-from analysis_lib.tables import format_continuous, format_cutoff_selection, format_resampling
 
-params = Parameters.from_namespace(globals())
-study = load_study(params)
+study = load_study(Parameters.from_namespace(globals()))
 study
 
 # %% [markdown]
@@ -77,8 +68,7 @@ study
 # says why.
 
 # %%
-sweep = study.sweep().save()
-sweep
+study.sweep().save()
 
 # %% [markdown]
 # **Supplementary Table 2.** Overlap-weighted ATE of MT+RS vs MT only on the 90-day mRS (difference
@@ -86,17 +76,13 @@ sweep
 # minus low.
 
 # %%
-figure_sweep = sweep_forest(sweep.table)
-save_figure(figure_sweep, "cutoff_sweep_forest", params.output_dir)
-figure_sweep
+study.sweep_forest().save()
 
 # %% [markdown]
 # **Cutoff sweep.** Subgroup ATEs (95 % CI) at each candidate cutoff; grey: not eligible.
 
 # %%
-used_cutoff = resolve_cutoff(params.cutoff, sweep.table, params.min_arm_size)
-print(f"Cutoff selected by the sweep: {sweep.table.loc[sweep.table['selected'], 'cutoff'].tolist()}; "
-      f"cutoff used for Table 2 and Figure 1: {used_cutoff:g} %")
+print(study.cutoff_choice())
 
 # %% [markdown]
 # ## Continuous effect modification (Supplementary Figure 2)
@@ -107,18 +93,10 @@ print(f"Cutoff selected by the sweep: {sweep.table.loc[sweep.table['selected'], 
 # significant, and then said so).
 
 # %%
-continuous = continuous_interaction(study.data, study.weights, params.hc_type, params.conf_level, ps=study.ps)
-save_table(continuous.summary, "continuous_interaction", params.output_dir,
-           formatted=format_continuous(continuous.summary, continuous.crossing))
-save_table(continuous.crossing, "crossing_point", params.output_dir)
-save_table(continuous.band, "continuous_band", params.output_dir)
-format_continuous(continuous.summary, continuous.crossing)
+study.continuous_interaction().save()
 
 # %%
-figure_s2 = continuous_interaction_plot(continuous.band, continuous.summary["crossing_point"].iloc[0],
-                                        used_cutoff, study.data[MODIFIER], study.data[TREATMENT])
-save_figure(figure_s2, "supplementary_figure_2_continuous_interaction", params.output_dir)
-figure_s2
+study.continuous_interaction_plot().save()
 
 # %% [markdown]
 # **Supplementary Figure 2.** Overlap-weighted ATE of MT+RS vs MT only on the 90-day mRS as a
@@ -140,23 +118,16 @@ figure_s2
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-resampling = run_resampling(study)  # progress bar; 2 x bootstrap_replicates replicates
+resampling = study.resampling()  # progress bar; 2 x bootstrap_replicates replicates
 
 # %%
-if resampling is not None:
-    for name, table in resampling.tables().items():
-        save_table(table, name, params.output_dir)
-save_formatted(format_resampling(resampling, sweep.table), "resampling_summary", params.output_dir,
-               caption="The data-driven cutoff under resampling.")
+resampling.save()
 
 # %%
-if resampling is not None:
-    save_formatted(format_cutoff_selection(resampling.cutoff_selection), "cutoff_selection", params.output_dir,
-                   caption="How often each cutoff is selected in bootstrap samples of the whole procedure.")
-format_cutoff_selection(resampling.cutoff_selection) if resampling is not None else None
+study.cutoff_selection().save()
 
 # %%
-print(save_note(resampling_summary(resampling, sweep.table), "resampling_summary", params.output_dir))
+study.resampling_summary().save()
 
 # %% [markdown]
 # ## Published beside recomputed
@@ -164,16 +135,4 @@ print(save_note(resampling_summary(resampling, sweep.table), "resampling_summary
 # The paper's text results next to the values the data give.
 
 # %%
-selected = sweep.table[sweep.table["selected"]]
-beside = text_results_beside(load_published(params.published_dir), {
-    "optimal_cutoff_pct": float(selected["cutoff"].iloc[0]) if len(selected) else None,
-    "difference_of_ates_at_optimal_cutoff": float(selected["difference"].iloc[0]) if len(selected) else None,
-    "continuous_interaction_beta_per_pct": float(continuous.summary["interaction_beta"].iloc[0]),
-    "crossing_point_pct": float(continuous.summary["crossing_point"].iloc[0]),
-    "patients_analysed": study.sample.n,
-    "patients_mt_rs": study.sample.arm_counts()["mt_rs"],
-    "patients_mt_only": study.sample.arm_counts()["mt_only"],
-    "centers": int(study.data["center"].nunique()),
-})
-save_formatted(beside, "text_results_beside_published", params.output_dir,
-               caption="Text results: published beside recomputed.")
+study.text_results_beside_published().save()

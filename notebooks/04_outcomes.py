@@ -51,18 +51,11 @@ conf_level = 0.95
 subgroup_weights = "overall"
 
 # %%
-from analysis_lib.descriptives import mrs_distribution
-from analysis_lib.figures import mrs_bars
-from analysis_lib.narrative import subgroup_weights_summary
-from analysis_lib.outputs import save_figure, save_formatted, save_note, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.published import load_published, table2_beside
 from analysis_lib.study import load_study
 
-params = Parameters.from_namespace(globals())
-study = load_study(params)
-cutoff_used = study.cutoff
-print(f"{study!r}\nStenosis subgroups: <= {cutoff_used:g} % (low) and > {cutoff_used:g} % (high)")
+study = load_study(Parameters.from_namespace(globals()))
+study
 
 # %% [markdown]
 # ## Table 2
@@ -74,8 +67,7 @@ print(f"{study!r}\nStenosis subgroups: <= {cutoff_used:g} % (low) and > {cutoff_
 # subgroup; see notebook 02).
 
 # %%
-t2 = study.table2().save()
-t2
+study.table2().save()
 
 # %% [markdown]
 # **Table 2.** Effect of rescue stenting on outcomes, unadjusted and overlap-weighted (IPTW),
@@ -88,8 +80,7 @@ t2
 # ## Published beside recomputed
 
 # %%
-save_formatted(table2_beside(t2.table, load_published(params.published_dir), cutoff_used), "table2_beside_published",
-               params.output_dir, caption="Table 2: published beside recomputed.")
+study.table2_beside_published().save()
 
 # %% [markdown]
 # ## Figure 1
@@ -98,12 +89,7 @@ save_formatted(table2_beside(t2.table, load_published(params.published_dir), cut
 # subgroup. Percentages use the overlap weights of the whole analysis sample.
 
 # %%
-distribution = mrs_distribution(study.data, study.weights, cutoff_used,
-                                subgroup_weights=study.subgroup_weights(cutoff_used).weights)
-save_table(distribution, "mrs_distribution", params.output_dir)
-figure_1 = mrs_bars(distribution, cutoff_used)
-save_figure(figure_1, "figure_1_mrs_distribution", params.output_dir)
-figure_1
+study.figure_1().save()
 
 # %% [markdown]
 # **Figure 1.** Distribution of 90-day modified Rankin Scale scores by treatment group and
@@ -120,8 +106,7 @@ figure_1
 # balance.
 
 # %%
-comparison = study.subgroup_weights_comparison().save()
-comparison
+study.subgroup_weights_comparison().save()
 
 # %%
-print(save_note(subgroup_weights_summary(comparison.table), "subgroup_weights_summary", params.output_dir))
+study.subgroup_weights_summary().save()

@@ -43,20 +43,11 @@ conf_level = 0.95
 subgroup_weights = "overall"
 
 # %%
-from analysis_lib.narrative import center_summary, cluster_summary, evalue_summary, variance_summary
-from analysis_lib.outputs import save_note, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.sensitivity import center_sensitivity, cluster_robust, compare_variances, evalues, mrs_sd
-from analysis_lib.study import analysis_cutoff, load_study, table2_of
-from analysis_lib.tables import (format_center, format_center_models, format_cluster, format_evalues,
-                                 format_variance_comparison)
+from analysis_lib.study import load_study
 
-params = Parameters.from_namespace(globals())
-study = load_study(params)
-cutoff_used = analysis_cutoff(study)
-primary = table2_of(study, cutoff_used)
-subgroup_rows_weights = study.subgroup_weights(cutoff_used).weights  # overall model, or one model per subgroup
-print(f"{study!r}\nStenosis subgroups at {cutoff_used:g} %; {study.data['center'].nunique()} centers")
+study = load_study(Parameters.from_namespace(globals()))
+study
 
 # %% [markdown]
 # ## Center as a random intercept (Supplementary Table 3)
@@ -70,13 +61,7 @@ print(f"{study!r}\nStenosis subgroups at {cutoff_used:g} %; {study.data['center'
 # variance estimated at zero) or has a subgroup-arm without events gives a note and no number.
 
 # %%
-center = center_sensitivity(study.data, study.weights, cutoff_used, conf_level=params.conf_level,
-                            subgroup_weights=subgroup_rows_weights)
-save_table(center.table, "center_sensitivity", params.output_dir,
-           formatted=format_center(center.table, primary, cutoff_used),
-           caption="Supplementary Table 3. Effect of rescue stenting with center as a random intercept.")
-save_table(center.models, "center_models", params.output_dir, formatted=format_center_models(center.models))
-format_center(center.table, primary, cutoff_used)
+study.center_sensitivity().save()
 
 # %% [markdown]
 # **Supplementary Table 3.** Overlap-weighted effects of MT+RS vs MT only with a random
@@ -84,14 +69,14 @@ format_center(center.table, primary, cutoff_used)
 # 90-day mRS; RR relative risk (MT only reference); CI confidence interval.
 
 # %%
-format_center_models(center.models)
+study.center_models().save()
 
 # %% [markdown]
 # Variance components: the center (random-intercept) variance and the residual variance (for a
 # patient of weight 1; the Poisson model has none), as `summary(lmer)` reports them.
 
 # %%
-print(save_note(center_summary(center.table, primary, cutoff_used), "center_summary", params.output_dir))
+study.center_summary().save()
 
 # %% [markdown]
 # ## Center-clustered standard errors
@@ -102,13 +87,10 @@ print(save_note(center_summary(center.table, primary, cutoff_used), "center_summ
 # residual degrees of freedom for the linear model, normal ones for the Poisson model.
 
 # %%
-cluster = cluster_robust(study.data, study.weights, cutoff_used, conf_level=params.conf_level,
-                         subgroup_weights=subgroup_rows_weights)
-save_table(cluster, "cluster_robust", params.output_dir, formatted=format_cluster(cluster, primary, cutoff_used))
-format_cluster(cluster, primary, cutoff_used)
+study.cluster_robust().save()
 
 # %%
-print(save_note(cluster_summary(cluster, primary), "cluster_summary", params.output_dir))
+study.cluster_summary().save()
 
 # %% [markdown]
 # ## Unmeasured confounding: E-values
@@ -122,12 +104,10 @@ print(save_note(cluster_summary(cluster, primary), "cluster_summary", params.out
 # ask of this study.
 
 # %%
-ev = evalues(primary, mrs_sd(study.data))
-save_table(ev, "evalues", params.output_dir, formatted=format_evalues(ev, cutoff_used))
-format_evalues(ev, cutoff_used)
+study.evalues().save()
 
 # %%
-print(save_note(evalue_summary(ev, cutoff_used), "evalue_summary", params.output_dir))
+study.evalue_summary().save()
 
 # %% [markdown]
 # ## Variance that accounts for the estimated propensity score
@@ -143,18 +123,12 @@ print(save_note(evalue_summary(ev, cutoff_used), "evalue_summary", params.output
 # the build to M-estimation.
 
 # %%
-comparison = compare_variances(study, cutoff_used)
-if comparison is not None:
-    save_table(comparison, "variance_comparison", params.output_dir,
-               formatted=format_variance_comparison(comparison, cutoff_used))
-    print(save_note(variance_summary(comparison), "variance_summary", params.output_dir))
-else:
-    print("CBPS propensity model: its estimating equations are not stacked; no M-estimation comparison.")
-
-# %%
-format_variance_comparison(comparison, cutoff_used) if comparison is not None else None
+study.variance_comparison().save()
 
 # %% [markdown]
 # **Variance comparison.** Every weighted row of Table 2: standard errors (difference in means,
 # or log RR) with the weights treated as known (the paper's HC sandwich) and by M-estimation
 # (propensity and outcome models stacked), their ratio, and both 95% intervals.
+
+# %%
+study.variance_summary().save()

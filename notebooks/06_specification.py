@@ -50,21 +50,10 @@ multiverse_formula = (
 multiverse_min_arm_sizes = [5, 10, 20]
 
 # %%
-from analysis_lib.effects import table2
-from analysis_lib.figures import specification_curve_figure
-from analysis_lib.imputation import multiple_imputation
-from analysis_lib.multiverse import fit_specifications, multiverse_specs, propensity_specifications, run_multiverse
-from analysis_lib.narrative import imputation_summary, multiverse_summary, weights_summary
-from analysis_lib.outputs import save_figure, save_note, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.specification import weight_sensitivity
-from analysis_lib.study import analysis_cutoff, load_study
-from analysis_lib.tables import format_imputation, format_propensity_specifications, format_weight_sensitivity
+from analysis_lib.study import load_study
 
-params = Parameters.from_namespace(globals())
-study = load_study(params)
-cutoff_used = analysis_cutoff(study)
-primary = table2(study.data, study.weights, cutoff_used, params.hc_type, params.conf_level, ps=study.ps)
+study = load_study(Parameters.from_namespace(globals()))
 study
 
 # %% [markdown]
@@ -78,12 +67,7 @@ study
 # covariates, with each model's weights for the primary estimand.
 
 # %%
-specs = multiverse_specs(params.ps_covariates, params.ps_formula, params.ps_method, params.multiverse_formula)
-fits = fit_specifications(study.data, specs, params.estimand)
-spec_table = propensity_specifications(fits, params.estimand, cutoff_used, params.hc_type, params.conf_level)
-save_table(spec_table, "propensity_specifications", params.output_dir,
-           formatted=format_propensity_specifications(spec_table))
-format_propensity_specifications(spec_table)
+study.propensity_specifications().save()
 
 # %% [markdown]
 # ## Weights
@@ -95,14 +79,10 @@ format_propensity_specifications(spec_table)
 # extreme weights.
 
 # %%
-weights_table_ = weight_sensitivity(study.data, study.propensity, cutoff_used, params.hc_type, params.conf_level,
-                                    variance=params.variance)
-save_table(weights_table_, "weight_sensitivity", params.output_dir,
-           formatted=format_weight_sensitivity(weights_table_, cutoff_used))
-format_weight_sensitivity(weights_table_, cutoff_used)
+study.weight_sensitivity().save()
 
 # %%
-print(save_note(weights_summary(weights_table_, cutoff_used), "weights_summary", params.output_dir))
+study.weights_summary().save()
 
 # %% [markdown]
 # ## Missing covariates: multiple imputation
@@ -113,18 +93,13 @@ print(save_note(weights_summary(weights_table_, cutoff_used), "weights_summary",
 # the estimates are pooled by Rubin's rules.
 
 # %%
-mi = multiple_imputation(study.cohort, params.ps_covariates, cutoff_used, m=params.mi_imputations,
-                         seed=params.seed, ps_formula=params.ps_formula, estimand=params.estimand,
-                         hc_type=params.hc_type, conf_level=params.conf_level)
-save_table(mi.table, "mi_sensitivity", params.output_dir, formatted=format_imputation(mi.table, primary, cutoff_used))
-mi
+study.multiple_imputation().value
 
 # %%
-format_imputation(mi.table, primary, cutoff_used)
+study.multiple_imputation().save()
 
 # %%
-print(save_note(imputation_summary(mi.table, primary, study.sample.n_input - study.sample.n), "imputation_summary",
-                params.output_dir))
+study.imputation_summary().save()
 
 # %% [markdown]
 # ## All choices at once: the multiverse
@@ -135,15 +110,11 @@ print(save_note(imputation_summary(mi.table, primary, study.sample.n_input - stu
 # estimates sorted, with their CIs, and beneath them the choices that produced each one.
 
 # %%
-curve = run_multiverse(fits, params, cutoff_used)
-save_table(curve, "specification_curve", params.output_dir)
-figure_curve = specification_curve_figure(curve)
-save_figure(figure_curve, "specification_curve", params.output_dir)
-figure_curve
+study.specification_curve().save()
 
 # %% [markdown]
 # **Specification curve.** Each point is one specification with an eligible cutoff; coloured
 # points agree with the primary analysis (diamond) in sign and significance at 5 %.
 
 # %%
-print(save_note(multiverse_summary(curve), "multiverse_summary", params.output_dir))
+study.multiverse_summary().save()

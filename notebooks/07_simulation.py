@@ -51,26 +51,18 @@ dask_scheduler = None
 simulation_workers = 0
 
 # %%
-from analysis_lib.figures import simulation_figure
-from analysis_lib.narrative import simulation_summary
-from analysis_lib.outputs import save_figure, save_note, save_table
 from analysis_lib.params import Parameters
-from analysis_lib.published import load_published
-from analysis_lib.simulation import run_simulation_study
-from analysis_lib.tables import format_simulation
+from analysis_lib.steps import load_paper
 
-params = Parameters.from_namespace(globals())
+paper = load_paper(Parameters.from_namespace(globals()))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-simulation = run_simulation_study(params, load_published(params.published_dir).table1)  # progress bar
-simulation
+simulation = paper.simulation()  # progress bar
+simulation.value
 
 # %%
-if simulation is not None:
-    save_table(simulation.summary, "simulation_summary", params.output_dir, formatted=format_simulation(simulation.summary))
-    save_table(simulation.replicates, "simulation_replicates", params.output_dir)
-format_simulation(simulation.summary) if simulation is not None else "skipped (simulation_replicates = 0)"
+simulation.save()
 
 # %% [markdown]
 # **Simulation study.** Bias and 95 % CI coverage of the overlap-weighted subgroup ATEs at the
@@ -78,9 +70,7 @@ format_simulation(simulation.summary) if simulation is not None else "skipped (s
 # selects the true cutoff; Monte-Carlo standard errors (`sd / sqrt(R)`, `sqrt(p (1 - p) / R)`).
 
 # %%
-figure_sim = simulation_figure(simulation.summary) if simulation is not None else None
-save_figure(figure_sim, "simulation_rejection_rates", params.output_dir) if figure_sim is not None else None
-figure_sim
+paper.simulation_figure().save()
 
 # %% [markdown]
 # **Rejection rates.** Cohorts in which effect modification is declared significant at 5 %, by
@@ -88,5 +78,4 @@ figure_sim
 # Monte-Carlo intervals; dashed line: the nominal 5 %).
 
 # %%
-print(save_note(simulation_summary(simulation.summary) if simulation is not None else "The simulation was skipped.",
-                "simulation_summary", params.output_dir))
+paper.simulation_summary().save()

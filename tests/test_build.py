@@ -96,7 +96,7 @@ def test_the_build_refuses_to_swap_in_an_incomplete_folder(previous, tmp_path):
     for name in NOTEBOOKS:
         shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", folder)
     silent = nbformat.read(folder / "04_outcomes.ipynb", as_version=4)
-    silent.cells = [c for c in silent.cells if "save_note(subgroup_weights_summary(" not in "".join(c.source)]
+    silent.cells = [c for c in silent.cells if "study.subgroup_weights_summary()" not in "".join(c.source)]
     assert len(silent.cells) == len(nbformat.read(ROOT / "notebooks" / "04_outcomes.ipynb", as_version=4).cells) - 1
     nbformat.write(silent, folder / "04_outcomes.ipynb")
     before = _snapshot(previous)

@@ -189,3 +189,42 @@ def test_analysis_sample_counts_exclusions_once():
     assert smp.exclusions["n"].sum() == int(incomplete.sum())
     assert smp.data[list(DEFAULT_PS_COVARIATES)].notna().all().all()
     assert smp.data["mrs_90d"].isna().sum() > 0  # outcomes may stay missing
+
+
+BROKEN = [  # (column, row, value, the rule the report names): one per kind of rule
+    ("stenosis_pct", 3, "", "must not be empty"),
+    ("center", 3, "NA", "must not be empty"),
+    ("age", 3, "130", "must be from 18 to 110"),
+    ("sex_female", 3, "2", "must be 0 or 1"),
+    ("nihss", 3, "7.5", "must be a whole number"),
+    ("aspects", 3, "11", "must be from 0 to 10"),
+    ("antiplatelet_regimen", 3, "aspirin only", "must be "),
+    ("patient_id", 3, None, "must be unique"),
+    ("death_90d", 3, None, "must equal (mrs_90d == 6)"),
+]
+
+
+@pytest.mark.parametrize("column,row,value,rule", BROKEN, ids=[b[0] for b in BROKEN])
+def test_the_fast_reader_and_the_validator_apply_one_set_of_rules(tmp_path, column, row, value, rule):
+    """A valid file read fast equals the validated text; a file breaking one rule is refused by
+    the fast reader and reported by the validator under that rule."""
+    from analysis_lib.data import _fast_load
+
+    text = raw()
+    valid = tmp_path / "valid.csv"
+    text.to_csv(valid, index=False)
+    pd.testing.assert_frame_equal(_fast_load(valid), validate(read_registry(valid))[0])
+    broken = text.copy()
+    if column == "patient_id":
+        value = broken.loc[row + 1, "patient_id"]
+    elif column == "death_90d":
+        row = int(np.flatnonzero(broken["mrs_90d"].isin(["0", "1", "2"]))[0])
+        value = "1"
+    elif column == "antiplatelet_regimen":
+        row = int(np.flatnonzero(broken["rescue_stenting"] == "1")[0])
+    broken.loc[row, column] = value
+    path = tmp_path / "broken.csv"
+    broken.to_csv(path, index=False)
+    assert _fast_load(path) is None
+    problem = one_problem(read_registry(path))
+    assert problem.startswith(f"{column}: ") and f"'{rule}" in problem

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import COHORTS
 
 from analysis_lib import figures
 from analysis_lib.data import TREATMENT
 from analysis_lib.descriptives import mrs_distribution, patient_flow
 from analysis_lib.params import Parameters
-from analysis_lib.study import covariate_balance, load_study, sweep_of
-
-from conftest import COHORTS
+from analysis_lib.steps import covariate_balance, sweep_of
+from analysis_lib.study import load_study
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,8 @@ from analysis_lib.params import Parameters
 from analysis_lib.resample import run_resampling
 from analysis_lib.sensitivity import center_sensitivity, cluster_robust, compare_variances, evalues, mrs_sd
 from analysis_lib.specification import weight_sensitivity
-from analysis_lib.study import covariate_balance, load_study
+from analysis_lib.steps import covariate_balance
+from analysis_lib.study import load_study
 from analysis_lib.weighting import weight_summary
 
 CUTOFF = 75.0

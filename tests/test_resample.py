@@ -133,7 +133,8 @@ def test_within_subgroup_weights_on_the_fast_path_equal_the_library():
     refitted on the replicate)."""
     from analysis_lib.params import Parameters
     from analysis_lib.resample import _bootstrap_batch, prepare
-    from analysis_lib.study import load_study, sweep_of
+    from analysis_lib.steps import sweep_of
+    from analysis_lib.study import load_study
 
     study = load_study(Parameters(data_path=str(COHORTS["synthetic"]), subgroup_weights="within"))
     p = study.params

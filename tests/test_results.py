@@ -1,5 +1,6 @@
-"""Steps as result objects: one call on the study computes a table with its parameters, shows it
-in JupyterLab with its caption and source, and saves it with its caption."""
+"""Steps as result objects: one call on the study computes a table, a figure or a note with its
+parameters, shows it in JupyterLab with its caption and source, and saves every file the registry
+lists for it; the steps and the registry of outputs describe the same build."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import html
 
 import pandas as pd
 import pytest
-from conftest import COHORTS
+from conftest import COHORTS, ROOT
 
 from analysis_lib.params import Parameters
 from analysis_lib.registry import OUTPUTS
-from analysis_lib.study import load_study, sweep_of, table2_of
+from analysis_lib.results import Result, Skipped
+from analysis_lib.steps import Paper, Steps, load_paper, sweep_of, table2_of
+from analysis_lib.study import load_study
 from analysis_lib.tables import format_table2
 
 
@@ -39,9 +42,9 @@ def test_every_step_is_a_registered_output_that_renders_and_saves_itself(study, 
 def test_a_step_is_the_library_computation_with_the_study_s_parameters(study):
     result = study.table2()
     pd.testing.assert_frame_equal(result.table, table2_of(study, 75.0))
-    pd.testing.assert_frame_equal(result.formatted, format_table2(result.table, 75.0))
+    pd.testing.assert_frame_equal(result.shown, format_table2(result.table, 75.0))
     pd.testing.assert_frame_equal(study.sweep().table, sweep_of(study))
-    assert study.cutoff == 75.0 and result.source == "notebooks/04_outcomes.ipynb, analysis_lib.study.table2_of"
+    assert study.cutoff == 75.0 and result.source == "notebooks/04_outcomes.ipynb, analysis_lib.steps.table2_of"
 
 
 def test_a_study_without_an_output_folder_saves_nothing(study, tmp_path):
@@ -50,3 +53,55 @@ def test_a_study_without_an_output_folder_saves_nothing(study, tmp_path):
     written = load_study(Parameters(data_path=str(COHORTS["synthetic"]), output_dir=str(tmp_path)))
     written.balance().save()
     assert (tmp_path / "tables" / "balance.csv").exists()
+
+
+QUICK = dict(bootstrap_replicates=20, simulation_replicates=2, simulation_null_replicates=9, mi_imputations=2,
+             simulation_workers=1)
+
+
+def _steps(owner, cls) -> list[str]:
+    return [name for name, member in vars(cls).items() if callable(member) and not name.startswith("_")
+            and member.__annotations__.get("return") in ("Result", "Result | Skipped")]
+
+
+def test_the_steps_write_exactly_the_outputs_of_the_registry(tmp_path):
+    """Every registered file is written by one step (or as the companion CSV of one), and every
+    step writes a registered output: a new analysis is one registry entry and one step."""
+    params = Parameters(data_path=str(COHORTS["synthetic"]), output_dir=str(tmp_path),
+                        published_dir=str(ROOT / "data" / "published"), **QUICK)
+    study, paper = load_study(params), load_paper(params)
+    written = []
+    for owner, cls in ((study, Steps), (paper, Paper)):
+        for name in _steps(owner, cls):
+            result = getattr(owner, name)()
+            assert isinstance(result, Result), name
+            assert result.save() is result
+            written.append((result.name, result.output.kind))
+            written += [(companion, "table") for companion, _ in result.companions]
+    registered = sorted((o.name, o.kind) for o in OUTPUTS)
+    assert sorted(written) == registered
+    expected = sorted(f for o in OUTPUTS for f in o.files)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.*")) == expected
+
+
+def test_a_figure_step_shows_a_png_and_says_what_it_shows(study):
+    figure = study.love_plot()
+    assert figure.kind == "figure" and figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure._repr_html_() is None
+    assert repr(figure) == "Love plot of the SMDs (Source: notebooks/02_weighting.ipynb, analysis_lib.figures.love_plot)"
+
+
+def test_a_note_step_shows_its_text_and_a_caption_names_the_cutoff(study):
+    note = study.subgroup_balance_summary()
+    assert note.kind == "note" and repr(note) == note.shown and note._repr_png_() is None
+    assert study.subgroup_balance().caption == "Covariate balance within the stenosis subgroups at 75%."
+
+
+def test_a_switched_off_step_says_why_and_writes_nothing(tmp_path):
+    params = Parameters(data_path=str(COHORTS["synthetic"]), output_dir=str(tmp_path), mi_imputations=0,
+                        bootstrap_replicates=0)
+    study = load_study(params)
+    for step in (study.multiple_imputation(), study.imputation_summary(), study.cutoff_selection()):
+        assert isinstance(step, Skipped) and step.save() is step
+    assert repr(study.multiple_imputation()) == "Multiple imputation skipped (mi_imputations = 0)."
+    assert not any(tmp_path.iterdir())

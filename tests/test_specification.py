@@ -12,7 +12,8 @@ from analysis_lib.imputation import MI_COLUMNS, chained_equations, multiple_impu
 from analysis_lib.multiverse import fit_specifications, multiverse_specs, propensity_specifications, run_multiverse
 from analysis_lib.params import DEFAULT_PS_COVARIATES, RICH_PS_FORMULA, Parameters
 from analysis_lib.specification import WEIGHT_SENSITIVITY_COLUMNS, WEIGHT_VARIANTS, weight_sensitivity, weight_variants
-from analysis_lib.study import covariate_balance, load_study
+from analysis_lib.steps import covariate_balance
+from analysis_lib.study import load_study
 from analysis_lib.weighting import balance_variables, cbps, compute_weights, fit_propensity
 
 NHEFS_FORMULA = ("sex + race + age + I(age**2) + C(education) + smokeintensity + I(smokeintensity**2)"

@@ -12,7 +12,8 @@ from conftest import COHORTS, assert_close, expected, sample, weights
 
 from analysis_lib import cli
 from analysis_lib.params import DEFAULT_PS_COVARIATES, Parameters
-from analysis_lib.study import load_study, subgroup_balance_of, subgroup_weights_comparison, sweep_of, table2_of
+from analysis_lib.steps import subgroup_balance_of, subgroup_weights_comparison, sweep_of, table2_of
+from analysis_lib.study import load_study
 from analysis_lib.subgroups import overall_weights, subgroup_balance, within_weights
 from analysis_lib.weighting import balance_variables
 

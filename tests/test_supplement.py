@@ -234,7 +234,7 @@ def test_every_table_and_figure_of_the_supplement_names_its_notebook_and_functio
     sources = re.findall(r'<p class="source">Source: <code>notebooks/(\d\d_\w+)\.ipynb</code>, '
                          r"<code>(analysis_lib\.[\w.]+)</code></p>", page)
     assert len(sources) == len(items)
-    assert ("04_outcomes", "analysis_lib.study.table2_of") in sources
+    assert ("04_outcomes", "analysis_lib.steps.table2_of") in sources
     for notebook, function in set(sources):
         module, name = function.rsplit(".", 1)
         assert hasattr(__import__(module, fromlist=[name]), name), function  # the function exists
