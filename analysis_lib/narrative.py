@@ -81,11 +81,12 @@ def center_summary(center: pd.DataFrame, primary: pd.DataFrame, cutoff: float) -
 
 
 def cluster_summary(cluster: pd.DataFrame, primary: pd.DataFrame) -> str:
-    """What center-clustered standard errors change."""
+    """What center-clustered standard errors change, and which of CR1 and CR2 to believe."""
     iptw = primary[primary["analysis"] == "iptw"]
+    cr1, cr2 = (cluster[cluster["method"] == m] for m in ("CR1", "CR2"))
     rows = []
     changed = []
-    for _, c in cluster.iterrows():
+    for _, c in cr2.iterrows():
         p = _row(iptw, c["outcome"], c["subgroup"])
         if pd.isna(c["p_value"]) or pd.isna(p["p_value"]):
             continue
@@ -93,14 +94,21 @@ def cluster_summary(cluster: pd.DataFrame, primary: pd.DataFrame) -> str:
         if (c["p_value"] < 0.05) != (p["p_value"] < 0.05):
             changed.append(f"{OUTCOME_LABELS.get(c['outcome'], c['outcome'])} ({c['subgroup']}: {_p(p['p_value'])} "
                            f"becomes {fmt_p(c['p_value'])})")
-    low, high = _row(cluster, "mrs_90d", "low"), _row(cluster, "mrs_90d", "high")
+    low, high = _row(cr2, "mrs_90d", "low"), _row(cr2, "mrs_90d", "high")
     if not rows:
         return (f"Center-clustered standard errors could not be computed on these data ({_reason(low['note'])}), "
                 "so this analysis cannot say whether correlation within centers changes the conclusions.")
-    text = (f"Allowing for correlation of outcomes within centers, the mRS effects are {_effect(low, True)} "
-            f"below and {_effect(high, True)} above the cutoff, with p-interaction {_p(low['p_interaction'])[2:]}. ")
+    dfs = pd.Series([r["df"] for r in rows])
+    text = ("With few centers, the usual clustered sandwich (CR1) understates the uncertainty and its tests reject "
+            "too often; the bias-reduced CR2 sandwich with Satterthwaite degrees of freedom corrects both "
+            "(Pustejovsky & Tipton 2018), so CR2 is the one to believe here. Its degrees of freedom, "
+            f"{fmt_num(dfs.min(), 1)} to {fmt_num(dfs.max(), 1)}, say how few independent centers each estimate "
+            f"rests on. With CR2, the mRS effects are {_effect(low, True)} below and {_effect(high, True)} above the "
+            f"cutoff, with p-interaction {_p(low['p_interaction'])[2:]} (CR1: "
+            f"{_p(_row(cr1, 'mrs_90d', 'low')['p_interaction'])[2:]}). ")
     if changed:
-        text += f"Significance at 5% changes for {len(changed)} of {len(rows)} rows: " + "; ".join(changed) + "."
+        text += (f"Against the primary analysis, significance at 5% changes for {len(changed)} of {len(rows)} rows: "
+                 + "; ".join(changed) + ".")
     else:
         text += f"No row of Table 2 changes its significance at 5% ({len(rows)} rows compared)."
     return text

@@ -15,14 +15,15 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from .clustered import MAX_CENTER_SIZE, fit_cells_cr2
 from .data import CENTER, MODIFIER, OUTCOMES, TREATMENT
 from .effects import _cell_problem, _where, effect_rows, fit_cells, measure_for, table2
 from .mestimation import PropensityEstimation
-from .numerics import critical_value, newton_glm, two_sided_p
+from .numerics import critical_value, newton_glm, two_sided_p, wald
 
 CENTER_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value", "note"]
-CLUSTER_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value",
-                   "p_interaction", "note"]
+CLUSTER_COLUMNS = ["outcome", "subgroup", "measure", "method", "estimate", "ci_lower", "ci_upper", "p_value",
+                   "p_interaction", "df", "note"]
 EVALUE_COLUMNS = ["outcome", "analysis", "subgroup", "measure", "estimate", "evalue_point", "evalue_ci", "note"]
 SINGULAR_TOL = 1e-4  # relative random-intercept SD below which a fit is on the boundary (lme4: 1e-4)
 
@@ -385,18 +386,62 @@ def _center_row(fit: MixedFit | None, L: list[float], family: str, z: float, pro
 def cluster_robust(df: pd.DataFrame, weights: np.ndarray, cutoff: float, outcomes: tuple[str, ...] = OUTCOMES,
                    conf_level: float = 0.95, treatment: str = TREATMENT, modifier: str = MODIFIER,
                    center: str = CENTER, subgroup_weights: np.ndarray | None = None) -> pd.DataFrame:
-    """Every weighted (IPTW) row of Table 2 with the center-clustered sandwich, as
-    ``sandwich::vcovCL(fit, cluster = ~ center, type = "HC0", cadjust = TRUE)`` and
-    ``lmtest::coeftest`` (t with residual df for the linear model, normal for Poisson)."""
+    """Every weighted (IPTW) row of Table 2 with center-clustered standard errors, twice
+    (``method``): ``CR1``, as ``sandwich::vcovCL(fit, cluster = ~ center, type = "HC0", cadjust =
+    TRUE)`` and ``lmtest::coeftest`` (t with residual df for the linear model, normal for Poisson;
+    ``df`` inf); and ``CR2`` with Satterthwaite df and t intervals, as ``clubSandwich``
+    (:mod:`analysis_lib.clustered`, ANALYSIS.md §12). Rows of CR1 then rows of CR2."""
     high = df[modifier].to_numpy(float) > cutoff
     cl = pd.factorize(df[center].to_numpy())[0]  # integer codes once, not string sorting per row
     one = np.unique(cl).size < 2  # G / (G - 1) and the sandwich need two or more clusters
     rows = effect_rows(df, outcomes, weights, high, cutoff, treatment=treatment, conf_level=conf_level,
                        cluster=None if one else cl, subgroup_weights=subgroup_weights)
+    rows = rows.assign(method="CR1", df=rows["df_resid"])
     if one:
-        rows = rows.assign(ci_lower=np.nan, ci_upper=np.nan, p_value=np.nan, p_interaction=np.nan,
+        rows = rows.assign(ci_lower=np.nan, ci_upper=np.nan, p_value=np.nan, p_interaction=np.nan, df=np.nan,
                            note="CI not estimable: one center (clustered variance needs two or more)")
-    return rows[CLUSTER_COLUMNS]
+        return pd.concat([rows, rows.assign(method="CR2")], ignore_index=True)[CLUSTER_COLUMNS]
+    cr2 = _cr2_rows(df, rows, weights, high, cl, conf_level, treatment, subgroup_weights)
+    return pd.concat([rows, cr2], ignore_index=True)[CLUSTER_COLUMNS]
+
+
+def _cr2_rows(df: pd.DataFrame, cr1: pd.DataFrame, weights: np.ndarray, high: np.ndarray, cl: np.ndarray,
+              conf_level: float, treatment: str, subgroup_weights: np.ndarray | None) -> pd.DataFrame:
+    """The CR2 twin of every CR1 row: same estimate and note, CR2 standard error, Satterthwaite df,
+    t interval and p; a row without a CR1 interval gets none either."""
+    out = cr1.copy().assign(method="CR2")
+    t_all = df[treatment].to_numpy(int)
+    for outcome in dict.fromkeys(cr1["outcome"]):
+        y_all = df[outcome].to_numpy(float)
+        keep = ~np.isnan(y_all)
+        this = out.index[out["outcome"] == outcome]
+        family = "gaussian" if out.loc[this[0], "measure"] == "ATE" else "poisson"
+        t, h = t_all[keep], high[keep].astype(int)
+        for subgroups, w_all, cells, n_cells in ((("overall",), weights, t, 2), (("low", "high"),
+                                                 weights if subgroup_weights is None else subgroup_weights,
+                                                 t + 2 * h, 4)):
+            rows = [i for i in this if out.loc[i, "subgroup"] in subgroups]
+            fit = fit_cells_cr2(y_all[keep], np.asarray(w_all, float)[keep], cells, n_cells, family, cl[keep])
+            for i in rows:
+                plus, minus = {"overall": (1, 0), "low": (1, 0), "high": (3, 2)}[out.loc[i, "subgroup"]]
+                out.loc[i, ["ci_lower", "ci_upper", "p_value", "p_interaction", "df"]] = np.nan
+                if fit is None:
+                    out.loc[i, "note"] = (f"CR2 not computed: a center has more than {MAX_CENTER_SIZE} patients with "
+                                          f"a known {outcome}")
+                    continue
+                if np.isnan(cr1.loc[i, "ci_lower"]):
+                    continue
+                L = np.zeros(n_cells)
+                L[plus], L[minus] = 1.0, -1.0
+                est, se, dof = fit.contrast(L)
+                _, lo, hi, p = wald(est, se, dof, conf_level)
+                if family == "poisson":
+                    lo, hi = np.exp(lo), np.exp(hi)
+                out.loc[i, ["ci_lower", "ci_upper", "p_value", "df"]] = [lo, hi, p, dof]
+                if n_cells == 4 and np.isfinite(cr1.loc[i, "p_interaction"]):
+                    est, se, dof = fit.contrast([1.0, -1.0, -1.0, 1.0])
+                    out.loc[i, "p_interaction"] = wald(est, se, dof, conf_level)[3]
+    return out
 
 
 # ------------------------------------------------------------------------ E-values

@@ -175,10 +175,20 @@ def format_center(center: pd.DataFrame, primary: pd.DataFrame, cutoff: float) ->
 
 
 def format_cluster(cluster: pd.DataFrame, primary: pd.DataFrame, cutoff: float) -> pd.DataFrame:
-    """Center-clustered sandwich beside the primary (HC) IPTW estimates."""
-    out = _beside(primary, cluster, "Center-clustered", cutoff)
-    out.insert(out.columns.get_loc("Note"), "Clustered p-int",
-               [fmt_p(v) if s != "overall" else "-" for v, s in zip(cluster["p_interaction"], cluster["subgroup"])])
+    """The primary (HC) IPTW estimates beside the center-clustered CR1 and CR2 intervals, p and
+    p-interaction (CR2 with its Satterthwaite df)."""
+    cr1 = cluster[cluster["method"] == "CR1"].reset_index(drop=True)
+    cr2 = cluster[cluster["method"] == "CR2"].reset_index(drop=True)
+    out = _beside(primary, cr1, "CR1", cutoff)
+    note = out.pop("Note")
+    overall = cr1["subgroup"] == "overall"
+    out["CR1 p-int"] = [("-" if o else fmt_p(v)) for v, o in zip(cr1["p_interaction"], overall)]
+    out["CR2 (95% CI)"] = [format_effect(r["measure"], r["estimate"], r["ci_lower"], r["ci_upper"])
+                           for _, r in cr2.iterrows()]
+    out["CR2 p"] = cr2["p_value"].map(fmt_p)
+    out["CR2 p-int"] = [("-" if o else fmt_p(v)) for v, o in zip(cr2["p_interaction"], overall)]
+    out["CR2 df"] = cr2["df"].map(lambda v: fmt_num(v, 1))
+    out["Note"] = note
     return out
 
 

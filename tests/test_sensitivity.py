@@ -145,12 +145,44 @@ def test_zero_event_cell_is_not_fitted():
 
 @pytest.mark.parametrize("cohort", SENSITIVITY_COHORTS)
 def test_cluster_robust_matches_vcovcl(cohort):
-    ours = cluster_robust(sample(cohort), weights(cohort), 75)
+    both = cluster_robust(sample(cohort), weights(cohort), 75)
+    assert list(both.columns) == CLUSTER_COLUMNS
+    assert both["method"].tolist() == ["CR1"] * (len(both) // 2) + ["CR2"] * (len(both) // 2)
+    ours = both[both["method"] == "CR1"].reset_index(drop=True)
     ref = expected(cohort, "cluster_ATO_75")
-    assert list(ours.columns) == CLUSTER_COLUMNS
+    assert ((ours["df"] == np.inf) == (ours["measure"] == "RR")).all()  # normal for Poisson, t for the mRS
     assert ours[["outcome", "subgroup", "measure"]].values.tolist() == ref[["outcome", "subgroup", "measure"]].values.tolist()
     for col in ("estimate", "ci_lower", "ci_upper", "p_value", "p_interaction"):
         assert_close(ours[col], ref[col], what=f"{cohort} {col}")
+
+
+@pytest.mark.parametrize("cohort", SENSITIVITY_COHORTS)
+def test_cr2_with_satterthwaite_df_matches_clubsandwich(cohort):
+    """CR2 standard errors, Satterthwaite df, t intervals and p (tests/reference/make_cr2.R) at 1e-6."""
+    both = cluster_robust(sample(cohort), weights(cohort), 75)
+    ours = both[both["method"] == "CR2"].reset_index(drop=True)
+    ref = expected(cohort, "cluster_cr2_ATO_75")
+    assert ours[["outcome", "subgroup", "measure"]].values.tolist() == ref[["outcome", "subgroup", "measure"]].values.tolist()
+    for col in ("estimate", "ci_lower", "ci_upper", "p_value", "p_interaction", "df"):
+        a, b = ours[col].to_numpy(float), ref[col].to_numpy(float)
+        assert (np.isnan(a) == np.isnan(b)).all(), (cohort, col)
+        assert np.allclose(a[~np.isnan(b)], b[~np.isnan(b)], rtol=1e-6, atol=0), (cohort, col)
+    cr1 = both[both["method"] == "CR1"].reset_index(drop=True)
+    assert (ours["df"].dropna() < 25).all() and (ours["df"].dropna() > 5).all()  # far below the residual df
+    assert np.array_equal(ours["estimate"].to_numpy(), cr1["estimate"].to_numpy(), equal_nan=True)
+
+
+def test_cr2_of_one_cluster_per_patient_with_unit_weights_is_hc2():
+    """With every patient its own center and unit weights, CR2 is HC2 (Bell & McCaffrey 2002)."""
+    from analysis_lib.clustered import fit_cells_cr2
+    from analysis_lib.effects import fit_cells
+
+    rng = np.random.default_rng(4)
+    cell = rng.integers(0, 2, 60)
+    y = rng.normal(size=60) + cell
+    cr2 = fit_cells_cr2(y, np.ones(60), cell, 2, "gaussian", np.arange(60))
+    hc2 = fit_cells(y, np.ones(60), cell, 2, "gaussian", "HC2")
+    assert cr2.contrast([-1, 1])[1] == pytest.approx(hc2.contrast([1], [0])[1], rel=1e-12)
 
 
 def test_evalue_closed_forms():
