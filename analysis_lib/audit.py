@@ -320,7 +320,7 @@ def audit_table1(t1: pd.DataFrame) -> list[dict]:
     sizes = {arm: max(v) for arm, v in totals.items() if v}
     for arm, label in ARMS:
         over = [r["variable"] for _, r in t1.iterrows() if not is_blank(r[f"{arm}_total"]) and int(r[f"{arm}_total"]) > sizes[arm]]
-        rows.append(_row("Table 1", f"denominators, {label}", "N of every row <= arm size", str(sizes[arm]),
+        rows.append(_row("Table 1", f"denominators, {label}", "N of every row ≤ arm size", str(sizes[arm]),
                          "ok" if not over else ", ".join(over), "reproduced" if not over else "inconsistent",
                          "" if not over else "a row has more patients than the arm"))
     regimen = t1[t1["variable"].str.startswith("antiplatelet_regimen=")]
@@ -516,7 +516,7 @@ def audit_text(printed: PublishedText) -> list[dict]:
             diff = float(high["estimate"].iloc[0]) - float(low["estimate"].iloc[0])
             said = text.loc["difference_of_ates_at_optimal_cutoff", "value"]
             ok = abs(diff - float(said)) <= 10 ** -decimals(said) + 1e-9
-            rows.append(_row("Text", "difference of ATEs at the optimal cutoff", "= ATE high - ATE low (Table 2)", said,
+            rows.append(_row("Text", "difference of the subgroup effects at the optimal cutoff", "= MD high - MD low (Table 2)", said,
                              fmt_num(diff), "reproduced" if ok else "inconsistent",
                              "" if ok else "not the difference of the Table 2 subgroup ATEs"))
     if "continuous_interaction_beta_per_pct" in text.index:

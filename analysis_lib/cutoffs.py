@@ -81,7 +81,7 @@ def cutoff_sweep(df: pd.DataFrame, weights: np.ndarray, cutoffs: list[float], mi
         estimable = bool(np.all(fit.count > 0))
         has_variance = estimable and bool(np.all(np.isfinite(fit.var)))
         if not estimable:
-            empty = [f"{arm} {'<=' if cell < 2 else '>'} {c:g} %" for cell, arm in
+            empty = [f"{arm} {'≤' if cell < 2 else '>'} {c:g} %" for cell, arm in
                      enumerate(("MT only", "MT+RS", "MT only", "MT+RS")) if fit.count[cell] == 0]
             row["note"] = f"not estimable: no patient with a known outcome in {', '.join(empty)}"
         elif not has_variance:

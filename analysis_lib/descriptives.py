@@ -54,6 +54,25 @@ TABLE1_VARIABLES: tuple[Table1Variable, ...] = (
     Table1Variable("sich", "sICH", "binary", "Efficacy and safety outcomes"),
     Table1Variable("death_90d", "90-day mortality", "binary", "Efficacy and safety outcomes"),
 )
+LABELS: dict[str, str] = {v.name: v.label for v in TABLE1_VARIABLES}
+REGIMEN_WORDS = {"none": "none", "aspirin": "aspirin", "cangrelor": "cangrelor", "gpi": "GPI",
+                 "clopidogrel": "clopidogrel"}
+
+
+def level_label(level: str) -> str:
+    """A category as printed: an antiplatelet regimen in words (``aspirin+gpi`` -> ``Aspirin + GPI``;
+    GPI glycoprotein IIb/IIIa inhibitor)."""
+    words = " + ".join(REGIMEN_WORDS.get(part, part) for part in str(level).split("+"))
+    return words[:1].upper() + words[1:]
+
+
+def variable_label(name: str) -> str:
+    """The printed label of a variable or a balance term: Table 1's label (``stenosis_pct`` ->
+    ``Degree of MCA stenosis, %``), a category as ``label: level``, any other model term as written."""
+    if "=" in name:
+        base, level = name.split("=", 1)
+        return f"{LABELS.get(base, base)}: {level_label(level)}"
+    return LABELS.get(name, name)
 
 TABLE1_COLUMNS = [
     "variable", "summary",

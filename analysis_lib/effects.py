@@ -226,7 +226,7 @@ def measure_for(y: pd.Series | np.ndarray) -> str:
 
 def _where(subgroup: str, cutoff: float | None) -> str:
     if subgroup == "low":
-        return f" with stenosis <= {cutoff:g} %"
+        return f" with stenosis ≤ {cutoff:g} %"
     if subgroup == "high":
         return f" with stenosis > {cutoff:g} %"
     return ""

@@ -15,6 +15,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
+from .descriptives import variable_label
+
 ARM_COLORS = {"MT only": "#0072B2", "MT+RS": "#D55E00"}  # Okabe-Ito blue and vermillion
 GREY = "#7F7F7F"
 RUG_MAX = 2000  # patients per arm drawn in a rug
@@ -60,7 +62,7 @@ def love_plot(balance: pd.DataFrame, threshold: float = 0.1) -> Figure:
     ax.scatter(b["abs_u"], y, facecolors="white", edgecolors=GREY, s=36, label="Unweighted", zorder=3)
     ax.scatter(b["abs_w"], y, color=ARM_COLORS["MT+RS"], s=30, label="Weighted", zorder=4)
     ax.axvline(threshold, color="black", linestyle="--", linewidth=0.8)
-    ax.set_yticks(y, b["covariate"])
+    ax.set_yticks(y, [variable_label(c) for c in b["covariate"]])
     ax.set_xlabel("Absolute Standardized Mean Differences")
     ax.set_xlim(left=0)
     ax.grid(axis="x", color="#e5e5e5")
@@ -114,7 +116,7 @@ def sweep_forest(sweep: pd.DataFrame) -> Figure:
     labels = [f"{c:g}%" + ("  (selected)" if s else "") + ("" if el else "  (not eligible)")
               for c, s, el in zip(sweep["cutoff"], sweep["selected"], sweep["eligible"])]
     ax.set_yticks(y, labels)
-    ax.set_xlabel("ATE on 90-day mRS, MT+RS vs MT only (95% CI)")
+    ax.set_xlabel("Weighted difference in mean 90-day mRS, MT+RS vs MT only (95% CI)")
     ax.legend(frameon=False, loc="lower left", fontsize=8)
     return fig
 
@@ -137,7 +139,7 @@ def continuous_interaction_plot(band: pd.DataFrame, crossing: float, cutoff: flo
             ax.axvspan(left, right, color="#E8E8E8", zorder=0, label=label)
             label = None  # one legend entry for both sides
     ax.fill_between(s, band["ci_lower"], band["ci_upper"], color="#BBBBBB", alpha=0.6, label="95% pointwise band")
-    ax.plot(s, band["ate"], color="black", linewidth=1.6, label="ATE(stenosis)")
+    ax.plot(s, band["ate"], color="black", linewidth=1.6, label="Effect(stenosis)")
     ax.axhline(0, color="black", linewidth=0.6)
     if np.isfinite(crossing) and s.min() <= crossing <= s.max():
         ax.axvline(crossing, color="#009E73", linestyle="--", linewidth=1.2, label=f"Crossing point {crossing:.1f}%")
@@ -155,7 +157,7 @@ def continuous_interaction_plot(band: pd.DataFrame, crossing: float, cutoff: flo
         x = st[tr == val]
         ax.plot(x, np.full_like(x, lo - off * span), "|", color=ARM_COLORS[arm], markersize=7, alpha=0.6, label=f"{arm} patients")
     ax.set_xlabel("Degree of MCA stenosis (%)")
-    ax.set_ylabel("ATE on 90-day mRS (MT+RS minus MT only)")
+    ax.set_ylabel("Weighted difference in mean 90-day mRS\n(MT+RS minus MT only)")
     ax.legend(frameon=False, fontsize=8, loc="upper right")
     return fig
 
@@ -253,9 +255,9 @@ def specification_curve_figure(curve: pd.DataFrame) -> Figure:
                         zorder=4, label="primary analysis")
             top.legend(frameon=False, loc="upper left", fontsize=8)
         top.axhline(0, color="black", linewidth=0.7)
-        top.set_title(f"Stenosis {'<= cutoff' if subgroup == 'low' else '> cutoff'}: "
+        top.set_title(f"Stenosis {'≤ cutoff' if subgroup == 'low' else '> cutoff'}: "
                       f"{int(d['agrees'].sum())} of {len(d)} agree", fontsize=10)
-        top.set_ylabel("ATE on 90-day mRS (95% CI)" if col == 0 else "")
+        top.set_ylabel("Difference in mean 90-day mRS (95% CI)" if col == 0 else "")
         top.set_xlim(-1, len(d))
         top.set_xticks([])
         bottom = fig.add_subplot(grid[1, col], sharex=top)
@@ -334,7 +336,7 @@ def subgroup_balance_plot(balance: pd.DataFrame, cutoff: float) -> Figure:
         ax.tick_params(length=0)
         for side in ("top", "right", "bottom", "left"):
             ax.spines[side].set_visible(False)
-    axes[0].set_yticks(range(len(covariates)), covariates, fontsize=8)
+    axes[0].set_yticks(range(len(covariates)), [variable_label(c) for c in covariates], fontsize=8)
     axes[0].invert_yaxis()
     labels = ["|SMD| < 0.05", "0.05-0.1", "0.1-0.2", "\u2265 0.2"]
     handles = [FancyBboxPatch((0, 0), 1, 1, color=c, ec="#555555") for c in shades]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .descriptives import variable_label
 from .formatting import fmt_ci, fmt_num, fmt_p, fmt_pct
 from .subgroups import largest_imbalance, subgroup_label
 from .tables import OUTCOME_LABELS
@@ -246,7 +247,7 @@ def simulation_summary(summary: pd.DataFrame) -> str:
             continue
         material = bias[bias["value"].abs() > np.maximum(3 * bias["mc_se"], 0.03)]
         worst = bias.loc[bias["value"].abs().idxmax()]
-        side = "at or below" if ", ATE low " in worst["quantity"] else "above"
+        side = "at or below" if ", MD low " in worst["quantity"] else "above"
         where = f"{side} the cutoff, scenario '{worst['scenario']}'"
         why = ("balance in the whole cohort does not balance the covariates within the subgroups"
                if method == "overall model" else
@@ -328,7 +329,8 @@ def subgroup_balance_summary(balance: pd.DataFrame, cutoff: float, used: str) ->
     within = largest_imbalance(balance, cutoff, "within")
     if worst is None:
         return f"No within-subgroup balance could be computed at the {cutoff:g}% cutoff."
-    where = f"{worst['covariate']}, stenosis {subgroup_label(worst['subgroup'], cutoff).replace(' %', '%')}"
+    where = (f"{variable_label(worst['covariate'])}, stenosis "
+             f"{subgroup_label(worst['subgroup'], cutoff).replace(' %', '%')}")
     size = abs(worst["smd_weighted"])
     text = (f"At the {cutoff:g}% cutoff, the weights of the overall propensity model leave a largest "
             f"within-subgroup |SMD| of {fmt_num(size, 2)} ({where}): ")

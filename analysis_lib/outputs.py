@@ -60,6 +60,8 @@ def save_formatted(formatted: pd.DataFrame, name: str, output_dir: str | Path | 
         if caption:  # right after the opening tag, whatever attributes pandas writes on it
             html = re.sub(r"(<table[^>]*>)", lambda m: f"{m.group(1)}\n  <caption>{_escape(caption)}</caption>", html,
                           count=1)
+        # non-ASCII characters (the paper's "≤") as character references: the fragment has no <meta charset>
+        html = html.encode("ascii", "xmlcharrefreplace").decode("ascii")
         (folder / f"{name}.html").write_text(html + "\n", encoding="utf-8")
         write_docx(formatted, folder / f"{name}.docx", caption)
     return formatted

@@ -7,13 +7,14 @@ the data at hand give, so a reader sees at a glance where they agree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from .formatting import fmt_ci, fmt_num, fmt_p
-from .tables import OUTCOME_LABELS, format_table1
+from .tables import OUTCOME_LABELS, format_table1, measure_label, subgroup_names
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,11 @@ def load_published(published_dir: str | Path) -> Published:
 
 def table1_beside(tidy: pd.DataFrame, published: Published) -> pd.DataFrame:
     """Table 1 of the data beside the published Table 1, row by row."""
-    ours = format_table1(tidy)
+    ours = format_table1(tidy, sections=False)
     pub = published.table1.copy()
     pub["test"] = ""
     pub = pub.rename(columns={"p_value_reported": "p_value"})
-    pub_fmt = format_table1(pub.assign(p_value=float("nan"))[tidy.columns])
+    pub_fmt = format_table1(pub.assign(p_value=float("nan"))[tidy.columns], sections=False)
     pub_p = dict(zip(published.table1["variable"], published.table1["p_value_reported"].fillna("-")))
     ours_cols = list(ours.columns)
     out = pd.DataFrame({"Characteristic": ours["Characteristic"]})
@@ -97,14 +98,14 @@ def table2_beside(tidy: pd.DataFrame, published: Published, cutoff: float) -> pd
         rows.append({
             "Outcome": OUTCOME_LABELS.get(r["outcome"], r["outcome"]),
             "Analysis": "IPTW" if r["analysis"] == "iptw" else "Unadjusted",
-            "Subgroup": r["subgroup"],
-            "Measure": r["measure"],
+            "Subgroup": subgroup_names(cutoff)[r["subgroup"]],
+            "Measure": measure_label(r["measure"]),
             "Published (95% CI)": "-" if p is None else f"{fmt_num(p['estimate'])} ({fmt_ci(p['ci_lower'], p['ci_upper'])})",
             "Recomputed (95% CI)": ("not estimable" if pd.isna(r["estimate"])
                                     else f"{fmt_num(r['estimate'])} ({fmt_ci(r['ci_lower'], r['ci_upper'])})"),
-            "p: published": "-" if p is None else (p["p_value_reported"] or "-"),
+            "p: published": "-" if p is None else _text(p["p_value_reported"]),
             "p: recomputed": fmt_p(r["p_value"]),
-            "p-int: published": "-" if p is None or pd.isna(p["p_interaction_reported"]) else p["p_interaction_reported"],
+            "p-int: published": "-" if p is None else _text(p["p_interaction_reported"]),
             "p-int: recomputed": fmt_p(r["p_interaction"]) if r["subgroup"] != "overall" else "-",
         })
     out = pd.DataFrame(rows)
@@ -113,8 +114,32 @@ def table2_beside(tidy: pd.DataFrame, published: Published, cutoff: float) -> pd
     return out
 
 
+TEXT_RESULTS = {  # quantity of text_results_published.csv: (label, what it is)
+    "optimal_cutoff_pct": ("Optimal cutoff, %", "the cutoff (40-90 %, step 5) with the largest absolute difference "
+                           "between the subgroup effects on the mRS"),
+    "difference_of_ates_at_optimal_cutoff": ("Difference of the subgroup effects on the mRS at the optimal cutoff",
+                                             "effect above minus effect at or below; p is the interaction p-value"),
+    "continuous_interaction_beta_per_pct": ("Interaction per 1% stenosis", "treatment x continuous stenosis in the "
+                                            "weighted linear model of the 90-day mRS"),
+    "crossing_point_pct": ("Crossing point, %", "stenosis at which the effect on the mRS changes sign in the "
+                           "continuous model"),
+    "patients_screened": ("Patients screened", "flow diagram (a parameter of the build)"),
+    "patients_icas_lvo_evt": ("Patients treated for ICAS-LVO", "flow diagram (a parameter of the build)"),
+    "patients_analysed": ("Patients analysed", "flow diagram"),
+    "patients_mt_rs": ("Patients with MT+RS", "analysed"),
+    "patients_mt_only": ("Patients with MT only", "analysed"),
+    "centers": ("Centers", "contributing patients"),
+}
+
+
+def _text(value) -> str:
+    """A printed value of the paper as text; ``-`` where it printed none."""
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) or value == "" else str(value)
+
+
 def text_results_beside(published: Published, recomputed: dict[str, float]) -> pd.DataFrame:
-    """The paper's text results (cutoff, difference, beta, crossing, patient counts) beside ours.
+    """The paper's text results (cutoff, difference, beta, crossing, patient counts) beside ours,
+    each named in words (:data:`TEXT_RESULTS`).
 
     ``recomputed`` maps the ``quantity`` names of ``text_results_published.csv`` to values;
     quantities without a recomputed value are shown as not applicable.
@@ -122,12 +147,14 @@ def text_results_beside(published: Published, recomputed: dict[str, float]) -> p
     rows = []
     for _, r in published.text.iterrows():
         q = r["quantity"]
+        label, meaning = TEXT_RESULTS.get(q, (q.replace("_", " ").capitalize(), _text(r["note"])))
         value = recomputed.get(q)
         ci = "" if pd.isna(r["ci_lower"]) else f" ({fmt_ci(r['ci_lower'], r['ci_upper'], 3)})"
+        p = _text(r["p_reported"])
         rows.append({
-            "Quantity": q.replace("_", " "),
-            "Published": f"{r['value']:g}{ci}" + (f", p {r['p_reported']}" if r["p_reported"] else ""),
+            "Quantity": label,
+            "Published": f"{r['value']:g}{ci}" + (f", p {p}" if p != "-" else ""),
             "Recomputed": "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value)),
-            "Note": r["note"] or "",
+            "Note": meaning,
         })
     return pd.DataFrame(rows)

@@ -124,7 +124,7 @@ OUTPUTS: tuple[Output, ...] = (
     Output("crossing_point", T, "03_cutoffs", "analysis_lib.cutoffs.continuous_interaction",
            "crossing point with delta-method and Fieller intervals"),
     Output("continuous_band", T, "03_cutoffs", "analysis_lib.cutoffs.continuous_interaction",
-           "ATE(stenosis) with its pointwise band (Supplementary Figure 2)"),
+           "the effect as a function of the stenosis degree, with its pointwise band (Supplementary Figure 2)"),
     Output("resampling_summary", D, "03_cutoffs", "analysis_lib.resample.run_resampling",
            "the data-driven cutoff under resampling", caption="The data-driven cutoff under resampling.",
            section="resampling"),

@@ -22,8 +22,8 @@ from .mestimation import PropensityEstimation
 from .numerics import critical_value, newton_glm, two_sided_p, wald
 
 CENTER_COLUMNS = ["outcome", "subgroup", "measure", "estimate", "ci_lower", "ci_upper", "p_value", "note"]
-CLUSTER_COLUMNS = ["outcome", "subgroup", "measure", "method", "estimate", "ci_lower", "ci_upper", "p_value",
-                   "p_interaction", "df", "note"]
+CLUSTER_COLUMNS = ["outcome", "subgroup", "method", "measure", "estimate", "std_error", "df", "ci_lower", "ci_upper",
+                   "p_value", "p_interaction", "note"]  # OUTPUTS.md; std_error on the link scale (log RR)
 EVALUE_COLUMNS = ["outcome", "analysis", "subgroup", "measure", "estimate", "evalue_point", "evalue_ci", "note"]
 SINGULAR_TOL = 1e-4  # relative random-intercept SD below which a fit is on the boundary (lme4: 1e-4)
 
@@ -399,6 +399,7 @@ def cluster_robust(df: pd.DataFrame, weights: np.ndarray, cutoff: float, outcome
     rows = rows.assign(method="CR1", df=rows["df_resid"])
     if one:
         rows = rows.assign(ci_lower=np.nan, ci_upper=np.nan, p_value=np.nan, p_interaction=np.nan, df=np.nan,
+                           std_error=np.nan,
                            note="CI not estimable: one center (clustered variance needs two or more)")
         return pd.concat([rows, rows.assign(method="CR2")], ignore_index=True)[CLUSTER_COLUMNS]
     cr2 = _cr2_rows(df, rows, weights, high, cl, conf_level, treatment, subgroup_weights)
@@ -424,7 +425,7 @@ def _cr2_rows(df: pd.DataFrame, cr1: pd.DataFrame, weights: np.ndarray, high: np
             fit = fit_cells_cr2(y_all[keep], np.asarray(w_all, float)[keep], cells, n_cells, family, cl[keep])
             for i in rows:
                 plus, minus = {"overall": (1, 0), "low": (1, 0), "high": (3, 2)}[out.loc[i, "subgroup"]]
-                out.loc[i, ["ci_lower", "ci_upper", "p_value", "p_interaction", "df"]] = np.nan
+                out.loc[i, ["std_error", "ci_lower", "ci_upper", "p_value", "p_interaction", "df"]] = np.nan
                 if fit is None:
                     out.loc[i, "note"] = (f"CR2 not computed: a center has more than {MAX_CENTER_SIZE} patients with "
                                           f"a known {outcome}")
@@ -437,7 +438,7 @@ def _cr2_rows(df: pd.DataFrame, cr1: pd.DataFrame, weights: np.ndarray, high: np
                 _, lo, hi, p = wald(est, se, dof, conf_level)
                 if family == "poisson":
                     lo, hi = np.exp(lo), np.exp(hi)
-                out.loc[i, ["ci_lower", "ci_upper", "p_value", "df"]] = [lo, hi, p, dof]
+                out.loc[i, ["std_error", "ci_lower", "ci_upper", "p_value", "df"]] = [se, lo, hi, p, dof]
                 if n_cells == 4 and np.isfinite(cr1.loc[i, "p_interaction"]):
                     est, se, dof = fit.contrast([1.0, -1.0, -1.0, 1.0])
                     out.loc[i, "p_interaction"] = wald(est, se, dof, conf_level)[3]
@@ -485,7 +486,7 @@ def evalues(table2: pd.DataFrame, sd_mrs: float, outcome_sd: str = "mrs_90d") ->
         note = ""
         if r["measure"] == "ATE":
             est, lo, hi = (np.exp(0.91 * v / sd_mrs) for v in (est, lo, hi))
-            note = f"ATE converted: RR = exp(0.91 ATE / SD), SD = {sd_mrs:.3f}"
+            note = f"MD converted: RR = exp(0.91 MD / SD), SD = {sd_mrs:.3f}"
         if not np.isfinite(est):
             note = "no estimate" + (f" ({r['note']})" if isinstance(r["note"], str) and r["note"] else "")
         rows.append({"outcome": r["outcome"], "analysis": "iptw", "subgroup": r["subgroup"], "measure": r["measure"],

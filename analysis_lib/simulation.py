@@ -275,9 +275,9 @@ def summarize(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 continue
             label = WEIGHTING_LABEL[method]
             for name in ("low", "high"):
-                add(f"bias, ATE {name} ({label})", g[f"estimate_{name}_{method}"] - g[f"truth_{name}_{method}"], "bias")
-                add(f"coverage of the 95% CI, ATE {name} ({label}, HC sandwich)", g[f"covered_{name}_{method}"], "rate")
-                add(f"coverage of the 95% CI, ATE {name} ({label}, M-estimation)", g[f"covered_m_{name}_{method}"],
+                add(f"bias, MD {name} ({label})", g[f"estimate_{name}_{method}"] - g[f"truth_{name}_{method}"], "bias")
+                add(f"coverage of the 95% CI, MD {name} ({label}, HC sandwich)", g[f"covered_{name}_{method}"], "rate")
+                add(f"coverage of the 95% CI, MD {name} ({label}, M-estimation)", g[f"covered_m_{name}_{method}"],
                     "rate")
         add("significant effect modification, naive (p-interaction at the selected cutoff < 0.05)",
             (g["naive_p"] < alpha).astype(float).where(g["naive_p"].notna()), "rate")

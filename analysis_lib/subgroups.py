@@ -30,8 +30,8 @@ SUBGROUP_BALANCE_COLUMNS = ["cutoff", "weights", "subgroup", "covariate", "smd_u
 
 
 def subgroup_label(subgroup: str, cutoff: float) -> str:
-    """``<= 75 %`` or ``> 75 %``."""
-    return f"<= {cutoff:g} %" if subgroup == "low" else f"> {cutoff:g} %"
+    """``≤ 75 %`` or ``> 75 %``."""
+    return f"≤ {cutoff:g} %" if subgroup == "low" else f"> {cutoff:g} %"
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,8 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "symptomatic intracranial hemorrhage."),
     Entry("table2", "Table 2", "Effect of rescue stenting on outcomes",
           "Unadjusted and {weighted} (IPTW) effects of MT+RS vs MT only, in the entire cohort and by "
-          "stenosis subgroup. ATE average treatment effect (difference in mean 90-day mRS; negative favours "
-          "stenting), weighted linear model; RR relative risk (MT only reference), weighted Poisson model with "
+          "stenosis subgroup. MD difference in mean 90-day mRS (negative favours stenting), weighted linear "
+          "model; weighted, it estimates the {estimand_long}; RR relative risk (MT only reference), weighted Poisson model with "
           "log link; {variance}; p-int p-value of the treatment x subgroup interaction{subgroup_rows}."),
     Entry("figure1", "Figure 1", "Distribution of the 90-day modified Rankin Scale",
           "{Weighted} distribution of 90-day mRS scores by treatment group: (a) entire cohort; (b) stenosis "
@@ -63,7 +63,7 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "subgroup, same conventions; every cutoff of the sweep in tables/subgroup_balance.csv), and the same "
           "at a glance (Connect-S plot: the shade of a cell is the |SMD| category of a covariate in a subgroup)."),
     Entry("stable2", "Supplementary Table 2", "Treatment effect on the 90-day mRS at each stenosis cutoff",
-          "{Weighted} ATE of MT+RS vs MT only on the 90-day mRS at or below and above each candidate cutoff "
+          "{Weighted} MD of MT+RS vs MT only on the 90-day mRS (estimating the {estimand_long}) at or below and above each candidate cutoff "
           "({cutoffs}), {variance}; their difference and p-interaction; a cutoff with fewer than the minimum number of "
           "patients in a subgroup-arm is not eligible; the selected cutoff has the largest absolute difference"
           "{subgroup_rows}."),
@@ -75,7 +75,7 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "Patients screened, treated and excluded, by reason; counts before the registry export are parameters, "
           "exclusions for missing propensity covariates are computed from the data."),
     Entry("sfigure2", "Supplementary Figure 2", "Continuous effect modification by stenosis",
-          "{Weighted} ATE as a linear function of the stenosis degree with its pointwise 95% band ({band}), "
+          "{Weighted} MD of MT+RS vs MT only on the 90-day mRS as a linear function of the stenosis degree with its pointwise 95% band ({band}), "
           "the crossing point and the cutoff used for the subgroups; a rug of the patients of each arm; shaded: "
           "stenosis degrees where only one arm has patients, where the line extrapolates the linear model. Below: "
           "the interaction per 1% stenosis and the crossing point with delta-method and Fieller intervals."),
@@ -91,18 +91,18 @@ SUPPLEMENT: tuple[Entry, ...] = (
     Entry("evalues", "Additional analysis 3", "Unmeasured confounding: E-values",
           "E-values (VanderWeele & Ding 2017) of every weighted Table 2 row: the risk-ratio association with both "
           "treatment and outcome an unmeasured confounder would need to explain the estimate (or its confidence "
-          "limit) away; the mRS ATE converted with RR = exp(0.91 ATE / SD).", part="Additional analyses"),
+          "limit) away; the mRS MD converted with RR = exp(0.91 MD / SD).", part="Additional analyses"),
     Entry("specification", "Additional analysis 4", "Propensity model, weights and missing data",
           "Three propensity models (primary, a richer formula, CBPS); six weightings (ATO, ATE, ATT, ATM, truncated "
           "and trimmed ATE weights) with their effective sample sizes; multiple imputation of missing covariates "
           "(Rubin's rules) beside the complete-case analysis.", part="Additional analyses"),
     Entry("multiverse", "Additional analysis 5", "The multiverse of analysis choices",
-          "Specification curve: the low and high subgroup ATEs over every combination of propensity model, "
+          "Specification curve: the low and high subgroup MDs on the 90-day mRS over every combination of propensity model, "
           "estimand, sandwich type, cutoff and minimum subgroup-arm size, sorted, with the choices beneath.",
           part="Additional analyses"),
     Entry("simulation", "Additional analysis 6", "Operating characteristics: a simulation study",
           "Cohorts from the calibrated generator with a known truth (four scenarios, among them confounding that "
-          "differs between the stenosis subgroups): bias and coverage of the subgroup ATEs under both weightings "
+          "differs between the stenosis subgroups): bias and coverage of the subgroup effects under both weightings "
           "(the overall propensity model; one model per subgroup) with the HC sandwich and with M-estimation, "
           "rejection rates of the naive and the selection-adjusted tests of effect modification, recovery of "
           "the true cutoff, with Monte-Carlo standard errors.", part="Additional analyses"),
@@ -191,6 +191,10 @@ def _item_body(folder: Path, kind: str, relative: str, entry: Entry) -> str:
     return text
 
 
+ESTIMAND_LONG = {"ATO": "ATO, the average treatment effect in the overlap population",
+                 "ATE": "ATE, the average treatment effect in the whole population",
+                 "ATT": "ATT, the average treatment effect in the treated (MT+RS) population",
+                 "ATM": "ATM, the average treatment effect in the matching population"}
 WEIGHTING = {"ATO": ("overlap-weighted", "overlap weighting"),
              "ATE": ("inverse-probability-weighted (ATE)", "inverse probability weighting (ATE)"),
              "ATT": ("ATT-weighted", "weighting to the treated (ATT)"),
@@ -217,7 +221,7 @@ def caption_terms(parameters: dict) -> dict[str, str]:
     subgroup_rows = ("; the subgroup rows are weighted by one propensity model per stenosis subgroup, which "
                      "balances the covariates within each subgroup" if parameters.get("subgroup_weights") == "within"
                      else "")
-    return {"subgroup_rows": subgroup_rows, "weighted": weighted, "Weighted": weighted[0].upper() + weighted[1:], "weighting": weighting,
+    return {"estimand_long": ESTIMAND_LONG.get(estimand, ESTIMAND_LONG["ATO"]), "subgroup_rows": subgroup_rows, "weighted": weighted, "Weighted": weighted[0].upper() + weighted[1:], "weighting": weighting,
             "variance": variance, "band": band, "smd": f"{denominator}, {binary}",
             "cutoffs": f"{low:g}-{high:g} %"}
 

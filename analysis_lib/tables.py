@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .descriptives import TABLE1_VARIABLES
+from .descriptives import LABELS, TABLE1_VARIABLES, variable_label
 from .formatting import MISSING, fmt_ci, fmt_num, fmt_p, fmt_pct  # noqa: F401  (the formatters of every table)
 
 OUTCOME_LABELS = {
@@ -24,8 +24,8 @@ OUTCOME_LABELS = {
     "death_90d": "90-day mortality",
 }
 ABBREVIATIONS = (
-    "ATE average treatment effect (difference in mean 90-day mRS, MT+RS minus MT only; negative favours "
-    "MT+RS); CI confidence interval; ESS effective sample size; IQR interquartile range; IPTW inverse "
+    "MD difference in mean 90-day mRS (MT+RS minus MT only; negative favours MT+RS; weighted, it estimates the "
+    "effect in the population of the weights, see the captions); CI confidence interval; ESS effective sample size; IQR interquartile range; IPTW inverse "
     "probability of treatment weighting (here overlap weights unless stated); MT mechanical thrombectomy; "
     "mRS modified Rankin Scale; mTICI modified Treatment In Cerebral Infarction; RR relative risk (MT only "
     "is the reference); RS rescue stenting; SMD standardised mean difference; sICH symptomatic intracranial "
@@ -41,27 +41,35 @@ def _count(n, total, pct, masked_below: int = 0) -> str:
     return f"{int(n)}/{int(total)} ({fmt_num(pct, 1)})"
 
 
+def _whole(value: float) -> str:
+    """A median or quartile as the paper prints it: a whole number, halves rounded up (322.5 -> 323)."""
+    return str(int(math.floor(round(value, 6) + 0.5)))  # (round first: 322.5 - 1e-12 is still 322.5)
+
+
 def _median(med, q1, q3) -> str:
     if pd.isna(med):
         return "-"
-    return f"{med:g} ({q1:g}-{q3:g})"
+    return f"{_whole(med)} ({_whole(q1)}-{_whole(q3)})"
 
 
-def format_table1(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Table 1 as printed: variable (unit), n/N (%) or median (IQR) per arm, p and test; counts
-    masked by :func:`~analysis_lib.descriptives.mask_small_cells` print as ``<k/N``."""
+def format_table1(tidy: pd.DataFrame, sections: bool = True) -> pd.DataFrame:
+    """Table 1 as printed: variable (unit), n/N (%) or median (IQR, whole numbers as the paper)
+    per arm, p and test, under the paper's section rows (``sections``); counts masked by
+    :func:`~analysis_lib.descriptives.mask_small_cells` print as ``<k/N``."""
     masked_below = int(tidy.attrs.get("min_cell_size", 0))
-    labels = {v.name: v.label for v in TABLE1_VARIABLES}
+    section_of = {v.name: v.section for v in TABLE1_VARIABLES}
     n0 = int(tidy.loc[tidy["variable"] == "age", "mt_only_total"].iloc[0]) if (tidy["variable"] == "age").any() else None
     n1 = int(tidy.loc[tidy["variable"] == "age", "mt_rs_total"].iloc[0]) if (tidy["variable"] == "age").any() else None
+    arms = (f"MT only (N = {n0})", f"MT+RS (N = {n1})")
     rows = []
+    current = None
     for _, r in tidy.iterrows():
         name = r["variable"]
-        if "=" in name:
-            base, level = name.split("=", 1)
-            label = f"{labels.get(base, base)}: {level}"
-        else:
-            label = labels.get(name, name)
+        section = section_of.get(name.split("=", 1)[0])
+        if sections and section and section != current:
+            rows.append({"Characteristic": section, arms[0]: "", arms[1]: "", "p": "", "Test": ""})
+            current = section
+        label = variable_label(name)
         if r["summary"] == "median":
             label += ", median (IQR)"
             a = _median(r["mt_only_median"], r["mt_only_q1"], r["mt_only_q3"])
@@ -70,9 +78,26 @@ def format_table1(tidy: pd.DataFrame) -> pd.DataFrame:
             label += ", n/N (%)"
             a = _count(r["mt_only_n"], r["mt_only_total"], r["mt_only_pct"], masked_below)
             b = _count(r["mt_rs_n"], r["mt_rs_total"], r["mt_rs_pct"], masked_below)
-        rows.append({"Characteristic": label, f"MT only (N = {n0})": a, f"MT+RS (N = {n1})": b,
-                     "p": fmt_p(r["p_value"]), "Test": r["test"] or "-"})
+        rows.append({"Characteristic": label, arms[0]: a, arms[1]: b, "p": fmt_p(r["p_value"]), "Test": r["test"] or "-"})
     return pd.DataFrame(rows)
+
+
+def subgroup_names(cutoff: float) -> dict[str, str]:
+    """The printed names of the subgroups, as the paper writes them (``≤``, ``>``)."""
+    return {"overall": "Entire cohort", "low": f"≤{cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+
+
+def measure_label(measure: str) -> str:
+    """How a measure is printed: ``MD`` (difference in means; weighted, it estimates the average
+    treatment effect of the weights' population, named in the captions) or ``RR``."""
+    return "MD" if measure == "ATE" else measure
+
+
+def drop_empty_notes(table: pd.DataFrame) -> pd.DataFrame:
+    """A printed table without its ``Note`` column when no row has a note."""
+    if "Note" in table.columns and not table["Note"].astype(str).str.strip().any():
+        return table.drop(columns="Note")
+    return table
 
 
 def format_effect(measure: str, est: float, lo: float, hi: float) -> str:
@@ -83,12 +108,12 @@ def format_effect(measure: str, est: float, lo: float, hi: float) -> str:
 
 def format_table2(tidy: pd.DataFrame, cutoff: float) -> pd.DataFrame:
     """Table 2 as printed: one row per outcome and subgroup, unadjusted and IPTW side by side."""
-    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    names = subgroup_names(cutoff)
     rows = []
     for (outcome, subgroup), g in tidy.groupby(["outcome", "subgroup"], sort=False):
         first = g.iloc[0]
         row = {"Outcome": OUTCOME_LABELS.get(outcome, outcome), "Subgroup": names[subgroup],
-               "Measure": first["measure"]}
+               "Measure": measure_label(first["measure"])}
         for analysis, label in (("unadjusted", "Unadjusted"), ("iptw", "IPTW")):
             r = g[g["analysis"] == analysis].iloc[0]
             row[f"{label} (95% CI)"] = format_effect(r["measure"], r["estimate"], r["ci_lower"], r["ci_upper"])
@@ -96,13 +121,13 @@ def format_table2(tidy: pd.DataFrame, cutoff: float) -> pd.DataFrame:
             row[f"{label} p-int"] = fmt_p(r["p_interaction"]) if subgroup != "overall" else "-"
         row["Note"] = "; ".join(sorted({n for n in g["note"] if isinstance(n, str) and n}))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return drop_empty_notes(pd.DataFrame(rows))
 
 
 def format_balance(tidy: pd.DataFrame) -> pd.DataFrame:
     """Supplementary Table 1: SMDs and variance ratios before and after weighting, as bal.tab."""
     return pd.DataFrame({
-        "Covariate": tidy["covariate"],
+        "Covariate": tidy["covariate"].map(variable_label),
         "Type": tidy["type"],
         "SMD unweighted": tidy["smd_unweighted"].map(lambda v: fmt_num(v, 3)),
         "SMD weighted": tidy["smd_weighted"].map(lambda v: fmt_num(v, 3)),
@@ -125,10 +150,10 @@ def format_sweep(tidy: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "Cutoff (%)": tidy["cutoff"].map(lambda v: f"{v:g}"),
         "n low / high": [f"{a} / {b}" for a, b in zip(tidy["n_low"], tidy["n_high"])],
-        "ATE low (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
+        "MD low (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
                              zip(tidy["ate_low"], tidy["ate_low_ci_lower"], tidy["ate_low_ci_upper"])],
         "p low": tidy["ate_low_p"].map(fmt_p),
-        "ATE high (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
+        "MD high (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
                               zip(tidy["ate_high"], tidy["ate_high_ci_lower"], tidy["ate_high_ci_upper"])],
         "p high": tidy["ate_high_p"].map(fmt_p),
         "Difference": tidy["difference"].map(fmt_num),
@@ -147,19 +172,20 @@ def format_continuous(summary: pd.DataFrame, crossing: pd.DataFrame) -> pd.DataF
              "p": fmt_p(r["interaction_p"]), "Note": ""}]
     for _, c in crossing.iterrows():
         rows.append({"Quantity": f"Crossing point, % ({c['method']} CI)", "Estimate": fmt_num(c["estimate"], 1),
-                     "95% CI": fmt_ci(c["ci_lower"], c["ci_upper"], 1), "p": "-", "Note": c["note"]})
+                     "95% CI": fmt_ci(c["ci_lower"], c["ci_upper"], 1), "p": "-",
+                     "Note": c["note"] if isinstance(c["note"], str) else ""})
     return pd.DataFrame(rows)
 
 
 def _beside(primary: pd.DataFrame, other: pd.DataFrame, label: str, cutoff: float) -> pd.DataFrame:
-    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    names = subgroup_names(cutoff)
     iptw = primary[primary["analysis"] == "iptw"].set_index(["outcome", "subgroup"])
     rows = []
     for _, r in other.iterrows():
         p = iptw.loc[(r["outcome"], r["subgroup"])]
         rows.append({
             "Outcome": OUTCOME_LABELS.get(r["outcome"], r["outcome"]), "Subgroup": names[r["subgroup"]],
-            "Measure": r["measure"],
+            "Measure": measure_label(r["measure"]),
             "Primary IPTW (95% CI)": format_effect(p["measure"], p["estimate"], p["ci_lower"], p["ci_upper"]),
             "Primary p": fmt_p(p["p_value"]),
             f"{label} (95% CI)": format_effect(r["measure"], r["estimate"], r["ci_lower"], r["ci_upper"]),
@@ -193,15 +219,15 @@ def format_cluster(cluster: pd.DataFrame, primary: pd.DataFrame, cutoff: float) 
 
 
 def format_evalues(ev: pd.DataFrame, cutoff: float) -> pd.DataFrame:
-    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    names = subgroup_names(cutoff)
     return pd.DataFrame({
         "Outcome": ev["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
         "Subgroup": ev["subgroup"].map(names),
-        "Measure": ev["measure"],
+        "Measure": ev["measure"].map(measure_label),
         "Estimate": ev["estimate"].map(fmt_num),
         "E-value (point)": ev["evalue_point"].map(fmt_num),
         "E-value (CI)": ev["evalue_ci"].map(fmt_num),
-        "Note": ev["note"],
+        "Note": ev["note"].fillna(""),
     })
 
 
@@ -209,24 +235,30 @@ def format_center_models(models: pd.DataFrame) -> pd.DataFrame:
     """Variance components of the center models, as summary(lmer) reports them."""
     return pd.DataFrame({
         "Outcome": models["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
-        "Model": models["model"], "Method": models["method"].fillna("-"),
+        "Model": models["model"].map(lambda m: {"overall": "Treatment", "interaction": "Treatment x subgroup"}.get(m, m)),
+        "Method": models["method"].fillna("-"),
         "Patients": models["n"], "Centers": models["n_centers"],
         "Center variance": models["center_variance"].map(lambda v: fmt_num(v, 3)),
         "Residual variance": models["residual_variance"].map(lambda v: fmt_num(v, 3)),
         "p-interaction": models["p_interaction"].map(fmt_p),
-        "Note": models["note"],
+        "Note": models["note"].fillna(""),
     })
 
 
+WEIGHT_LABELS = {"ATO": "ATO (overlap)", "ATE": "ATE (inverse probability)", "ATT": "ATT (treated)",
+                 "ATM": "ATM (matching)", "ATE_truncated": "ATE, truncated at the 1st/99th percentiles",
+                 "ATE_trimmed": "ATE, propensity 0.1-0.9 only"}
+
+
 def format_weight_sensitivity(tidy: pd.DataFrame, cutoff: float) -> pd.DataFrame:
-    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    names = subgroup_names(cutoff)
     return pd.DataFrame({
-        "Weights": tidy["estimand"], "Outcome": tidy["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
-        "Subgroup": tidy["subgroup"].map(names), "Measure": tidy["measure"],
+        "Weights": tidy["estimand"].map(lambda e: WEIGHT_LABELS.get(e, e)), "Outcome": tidy["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
+        "Subgroup": tidy["subgroup"].map(names), "Measure": tidy["measure"].map(measure_label),
         "Estimate (95% CI)": [format_effect(m, e, l, h) for m, e, l, h in
                               zip(tidy["measure"], tidy["estimate"], tidy["ci_lower"], tidy["ci_upper"])],
         "p": tidy["p_value"].map(fmt_p), "Patients": tidy["n"],
-        "ESS": tidy["effective_n"].map(lambda v: fmt_num(v, 1)), "Note": tidy["note"],
+        "ESS": tidy["effective_n"].map(lambda v: fmt_num(v, 1)), "Note": tidy["note"].fillna(""),
     })
 
 
@@ -247,11 +279,11 @@ def format_propensity_specifications(tidy: pd.DataFrame) -> pd.DataFrame:
         "Max |SMD| weighted": tidy["max_abs_smd_weighted"].map(lambda v: fmt_num(v, 3)),
         "ESS MT only": tidy["ess_mt_only"].map(lambda v: fmt_num(v, 1)),
         "ESS MT+RS": tidy["ess_mt_rs"].map(lambda v: fmt_num(v, 1)),
-        "ATE low (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
+        "MD low (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
                              zip(tidy["ate_low"], tidy["ate_low_ci_lower"], tidy["ate_low_ci_upper"])],
-        "ATE high (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
+        "MD high (95% CI)": [format_effect("ATE", e, l, h) for e, l, h in
                               zip(tidy["ate_high"], tidy["ate_high_ci_lower"], tidy["ate_high_ci_upper"])],
-        "Note": tidy["note"] if "note" in tidy.columns else "",
+        "Note": tidy["note"].fillna("") if "note" in tidy.columns else "",
     })
 
 
@@ -265,7 +297,7 @@ def format_resampling(result, sweep: pd.DataFrame) -> pd.DataFrame:
     cross = result.crossing_bootstrap.set_index("quantity")
     test = result.selection_test.iloc[0]
     for name, label, digits in (("crossing_point", "Crossing point, %", 1), ("selected_difference",
-                                                                            "Difference of ATEs at the selected cutoff", 2)):
+                                                                            "High minus low MD at the selected cutoff", 2)):
         r = cross.loc[name]
         rows.append({"Quantity": label, "Value": fmt_num(r["estimate"], digits),
                      "Bootstrap 95% CI (percentile)": fmt_ci(r["ci_lower"], r["ci_upper"], digits),
@@ -295,22 +327,31 @@ def format_simulation(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _item_label(item: str) -> str:
+    """An audited item in words: a Table 1 variable by its label (``antiplatelet_regimen=gpi, MT+RS`` ->
+    ``Peri-procedural antiplatelet agents: GPI, MT+RS``)."""
+    head, _, rest = str(item).partition(", ")
+    if head.split("=", 1)[0] in LABELS:
+        return variable_label(head) + (f", {rest}" if rest else "")
+    return str(item)
+
+
 def format_audit(audit: pd.DataFrame, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The audit for reading: source, item, check, printed, recomputed, status, reason."""
     d = audit if statuses is None else audit[audit["status"].isin(statuses)]
-    return pd.DataFrame({"Source": d["source"], "Item": d["item"], "Check": d["quantity"],
+    return pd.DataFrame({"Source": d["source"], "Item": d["item"].map(_item_label), "Check": d["quantity"],
                          "Printed": d["published"], "Recomputed": d["recomputed"], "Status": d["status"],
                          "Reason": d["reason"]}).reset_index(drop=True)
 
 
 def format_variance_comparison(comparison: pd.DataFrame, cutoff: float) -> pd.DataFrame:
     """The weighted Table 2 rows with the weights treated as known beside M-estimation."""
-    names = {"overall": "Entire cohort", "low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
-    scale = np.where(comparison["measure"] == "RR", "log RR", "ATE")
+    names = subgroup_names(cutoff)
+    scale = np.where(comparison["measure"] == "RR", "log RR", "MD")
     return pd.DataFrame({
         "Outcome": comparison["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
         "Subgroup": comparison["subgroup"].map(names),
-        "Measure": comparison["measure"],
+        "Measure": comparison["measure"].map(measure_label),
         "Estimate": comparison["estimate"].map(fmt_num),
         "SE, weights as known": [f"{fmt_num(v, 3)} ({s})" for v, s in zip(comparison["se_robust"], scale)],
         "SE, M-estimation": [f"{fmt_num(v, 3)} ({s})" for v, s in zip(comparison["se_m_estimation"], scale)],
@@ -326,24 +367,25 @@ def format_subgroup_balance(balance: pd.DataFrame, cutoff: float) -> pd.DataFram
     """Balance within the stenosis subgroups at ``cutoff``: SMD of each covariate in each subgroup,
     unweighted, with the overall model's weights and with one model per subgroup."""
     rows = balance[balance["cutoff"] == cutoff]
-    out = pd.DataFrame({"Covariate": list(dict.fromkeys(rows["covariate"]))})
+    covariates = list(dict.fromkeys(rows["covariate"]))
+    out = pd.DataFrame({"Covariate": [variable_label(c) for c in covariates]})
     for label, method, column in (("Unweighted", "overall", "smd_unweighted"),
                                   ("Overall model", "overall", "smd_weighted"),
                                   ("Model per subgroup", "within", "smd_weighted")):
-        for subgroup, where in (("low", f"<={cutoff:g}%"), ("high", f">{cutoff:g}%")):
+        for subgroup, where in (("low", f"≤{cutoff:g}%"), ("high", f">{cutoff:g}%")):
             part = rows[(rows["weights"] == method) & (rows["subgroup"] == subgroup)].set_index("covariate")
-            out[f"{label} {where}"] = [fmt_num(part[column].get(c, np.nan), 3) for c in out["Covariate"]]
+            out[f"{label} {where}"] = [fmt_num(part[column].get(c, np.nan), 3) for c in covariates]
     return out
 
 
 def format_subgroup_weights_comparison(table: pd.DataFrame, cutoff: float) -> pd.DataFrame:
     """The weighted subgroup rows of Table 2 with the overall model's weights and with one
     propensity model per subgroup, side by side."""
-    names = {"low": f"<={cutoff:g}% stenosis", "high": f">{cutoff:g}% stenosis"}
+    names = subgroup_names(cutoff)
     rows = []
     for (outcome, subgroup), g in table.groupby(["outcome", "subgroup"], sort=False):
         row = {"Outcome": OUTCOME_LABELS.get(outcome, outcome), "Subgroup": names[subgroup],
-               "Measure": g["measure"].iloc[0]}
+               "Measure": measure_label(g["measure"].iloc[0])}
         for method, label in (("overall", "Overall model"), ("within", "Model per subgroup")):
             r = g[g["weights"] == method].iloc[0]
             row[f"{label} (95% CI)"] = format_effect(r["measure"], r["estimate"], r["ci_lower"], r["ci_upper"])
@@ -351,4 +393,4 @@ def format_subgroup_weights_comparison(table: pd.DataFrame, cutoff: float) -> pd
             row[f"{label} p-int"] = fmt_p(r["p_interaction"])
         row["Note"] = "; ".join(sorted({n for n in g["note"] if isinstance(n, str) and n}))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return drop_empty_notes(pd.DataFrame(rows))

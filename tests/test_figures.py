@@ -10,7 +10,7 @@ from conftest import COHORTS
 
 from analysis_lib import figures
 from analysis_lib.data import TREATMENT
-from analysis_lib.descriptives import mrs_distribution, patient_flow
+from analysis_lib.descriptives import mrs_distribution, patient_flow, variable_label
 from analysis_lib.params import Parameters
 from analysis_lib.steps import covariate_balance, sweep_of
 from analysis_lib.study import load_study
@@ -29,8 +29,9 @@ def test_love_plot_shows_every_covariate_before_and_after(study):
     balance = covariate_balance(study)
     ax = figures.love_plot(balance).axes[0]
     assert points(ax) == 2 * len(balance)
-    assert [t.get_text() for t in ax.get_yticklabels()] == list(balance.sort_values(
-        "smd_unweighted", key=abs)["covariate"])
+    assert [t.get_text() for t in ax.get_yticklabels()] == [variable_label(c) for c in balance.sort_values(
+        "smd_unweighted", key=abs)["covariate"]]
+    assert "Degree of MCA stenosis, %" in [t.get_text() for t in ax.get_yticklabels()]  # the dictionary's label
     assert any(line.get_xdata()[0] == 0.1 for line in ax.lines)  # the 0.1 threshold
 
 

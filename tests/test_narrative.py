@@ -14,9 +14,9 @@ def summary(rate: float, se: float) -> pd.DataFrame:
             ("no effect modification", "significant effect modification, selection-adjusted (p < 0.05)", rate, se)]
     for scenario, bias_o, bias_w in (("no effect modification", 0.17, 0.002), ("linear, crossing at 70%", -0.55, -0.02)):
         for method, bias in (("overall model", bias_o), ("model per subgroup", bias_w)):
-            rows.append((scenario, f"bias, ATE low ({method})", bias, 0.016))
-            rows.append((scenario, f"coverage of the 95% CI, ATE low ({method}, M-estimation)", 0.94, 0.0106))
-            rows.append((scenario, f"coverage of the 95% CI, ATE low ({method}, HC sandwich)", 0.99, 0.005))
+            rows.append((scenario, f"bias, MD low ({method})", bias, 0.016))
+            rows.append((scenario, f"coverage of the 95% CI, MD low ({method}, M-estimation)", 0.94, 0.0106))
+            rows.append((scenario, f"coverage of the 95% CI, MD low ({method}, HC sandwich)", 0.99, 0.005))
     return pd.DataFrame(rows, columns=["scenario", "quantity", "value", "mc_se"]).assign(replicates=500)
 
 
@@ -46,7 +46,7 @@ def test_the_subgroup_balance_sentence_names_the_largest_imbalance():
         "smd_weighted": [1.01, -0.2, 1e-15, -2e-16], "variance_ratio_weighted": [1.0] * 4, "note": [""] * 4})
     text = subgroup_balance_summary(balance, 75.0, "overall")
     assert text.startswith("At the 75% cutoff, the weights of the overall propensity model leave a largest "
-                           "within-subgroup |SMD| of 1.01 (stenosis_pct, stenosis <= 75%)")
+                           "within-subgroup |SMD| of 1.01 (Degree of MCA stenosis, %, stenosis ≤ 75%)")
     assert "(largest |SMD| 0.000)" in text and "Table 2 uses the overall model's weights" in text
     assert "Table 2 and the cutoff sweep use the weights of one model per subgroup" in \
         subgroup_balance_summary(balance, 75.0, "within")

@@ -163,7 +163,7 @@ def test_cr2_with_satterthwaite_df_matches_clubsandwich(cohort):
     ours = both[both["method"] == "CR2"].reset_index(drop=True)
     ref = expected(cohort, "cluster_cr2_ATO_75")
     assert ours[["outcome", "subgroup", "measure"]].values.tolist() == ref[["outcome", "subgroup", "measure"]].values.tolist()
-    for col in ("estimate", "ci_lower", "ci_upper", "p_value", "p_interaction", "df"):
+    for col in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "p_interaction", "df"):
         a, b = ours[col].to_numpy(float), ref[col].to_numpy(float)
         assert (np.isnan(a) == np.isnan(b)).all(), (cohort, col)
         assert np.allclose(a[~np.isnan(b)], b[~np.isnan(b)], rtol=1e-6, atol=0), (cohort, col)

@@ -87,14 +87,14 @@ def test_summary_and_monte_carlo_errors():
     })
     summary = summarize(table).set_index("quantity")
     s, se, R = summary["value"], summary["mc_se"], summary["replicates"]
-    assert s["bias, ATE low (overall model)"] == pytest.approx(1.5)
-    assert se["bias, ATE low (overall model)"] == pytest.approx(np.std([0, 1, 2, 3], ddof=1) / 2)
-    assert s["coverage of the 95% CI, ATE low (overall model, HC sandwich)"] == 0.75
-    assert se["coverage of the 95% CI, ATE low (overall model, HC sandwich)"] == pytest.approx(np.sqrt(0.75 * 0.25 / 4))
-    assert s["coverage of the 95% CI, ATE low (overall model, M-estimation)"] == 0.5
+    assert s["bias, MD low (overall model)"] == pytest.approx(1.5)
+    assert se["bias, MD low (overall model)"] == pytest.approx(np.std([0, 1, 2, 3], ddof=1) / 2)
+    assert s["coverage of the 95% CI, MD low (overall model, HC sandwich)"] == 0.75
+    assert se["coverage of the 95% CI, MD low (overall model, HC sandwich)"] == pytest.approx(np.sqrt(0.75 * 0.25 / 4))
+    assert s["coverage of the 95% CI, MD low (overall model, M-estimation)"] == 0.5
     # a replicate whose subgroup model could not be fitted counts in neither bias nor coverage
-    assert R["bias, ATE low (model per subgroup)"] == 3 and s["bias, ATE low (model per subgroup)"] == pytest.approx(1 / 6)
-    assert s["coverage of the 95% CI, ATE low (model per subgroup, M-estimation)"] == pytest.approx(2 / 3)
+    assert R["bias, MD low (model per subgroup)"] == 3 and s["bias, MD low (model per subgroup)"] == pytest.approx(1 / 6)
+    assert s["coverage of the 95% CI, MD low (model per subgroup, M-estimation)"] == pytest.approx(2 / 3)
     assert s["true cutoff (75%) selected"] == 0.75
     assert s["significant effect modification, naive (p-interaction at the selected cutoff < 0.05)"] == 0.5
     assert s["significant effect modification, selection-adjusted (p < 0.05)"] == 0.25

@@ -266,3 +266,30 @@ def test_every_figure_has_its_own_alt_text(built):
     alts = re.findall(r'<img alt="([^"]+)" src="data:image/png', page)
     assert len(alts) == 9 and len(set(alts)) == len(alts), alts
     assert "Supplementary Table 1: balance within the subgroups at a glance (Connect-S plot)" in alts
+
+
+def test_the_visible_text_has_no_internals_and_names_the_estimand(built, page):
+    """What a reader sees: no nan, no negative zero, no raw keys of the data or the code, the
+    paper's symbols, and the estimand of the weights (overlap weights: the ATO, never "ATE"
+    for the primary effect)."""
+    import html
+    import re
+
+    text = html.unescape(" ".join(page.text))
+    text = text[:text.index("Provenance")]  # the footer lists parameters and packages by their names
+    visible = re.sub(r"Source: .*?\n|notebooks/\S+|analysis_lib\.\S+|tables/\S+\.csv", " ", text)
+    for pattern in (r"\bnan\b", r"\bNaN\b", r"-0\.0+\b", r"<=", r"\bstenosis_pct\b", r"\bmtici_2b3_after_mt\b",
+                    r"=gpi\b", r"\bgpi\b", r"optimal cutoff pct", r"\bATE average\b"):
+        hits = [visible[max(0, m.start() - 40):m.end() + 20] for m in re.finditer(pattern, visible)]
+        assert not hits, (pattern, hits[:3])
+    assert "ATO, the average treatment effect in the overlap population" in visible
+    assert "≤75% stenosis" in visible and "Degree of MCA stenosis, %" in visible
+    for name in ("table2", "cutoff_sweep", "center_sensitivity", "cluster_robust", "evalues"):
+        shown = (built.out / "tables" / f"{name}.html").read_text(encoding="utf-8")
+        assert not re.search(r"\bATE\b", html.unescape(shown)), name  # the mRS effect is an MD under ATO weights
+    table2 = pd.read_html(built.out / "tables" / "table2.html")[0]
+    assert "Note" not in table2.columns  # no row has a note on the synthetic cohort: no empty column
+    table1 = pd.read_html(built.out / "tables" / "table1.html")[0]
+    assert table1["Characteristic"].tolist()[0] == "Demographic and baseline characteristics"
+    assert "Peri-procedural antiplatelet agents: GPI, n/N (%)" in table1["Characteristic"].tolist()
+    assert not table1.filter(like="N = ").apply(lambda c: c.astype(str).str.contains(r"\d\.\d+-")).any().any()

@@ -23,7 +23,7 @@ def tidy_table2() -> pd.DataFrame:
 
 def test_table2_prints_the_paper_s_conventions_and_says_what_is_not_estimable():
     shown = tables.format_table2(tidy_table2(), 75.0)
-    assert list(shown["Subgroup"]) == ["Entire cohort", "<=75% stenosis", ">75% stenosis"]
+    assert list(shown["Subgroup"]) == ["Entire cohort", "≤75% stenosis", ">75% stenosis"]
     low = shown.iloc[1]
     assert low["IPTW (95% CI)"] == "0.97 (0.23 to 1.71)" and low["IPTW p"] == "0.01" and low["IPTW p-int"] == "<0.001"
     assert shown.iloc[0]["IPTW p-int"] == "-" and shown.iloc[0]["Unadjusted (95% CI)"] == "-0.15 (-0.61 to 0.30)"
@@ -43,7 +43,7 @@ def test_sweep_shows_eligibility_selection_and_the_reason_of_a_missing_row():
     shown = tables.format_sweep(sweep)
     assert list(shown["Cutoff (%)"]) == ["40", "75"] and list(shown["n low / high"]) == ["68 / 235", "167 / 136"]
     assert list(shown["Eligible"]) == ["no", "yes"] and list(shown["Selected"]) == ["", "selected"]
-    assert shown.iloc[0]["ATE low (95% CI)"] == "not estimable" and shown.iloc[0]["Note"].startswith("not estimable")
+    assert shown.iloc[0]["MD low (95% CI)"] == "not estimable" and shown.iloc[0]["Note"].startswith("not estimable")
     assert shown.iloc[1]["Difference"] == "-2.19" and shown.iloc[1]["p-interaction"] == "<0.001"
 
 
@@ -58,5 +58,8 @@ def test_table1_counts_percentages_medians_and_masked_cells():
     tidy.attrs["min_cell_size"] = 5
     shown = tables.format_table1(tidy)
     assert list(shown.columns) == ["Characteristic", "MT only (N = 131)", "MT+RS (N = 172)", "p", "Test"]
-    assert shown.iloc[0]["MT only (N = 131)"] == "71 (63-78.5)" and shown.iloc[0]["p"] == "0.41"
-    assert shown.iloc[1]["MT only (N = 131)"] == "65/131 (49.6)" and shown.iloc[1]["MT+RS (N = 172)"] == "<5/172"
+    assert shown.iloc[0].tolist() == ["Demographic and baseline characteristics", "", "", "", ""]  # a section row
+    assert shown.iloc[1]["Characteristic"] == "Age, years, median (IQR)"
+    assert shown.iloc[1]["MT only (N = 131)"] == "71 (63-79)" and shown.iloc[1]["p"] == "0.41"  # whole, half up
+    assert shown.iloc[2]["MT only (N = 131)"] == "65/131 (49.6)" and shown.iloc[2]["MT+RS (N = 172)"] == "<5/172"
+    assert len(tables.format_table1(tidy, sections=False)) == 2
