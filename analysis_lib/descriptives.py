@@ -244,13 +244,14 @@ def patient_flow(sample, patients_screened: int, patients_icas_lvo_evt: int,
     rows = [
         {"stage": "Patients screened", "n": patients_screened},
         {"stage": "Endovascular treatment for MCA ICAS-LVO", "n": patients_icas_lvo_evt},
-        {"stage": "Excluded: not in the registry file\n(other rescue strategies, ...)",
+        {"stage": "Excluded: other rescue strategies\n(not MT+RS or MT only; not in the registry file)",
          "n": patients_icas_lvo_evt - sample.n_input},
-        {"stage": "Patients in the registry file", "n": sample.n_input},
     ]
     for _, r in sample.exclusions.iterrows():
         rows.append({"stage": f"Excluded: {r['reason']}", "n": int(r["n"]),
                      "n_mt_rs": int(r["n_mt_rs"]), "n_mt_only": int(r["n_mt_only"])})
+    if sample.exclusions.empty:  # the box stays, with its zero: every patient of the file is complete
+        rows.append({"stage": "Excluded: missing propensity-model covariates", "n": 0, "n_mt_rs": 0, "n_mt_only": 0})
     rows.append({"stage": "Analysed", "n": sample.n, "n_mt_rs": counts["mt_rs"], "n_mt_only": counts["mt_only"]})
     out = pd.DataFrame(rows, columns=["stage", "n", "n_mt_rs", "n_mt_only"])
     return out.astype({"n": "Int64", "n_mt_rs": "Int64", "n_mt_only": "Int64"})

@@ -23,6 +23,9 @@ RUG_MAX = 2000  # patients per arm drawn in a rug
 MRS_COLORS = [colormaps["cividis"](x) for x in np.linspace(0.95, 0.15, 6)] + [(0.1, 0.1, 0.1, 1.0)]
 
 
+JOURNAL_WIDTH = 17.4 / 2.54  # inches: a full-width figure of the journal's page (17.4 cm)
+
+
 def _figure(width: float, height: float, **kw) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained", **kw)
     return fig
@@ -94,12 +97,16 @@ def propensity_overlap(propensity: np.ndarray, treatment: np.ndarray, weights: n
     return fig
 
 
-def sweep_forest(sweep: pd.DataFrame) -> Figure:
-    """Forest plot of the low and high subgroup ATEs at every candidate cutoff."""
+def sweep_forest(sweep: pd.DataFrame, used: float | None = None) -> Figure:
+    """Forest plot of the low and high subgroup effects at every candidate cutoff; the selected
+    cutoff, the ineligible ones and the cutoff ``used`` for Table 2 (shaded) are labelled."""
     fig = _figure(6.5, 0.42 * len(sweep) + 1.4)
     ax = fig.add_subplot()
     y = np.arange(len(sweep))[::-1]
-    for offset, name, label, color in ((0.15, "ate_low", "Stenosis <= cutoff", ARM_COLORS["MT only"]),
+    if used is not None and (sweep["cutoff"] == used).any():
+        row = y[int(np.flatnonzero(sweep["cutoff"].to_numpy() == used)[0])]
+        ax.axhspan(row - 0.45, row + 0.45, color="#EAEAEA", zorder=0)
+    for offset, name, label, color in ((0.15, "ate_low", "Stenosis \u2264 cutoff", ARM_COLORS["MT only"]),
                                        (-0.15, "ate_high", "Stenosis > cutoff", ARM_COLORS["MT+RS"])):
         est = sweep[name].to_numpy(float)
         lo = sweep[f"{name}_ci_lower"].to_numpy(float)
@@ -113,8 +120,8 @@ def sweep_forest(sweep: pd.DataFrame) -> Figure:
             ax.plot(e, yy, "o", color=c, markersize=4.5)
         ax.plot([], [], "o-", color=color, label=label)
     ax.axvline(0, color="black", linewidth=0.8)
-    labels = [f"{c:g}%" + ("  (selected)" if s else "") + ("" if el else "  (not eligible)")
-              for c, s, el in zip(sweep["cutoff"], sweep["selected"], sweep["eligible"])]
+    labels = [f"{c:g}%" + ("  (selected)" if s else "") + ("  (used, Table 2)" if c == used else "")
+              + ("" if el else "  (not eligible)") for c, s, el in zip(sweep["cutoff"], sweep["selected"], sweep["eligible"])]
     ax.set_yticks(y, labels)
     ax.set_xlabel("Weighted difference in mean 90-day mRS, MT+RS vs MT only (95% CI)")
     ax.legend(frameon=False, loc="lower left", fontsize=8)
@@ -237,7 +244,7 @@ def specification_curve_figure(curve: pd.DataFrame) -> Figure:
     choices = ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size"]
     labels = {"ps_spec": "Propensity model", "estimand": "Estimand", "hc_type": "Variance",
               "cutoff": "Cutoff (%)", "min_arm_size": "Min. arm size"}
-    fig = _figure(11.0, 8.5)
+    fig = _figure(JOURNAL_WIDTH, 8.0)  # drawn at the page width: every label at least 6 pt in print
     levels = {c: sorted(curve[c].unique(), key=lambda v: (isinstance(v, str), v)) for c in choices}
     n_rows = sum(len(v) for v in levels.values())
     grid = fig.add_gridspec(2, 2, height_ratios=[1.0, 0.09 * n_rows + 0.2])
@@ -253,11 +260,12 @@ def specification_curve_figure(curve: pd.DataFrame) -> Figure:
         if len(prim):
             top.scatter(prim, d.loc[prim, "estimate"], marker="D", s=40, facecolors="none", edgecolors="black",
                         zorder=4, label="primary analysis")
-            top.legend(frameon=False, loc="upper left", fontsize=8)
+            top.legend(frameon=False, loc="upper left", fontsize=7)
         top.axhline(0, color="black", linewidth=0.7)
         top.set_title(f"Stenosis {'≤ cutoff' if subgroup == 'low' else '> cutoff'}: "
-                      f"{int(d['agrees'].sum())} of {len(d)} agree", fontsize=10)
-        top.set_ylabel("Difference in mean 90-day mRS (95% CI)" if col == 0 else "")
+                      f"{int(d['agrees'].sum())} of {len(d)} agree", fontsize=8)
+        top.set_ylabel("Difference in mean 90-day mRS (95% CI)" if col == 0 else "", fontsize=7)
+        top.tick_params(labelsize=7)
         top.set_xlim(-1, len(d))
         top.set_xticks([])
         bottom = fig.add_subplot(grid[1, col], sharex=top)
@@ -272,9 +280,9 @@ def specification_curve_figure(curve: pd.DataFrame) -> Figure:
                              else f"{labels[c]}: {level}")
                 y -= 1
             y -= 0.6
-        bottom.set_yticks(ticks, names if col == 0 else [""] * len(names), fontsize=7)
+        bottom.set_yticks(ticks, names if col == 0 else [""] * len(names), fontsize=6.5)
         bottom.set_ylim(y, 1)
-        bottom.set_xlabel("Specifications, sorted by estimate")
+        bottom.set_xlabel("Specifications, sorted by estimate", fontsize=7)
         bottom.tick_params(axis="y", length=0)
         for side in ("top", "right", "left"):
             bottom.spines[side].set_visible(False)

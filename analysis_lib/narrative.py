@@ -179,6 +179,27 @@ def imputation_summary(mi: pd.DataFrame, primary: pd.DataFrame, n_excluded: int)
                else "; ".join(sorted(verdicts))) + ".")
 
 
+def cutoff_choice(sweep: pd.DataFrame, used: float, fixed: bool) -> str:
+    """Which cutoff the tables use and which the sweep selects, and why they may differ."""
+    chosen = sweep[sweep["selected"]]
+    selected = float(chosen["cutoff"].iloc[0]) if len(chosen) else None
+    tables = "Table 2, Figure 1, Supplementary Table 3 and the sensitivity analyses"
+    if not fixed:
+        return (f"{tables} use the cutoff the sweep selects on these data, {used:g}% (parameter cutoff auto): the "
+                "eligible cutoff with the largest absolute difference between the subgroup effects. Additional "
+                "analysis 1 shows how stable that choice is.")
+    text = f"{tables} use the {used:g}% cutoff, fixed in advance as in the paper (parameter cutoff). "
+    if selected is None:
+        return text + "No cutoff of the sweep is eligible, so the sweep selects none."
+    if selected == used:
+        return text + f"On these data the sweep selects the same cutoff, {selected:g}%."
+    return (text + f"On these data the sweep selects {selected:g}% instead (the largest absolute difference between "
+            f"the subgroup effects; it is marked in Supplementary Table 2 and the forest plot beside the {used:g}% "
+            "used). The tables are not re-run at the selected cutoff: a cutoff chosen because it gives the largest "
+            "difference overstates that difference; Additional analysis 1 shows how unstable the choice is "
+            "(run with -p cutoff auto to use it).")
+
+
 def resampling_summary(result, sweep: pd.DataFrame) -> str:
     """How much the data-driven cutoff can be trusted."""
     if result is None:
@@ -196,7 +217,7 @@ def resampling_summary(result, sweep: pd.DataFrame) -> str:
             f"{int(result.crossing_bootstrap['replicates'].iloc[0])} bootstrap samples (most often: "
             + ", ".join(f"{r.cutoff:g}% in {100 * r.share:.0f}%" for r in top.itertuples())
             + f"); the crossing point of the continuous model is {fmt_num(cross['estimate'], 1)}% "
-            f"(bootstrap 95% CI {fmt_ci(cross['ci_lower'], cross['ci_upper'], 1)}). Accounting for the choice of the "
+            f"(bootstrap percentile interval {fmt_ci(cross['ci_lower'], cross['ci_upper'], 1)}). Accounting for the choice of the "
             f"largest of the eligible differences, the effect modification has {_p(test['p_value'])} "
             f"(naive p-interaction at the selected cutoff: {_p(chosen['p_interaction'].iloc[0])[2:]}): "
             + ("the evidence for effect modification survives the data-driven choice, while the exact cutoff is "

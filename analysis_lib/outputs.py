@@ -24,12 +24,13 @@ FIGURE_DPI = 300
 
 
 def save_table(tidy: pd.DataFrame, name: str, output_dir: str | Path | None,
-               formatted: pd.DataFrame | None = None, caption: str | None = None) -> Path | None:
+               formatted: pd.DataFrame | None = None, caption: str | None = None, footnote: str | None = None,
+               page_size: str = "A4") -> Path | None:
     """Write ``tables/<name>.csv`` (tidy) and, if given, the formatted table as
     ``tables/<name>.html`` and ``tables/<name>.docx`` (journal-ready Word table)."""
     path = _write_csv(tidy, name, output_dir, "tables")
     if formatted is not None:
-        save_formatted(formatted, name, output_dir, caption)
+        save_formatted(formatted, name, output_dir, caption, footnote, page_size)
     return path
 
 
@@ -50,7 +51,7 @@ def _write_csv(tidy: pd.DataFrame, name: str, output_dir: str | Path | None, fol
 
 
 def save_formatted(formatted: pd.DataFrame, name: str, output_dir: str | Path | None,
-                   caption: str | None = None) -> pd.DataFrame:
+                   caption: str | None = None, footnote: str | None = None, page_size: str = "A4") -> pd.DataFrame:
     """Write a formatted table that has no tidy counterpart (a summary for reading) as
     ``tables/<name>.html`` and ``.docx``; returns the table, for display."""
     if output_dir is not None:
@@ -63,12 +64,18 @@ def save_formatted(formatted: pd.DataFrame, name: str, output_dir: str | Path | 
         # non-ASCII characters (the paper's "≤") as character references: the fragment has no <meta charset>
         html = html.encode("ascii", "xmlcharrefreplace").decode("ascii")
         (folder / f"{name}.html").write_text(html + "\n", encoding="utf-8")
-        write_docx(formatted, folder / f"{name}.docx", caption)
+        write_docx(formatted, folder / f"{name}.docx", caption, footnote, page_size)
     return formatted
 
 
-def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None) -> Path:
-    """A Word document with the table (header row bold, 8 pt, grid) under its caption.
+PAGES = {"A4": (210, 297), "letter": (215.9, 279.4)}  # millimetres
+
+
+def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None, footnote: str | None = None,
+               page_size: str = "A4") -> Path:
+    """A Word document with the table (header row bold and repeated on every page, 8 pt, grid)
+    under its caption, with its footnote (what the supplement says of it, and the abbreviations)
+    beneath, on an A4 or US letter page (``page_size``).
 
     The zip is rewritten with fixed timestamps and without python-docx's creation date, so the
     same table gives the same bytes.
@@ -77,11 +84,9 @@ def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None
     from docx.enum.section import WD_ORIENT
     from docx.shared import Mm, Pt
 
-    A4 = (Mm(210), Mm(297))
-
     doc = Document()
     section = doc.sections[0]
-    section.page_width, section.page_height = A4  # the journal is European
+    section.page_width, section.page_height = (Mm(v) for v in PAGES[page_size])  # A4 by default: a European journal
     props = doc.core_properties
     props.author = props.last_modified_by = "analysis_lib"
     props.created = props.modified = pd.Timestamp("2000-01-01").to_pydatetime()
@@ -103,6 +108,8 @@ def write_docx(table: pd.DataFrame, path: str | Path, caption: str | None = None
         for cell, value in zip(cells, values):
             cell.paragraphs[0].add_run("" if value is None or (isinstance(value, float) and pd.isna(value))
                                        else str(value)).font.size = Pt(8)
+    if footnote:
+        doc.add_paragraph().add_run(footnote).font.size = Pt(8)
     buffer = io.BytesIO()
     doc.save(buffer)
     buffer.seek(0)

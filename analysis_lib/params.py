@@ -52,6 +52,7 @@ HC_TYPES: tuple[str, ...] = ("HC0", "HC1", "HC2", "HC3")
 VARIANCES: tuple[str, ...] = ("robust", "m_estimation")
 SMD_BINARY: tuple[str, ...] = ("std", "raw")
 SUBGROUP_WEIGHTS: tuple[str, ...] = ("overall", "within")
+PAGE_SIZES: tuple[str, ...] = ("A4", "letter")
 
 
 class ParameterError(ValueError):
@@ -71,7 +72,7 @@ class Spec:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
-    case: str = "lower"  # how a choice is normalised
+    case: str = "lower"  # how a choice is normalised: lower, upper, or any (as the choices are written)
     internal: bool = False  # set by the build, never by a user (-p, scenario files)
     shown_default: str | None = None  # the README's words for a default that depends on the checkout
 
@@ -147,6 +148,8 @@ PARAMETERS: tuple[Spec, ...] = (
     Spec("multiverse_formula", "formula", RICH_PS_FORMULA, "the second, richer propensity model of the "
          "sensitivity analyses"),
     Spec("multiverse_min_arm_sizes", "ints", (5, 10, 20), "`min_arm_size` values of the multiverse"),
+    Spec("page_size", "choice", "A4", "page of the Word tables: `A4` (the journal's) or `letter`", PAGE_SIZES,
+         case="any"),
 )
 SPECS: dict[str, Spec] = {spec.name: spec for spec in PARAMETERS}
 # Set by the build for its notebooks, never from a command line or a scenario file.
@@ -318,7 +321,10 @@ def _normalise(spec: Spec, value: Any) -> Any:
             [value] if isinstance(value, (int, float)) else value)
         return tuple(_as_int(name, v) for v in sizes)
     if spec.kind == "choice":
-        text = str(value).upper() if spec.case == "upper" else str(value).lower()
+        if spec.case == "any":  # written as the choices are, whatever case the user typed
+            text = next((c for c in spec.choices if c.lower() == str(value).lower()), str(value))
+        else:
+            text = str(value).upper() if spec.case == "upper" else str(value).lower()
         return _choice(name, text, spec.choices)
     if spec.kind == "formula":
         if value is None or value == spec.default:  # the default is valid; parsing costs an import

@@ -97,15 +97,20 @@ OUTPUTS: tuple[Output, ...] = (
            "effective sample size per arm", ("arm", "n", "ess_unweighted", "ess_weighted"),
            caption="Effective sample size per arm.", section="stable1"),
     Output("love_plot", P, "02_weighting", "analysis_lib.figures.love_plot", "love plot of the SMDs",
-           section="stable1"),
+           section="stable1", caption="Supplementary Figure 3. Love plot: absolute standardised mean differences of "
+           "the propensity model's covariates before (open) and after (filled) weighting; the line marks 0.1."),
     Output("propensity_overlap", P, "02_weighting", "analysis_lib.figures.propensity_overlap",
-           "propensity score by arm, before and after weighting", section="stable1"),
+           "propensity score by arm, before and after weighting", section="stable1",
+           caption="Supplementary Figure 4. Distribution of the propensity score by arm, before and after weighting."),
     Output("subgroup_balance", F, "02_weighting", "analysis_lib.steps.subgroup_balance_of",
            "balance within the stenosis subgroups, every cutoff, both weightings (overall model, model per "
            "subgroup)", tuple(SUBGROUP_BALANCE_COLUMNS),
            caption="Covariate balance within the stenosis subgroups at {cutoff:g}%.", section="stable1"),
     Output("subgroup_balance", P, "02_weighting", "analysis_lib.figures.subgroup_balance_plot",
-           "balance within the subgroups at a glance (Connect-S plot)", section="stable1"),
+           "balance within the subgroups at a glance (Connect-S plot)", section="stable1",
+           caption="Supplementary Figure 5. Balance within the stenosis subgroups at the cutoff of Table 2 (Connect-S "
+           "plot): the shade of a cell is the |SMD| category of a covariate in a subgroup, unweighted, with the overall "
+           "model's weights and with one model per subgroup."),
     Output("subgroup_balance_summary", N, "02_weighting", "analysis_lib.narrative.subgroup_balance_summary",
            "the largest within-subgroup imbalance and what it means for Table 2", section="stable1"),
     Output("cutoff_sweep", F, "03_cutoffs", "analysis_lib.steps.sweep_of",
@@ -113,7 +118,11 @@ OUTPUTS: tuple[Output, ...] = (
            caption="Supplementary Table 2. Treatment effect on the 90-day mRS below and above each stenosis cutoff.",
            section="stable2"),
     Output("cutoff_sweep_forest", P, "03_cutoffs", "analysis_lib.figures.sweep_forest",
-           "the cutoff sweep as a forest plot", section="stable2"),
+           "the cutoff sweep as a forest plot", section="stable2",
+           caption="Supplementary Figure 6. Weighted effect of MT+RS vs MT only on the 90-day mRS (difference in means, "
+           "95% CI) at or below and above each candidate cutoff; grey: not eligible; shaded: the cutoff used in Table 2."),
+    Output("cutoff_choice", N, "03_cutoffs", "analysis_lib.narrative.cutoff_choice",
+           "the cutoff the sweep selects and the cutoff the tables use, reconciled", section="stable2"),
     Output("supplementary_figure_2_continuous_interaction", P, "03_cutoffs",
            "analysis_lib.figures.continuous_interaction_plot", "Supplementary Figure 2: ATE by stenosis",
            section="sfigure2"),
@@ -206,7 +215,10 @@ OUTPUTS: tuple[Output, ...] = (
            ("ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size", "subgroup", "estimate", "ci_lower",
             "ci_upper", "p_value", "eligible", "primary", "agrees")),
     Output("specification_curve", P, "06_specification", "analysis_lib.figures.specification_curve_figure",
-           "the specification curve", section="multiverse"),
+           "the specification curve", section="multiverse",
+           caption="Supplementary Figure 7. Specification curve: the subgroup effects on the 90-day mRS of every "
+           "combination of analysis choices, sorted, with their 95% CIs (coloured: same sign and significance as the "
+           "primary analysis; diamond: the primary analysis) and, beneath, the choices of each."),
     Output("multiverse_summary", N, "06_specification", "analysis_lib.narrative.multiverse_summary",
            "the multiverse in plain words", section="multiverse"),
     Output("simulation_summary", F, "07_simulation", "analysis_lib.simulation.run_simulation_study",
@@ -217,7 +229,9 @@ OUTPUTS: tuple[Output, ...] = (
     Output("simulation_replicates", T, "07_simulation", "analysis_lib.simulation.run_simulation_study",
            "one row per simulated cohort", skip_when=NO_SIMULATION),
     Output("simulation_rejection_rates", P, "07_simulation", "analysis_lib.figures.simulation_figure",
-           "rejection rates of the simulation study", skip_when=NO_SIMULATION, section="simulation"),
+           "rejection rates of the simulation study", skip_when=NO_SIMULATION, section="simulation",
+           caption="Supplementary Figure 8. Share of simulated cohorts with p < 0.05 for effect modification, naive and "
+           "selection-adjusted, by scenario, with 95% Monte-Carlo intervals; dashed: the nominal 5%."),
     Output("simulation_summary", N, "07_simulation", "analysis_lib.narrative.simulation_summary",
            "the simulation in plain words", section="simulation"),
 )

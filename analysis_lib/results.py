@@ -28,7 +28,8 @@ class Result:
     reader sees (the formatted table, the figure or the text); ``table`` the tidy table (``None``
     for figures, notes and display-only tables); ``output_dir`` is where :meth:`save` writes by
     default (the study's parameter); ``companions`` are further tidy tables of the same step,
-    ``(name, table)``; ``value`` the computation behind it (e.g. the fitted continuous model)."""
+    ``(name, table)``; ``value`` the computation behind it (e.g. the fitted continuous model);
+    ``footnote`` what the Word table carries beneath it, on a ``page_size`` page."""
 
     name: str
     kind: str
@@ -38,6 +39,8 @@ class Result:
     output_dir: str | None = field(default=None, repr=False)
     companions: tuple[tuple[str, pd.DataFrame], ...] = field(default=(), repr=False)
     value: object = field(default=None, repr=False)
+    footnote: str = field(default="", repr=False)
+    page_size: str = field(default="A4", repr=False)
 
     @property
     def output(self) -> Output:
@@ -66,10 +69,10 @@ class Result:
         elif kind == "private":
             save_private(self.table, self.name, out)
         elif kind == "display":
-            save_formatted(self.shown, self.name, out, caption=caption)
+            save_formatted(self.shown, self.name, out, caption, self.footnote or None, self.page_size)
         else:
             save_table(self.table, self.name, out, formatted=self.shown if kind == "formatted table" else None,
-                       caption=caption)
+                       caption=caption, footnote=self.footnote or None, page_size=self.page_size)
         for name, table in self.companions:
             save_table(table, name, out)
         return self

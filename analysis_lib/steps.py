@@ -40,6 +40,7 @@ from .narrative import (
     audit_summary_text,
     center_summary,
     cluster_summary,
+    cutoff_choice,
     evalue_summary,
     imputation_summary,
     multiverse_summary,
@@ -59,6 +60,7 @@ from .sensitivity import center_sensitivity, cluster_robust, compare_variances, 
 from .simulation import run_simulation_study
 from .specification import weight_sensitivity
 from .subgroups import SUBGROUP_WEIGHTS, subgroup_balance
+from .supplement import table_footnote
 from .tables import (
     format_audit,
     format_balance,
@@ -95,7 +97,8 @@ def _result(params: Parameters, name: str, shown, table: pd.DataFrame | None = N
     of that name, after what ``shown`` is), its caption from the registry (``{cutoff}`` filled)."""
     output = output_named(name, _kind(shown))
     caption = output.caption.format(cutoff=cutoff) if "{cutoff" in output.caption else output.caption
-    return Result(name, output.kind, shown, table, caption, params.output_dir, **extra)
+    return Result(name, output.kind, shown, table, caption, params.output_dir, footnote=table_footnote(output, params.to_dict()),
+                  page_size=params.page_size, **extra)
 
 
 class Steps:
@@ -185,13 +188,12 @@ class Steps:
         return self._result("cutoff_sweep", format_sweep(table), table)
 
     def sweep_forest(self) -> Result:
-        return self._result("cutoff_sweep_forest", sweep_forest(self.sweep().table))
+        return self._result("cutoff_sweep_forest", sweep_forest(self.sweep().table, self.cutoff))
 
-    def cutoff_choice(self) -> str:
-        """The cutoff the sweep selects and the cutoff Table 2 and Figure 1 use, in one line."""
-        sweep = self.sweep().table
-        return (f"Cutoff selected by the sweep: {sweep.loc[sweep['selected'], 'cutoff'].tolist()}; "
-                f"cutoff used for Table 2 and Figure 1: {self.cutoff:g} %")
+    def cutoff_choice(self) -> Result:
+        """The cutoff the sweep selects and the cutoff Table 2, Figure 1 and Supplementary Table 3
+        use, reconciled in words."""
+        return self._result("cutoff_choice", cutoff_choice(self.sweep().table, self.cutoff, self.params.cutoff is not None))
 
     def continuous_interaction(self) -> Result:
         """The interaction per 1 % stenosis, the crossing point and the band (with their CSVs)."""

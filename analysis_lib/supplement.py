@@ -54,7 +54,8 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "log link; {variance}; p-int p-value of the treatment x subgroup interaction{subgroup_rows}."),
     Entry("figure1", "Figure 1", "Distribution of the 90-day modified Rankin Scale",
           "{Weighted} distribution of 90-day mRS scores by treatment group: (a) entire cohort; (b) stenosis "
-          "above and (c) at or below the cutoff{subgroup_rows}. Percentages of patients at each score."),
+          "above and (c) at or below the cutoff{subgroup_rows}. Percentages of patients at each score are weighted; "
+          "n beside each bar is the unweighted number of patients with a known 90-day mRS."),
     Entry("stable1", "Supplementary Table 1", "Covariate balance before and after weighting",
           "Standardised mean differences (SMD; {smd}) and variance ratios (MT+RS over MT only, continuous "
           "covariates), before and after {weighting}; |SMD| < 0.1 indicates adequate balance. Below: effective "
@@ -176,9 +177,10 @@ def _item(folder: Path, kind: str, relative: str, entry: Entry) -> str:
 
 
 def _item_body(folder: Path, kind: str, relative: str, entry: Entry) -> str:
-    if kind == "figure":  # each figure its own alt text: what it shows, from the registry
+    if kind == "figure":  # each figure its own alt text (what it shows) and, when numbered, its caption
         output = output_for(relative)
-        return _figure(folder, relative, f"{entry.label}: {output.description if output else entry.title}")
+        image = _figure(folder, relative, f"{entry.label}: {output.description if output else entry.title}")
+        return image + (f'<p class="caption">{html.escape(output.caption)}</p>' if output and output.caption else "")
     text = _read(folder, relative)
     if text is None:
         return f'<p class="missing">Not produced in this build ({html.escape(relative)}; skipped or not run).</p>'
@@ -224,6 +226,14 @@ def caption_terms(parameters: dict) -> dict[str, str]:
     return {"estimand_long": ESTIMAND_LONG.get(estimand, ESTIMAND_LONG["ATO"]), "subgroup_rows": subgroup_rows, "weighted": weighted, "Weighted": weighted[0].upper() + weighted[1:], "weighting": weighting,
             "variance": variance, "band": band, "smd": f"{denominator}, {binary}",
             "cutoffs": f"{low:g}-{high:g} %"}
+
+
+def table_footnote(output, parameters: dict) -> str:
+    """What a Word table carries beneath it, as its HTML twin in the supplement: the caption of
+    its section (in the words of the build's parameters) and the abbreviations."""
+    entry = next((e for e in SUPPLEMENT if e.anchor == output.section), None)
+    text = entry.caption.format(**caption_terms(parameters)) + " " if entry else ""
+    return f"{text}Abbreviations: {ABBREVIATIONS}"
 
 
 def assemble(folder: str | Path, provenance: dict, synthetic: bool) -> Path:

@@ -296,17 +296,18 @@ def format_resampling(result, sweep: pd.DataFrame) -> pd.DataFrame:
     chosen = sweep[sweep["selected"]]
     cross = result.crossing_bootstrap.set_index("quantity")
     test = result.selection_test.iloc[0]
-    for name, label, digits in (("crossing_point", "Crossing point, %", 1), ("selected_difference",
-                                                                            "High minus low MD at the selected cutoff", 2)):
+    spread = "Bootstrap 2.5th-97.5th percentile"
+    for name, label, digits in (
+            ("crossing_point", "Crossing point, % (percentile interval)", 1),
+            ("selected_difference", "High minus low MD at the selected cutoff (instability of the selected maximum, "
+                                    "not a confidence interval)", 2)):
         r = cross.loc[name]
         rows.append({"Quantity": label, "Value": fmt_num(r["estimate"], digits),
-                     "Bootstrap 95% CI (percentile)": fmt_ci(r["ci_lower"], r["ci_upper"], digits),
-                     "Replicates": int(r["replicates"])})
+                     spread: fmt_ci(r["ci_lower"], r["ci_upper"], digits), "Replicates": int(r["replicates"])})
     rows.append({"Quantity": "p-interaction at the selected cutoff, naive",
-                 "Value": fmt_p(chosen["p_interaction"].iloc[0]) if len(chosen) else "-",
-                 "Bootstrap 95% CI (percentile)": "-", "Replicates": "-"})
+                 "Value": fmt_p(chosen["p_interaction"].iloc[0]) if len(chosen) else "-", spread: "-", "Replicates": "-"})
     rows.append({"Quantity": "p of the largest |difference|, adjusted for the selection", "Value": fmt_p(test["p_value"]),
-                 "Bootstrap 95% CI (percentile)": "-", "Replicates": int(test["replicates"])})
+                 spread: "-", "Replicates": int(test["replicates"])})
     return pd.DataFrame(rows)
 
 

@@ -29,6 +29,7 @@
 # %% tags=["parameters"]
 published_dir = "../data/published"
 output_dir = None
+page_size = "A4"
 
 # %%
 from analysis_lib.params import Parameters

@@ -29,6 +29,7 @@ data_path = "../data/synthetic_cohort.csv"
 data_cache = None
 column_map = None
 output_dir = None
+page_size = "A4"
 published_dir = "../data/published"
 ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",
@@ -82,7 +83,7 @@ study.sweep_forest().save()
 # **Cutoff sweep.** Subgroup ATEs (95 % CI) at each candidate cutoff; grey: not eligible.
 
 # %%
-print(study.cutoff_choice())
+study.cutoff_choice().save()
 
 # %% [markdown]
 # ## Continuous effect modification (Supplementary Figure 2)

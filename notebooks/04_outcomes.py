@@ -32,6 +32,7 @@ data_path = "../data/synthetic_cohort.csv"
 data_cache = None
 column_map = None
 output_dir = None
+page_size = "A4"
 published_dir = "../data/published"
 ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",

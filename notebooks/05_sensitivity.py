@@ -25,6 +25,7 @@ data_path = "../data/synthetic_cohort.csv"
 data_cache = None
 column_map = None
 output_dir = None
+page_size = "A4"
 ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",
     "mtici_2b3_after_mt", "hypertension", "diabetes", "atrial_fibrillation", "general_anesthesia",

@@ -31,6 +31,7 @@
 
 # %% tags=["parameters"]
 output_dir = None
+page_size = "A4"
 published_dir = "../data/published"
 ps_covariates = [
     "age", "sex_female", "nihss", "aspects", "premorbid_mrs", "m1_occlusion", "stenosis_pct",

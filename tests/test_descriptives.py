@@ -78,9 +78,15 @@ def test_mrs_distribution_sums_and_weights():
 def test_patient_flow_counts_exclusions():
     cohort = load_cohort(COHORTS["missing"])
     smp = analysis_sample(cohort, DEFAULT_PS_COVARIATES)
-    flow = patient_flow(smp, 18732, 541).set_index("stage")
-    assert flow.loc["Patients in the registry file", "n"] == 260
+    table = patient_flow(smp, 18732, 541)
+    flow = table.set_index("stage")
+    assert table["stage"].str.contains("\\.\\.\\.").sum() == 0  # no placeholder box
+    assert flow.loc[flow.index.str.startswith("Excluded: other rescue"), "n"].item() == 541 - 260
     assert flow.loc["Analysed", "n"] == smp.n == 246
     excluded = flow[flow.index.str.startswith("Excluded: missing")]
     assert excluded["n"].sum() == 260 - 246
     assert (excluded["n_mt_rs"] + excluded["n_mt_only"] == excluded["n"]).all()
+    assert table["n"].iloc[1] - table["n"].iloc[2] - excluded["n"].sum() == table["n"].iloc[-1]  # every box adds up
+    complete = patient_flow(analysis_sample(load_cohort(COHORTS["synthetic"]), DEFAULT_PS_COVARIATES), 18732, 541)
+    assert complete["stage"].tolist()[-2:] == ["Excluded: missing propensity-model covariates", "Analysed"]
+    assert complete["n"].tolist()[-2:] == [0, 303]

@@ -96,3 +96,33 @@ def test_supplementary_figure_2_shades_the_stenosis_where_only_one_arm_has_patie
     both = (max(s[t == 0].min(), s[t == 1].min()), min(s[t == 0].max(), s[t == 1].max()))
     assert spans == [(s.min(), both[0]), (both[1], s.max())]  # 20-45 % (no MT+RS) and 95-100 % (no MT only)
     assert [t.get_text() for t in ax.get_legend().get_texts()].count("One arm only: extrapolated") == 1
+
+
+def test_the_forest_plot_marks_the_cutoff_used_beside_the_selected_one(study):
+    sweep = sweep_of(study)
+    labels = [t.get_text() for t in figures.sweep_forest(sweep, 75.0).axes[0].get_yticklabels()]
+    assert "75%  (used, Table 2)" in labels and "65%  (selected)" in labels
+    assert not any("used" in label for label in [t.get_text() for t in figures.sweep_forest(sweep).axes[0].get_yticklabels()])
+
+
+def test_the_specification_curve_is_legible_at_the_journal_s_page_width(study):
+    from matplotlib.text import Text
+
+    from analysis_lib.multiverse import fit_specifications, multiverse_specs, run_multiverse
+
+    p = study.params
+    fits = fit_specifications(study.data, multiverse_specs(p.ps_covariates, None, "logistic", p.multiverse_formula), "ATO")
+    fig = figures.specification_curve_figure(run_multiverse(fits, p, 75.0))
+    assert fig.get_figwidth() * 2.54 <= 17.4 + 1e-9  # printed at its own size: no reduction
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert sizes and min(sizes) >= 6
+
+
+def test_the_mrs_shades_differ_in_lightness_so_that_grey_print_tells_them_apart():
+    def lightness(c):  # CIE L* of an sRGB colour
+        r, g, b = (x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in c[:3])
+        y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+        return 116 * y ** (1 / 3) - 16 if y > 0.008856 else 903.3 * y
+
+    lights = [lightness(c) for c in figures.MRS_COLORS]
+    assert all(a - b >= 10 for a, b in zip(lights, lights[1:]))  # mRS 0 lightest ... 6 darkest, 10 L* apart

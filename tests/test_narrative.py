@@ -50,3 +50,16 @@ def test_the_subgroup_balance_sentence_names_the_largest_imbalance():
     assert "(largest |SMD| 0.000)" in text and "Table 2 uses the overall model's weights" in text
     assert "Table 2 and the cutoff sweep use the weights of one model per subgroup" in \
         subgroup_balance_summary(balance, 75.0, "within")
+
+
+def test_the_cutoff_sentence_reconciles_the_fixed_and_the_selected_cutoff():
+    from analysis_lib.narrative import cutoff_choice
+
+    sweep = pd.DataFrame({"cutoff": [65.0, 75.0], "selected": [True, False]})
+    text = cutoff_choice(sweep, 75.0, fixed=True)
+    assert text.startswith("Table 2, Figure 1, Supplementary Table 3 and the sensitivity analyses use the 75% cutoff, "
+                           "fixed in advance as in the paper")
+    assert "the sweep selects 65% instead" in text and "overstates that difference" in text
+    assert "selects the same cutoff, 75%" in cutoff_choice(sweep.assign(selected=[False, True]), 75.0, fixed=True)
+    assert "use the cutoff the sweep selects on these data, 65%" in cutoff_choice(sweep, 65.0, fixed=False)
+    assert "selects none" in cutoff_choice(sweep.assign(selected=False), 75.0, fixed=True)

@@ -105,3 +105,21 @@ def test_a_switched_off_step_says_why_and_writes_nothing(tmp_path):
         assert isinstance(step, Skipped) and step.save() is step
     assert repr(study.multiple_imputation()) == "Multiple imputation skipped (mi_imputations = 0)."
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("page_size,width_mm", [("A4", 210.0), ("letter", 215.9)])
+def test_a_word_table_carries_its_caption_and_footnote_on_the_chosen_page(tmp_path, page_size, width_mm):
+    import docx
+
+    params = Parameters(data_path=str(COHORTS["synthetic"]), output_dir=str(tmp_path),
+                        page_size=Parameters.from_strings([("page_size", page_size.upper())]).page_size)
+    assert params.page_size == page_size  # -p page_size LETTER reads as letter
+    load_study(params).table2().save()
+    document = docx.Document(tmp_path / "tables" / "table2.docx")
+    section = document.sections[0]
+    assert abs(section.page_width.mm - width_mm) < 0.1 or abs(section.page_height.mm - width_mm) < 0.1
+    paragraphs = [p.text for p in document.paragraphs if p.text]
+    assert paragraphs[0] == "Table 2. Effect of rescue stenting on outcomes."
+    assert paragraphs[-1].startswith("Unadjusted and overlap-weighted (IPTW) effects of MT+RS vs MT only")
+    assert "ATO, the average treatment effect in the overlap population" in paragraphs[-1]
+    assert "Abbreviations: MD difference in mean 90-day mRS" in paragraphs[-1]

@@ -293,3 +293,12 @@ def test_the_visible_text_has_no_internals_and_names_the_estimand(built, page):
     assert table1["Characteristic"].tolist()[0] == "Demographic and baseline characteristics"
     assert "Peri-procedural antiplatelet agents: GPI, n/N (%)" in table1["Characteristic"].tolist()
     assert not table1.filter(like="N = ").apply(lambda c: c.astype(str).str.contains(r"\d\.\d+-")).any().any()
+
+
+def test_every_figure_has_a_number_and_a_caption(built, page):
+    text = " ".join(page.text)
+    for number in range(3, 9):
+        assert text.count(f"Supplementary Figure {number}.") == 1, number
+    assert "n beside each bar is the unweighted number of patients" in text
+    assert "instability of the selected maximum, not a confidence interval" in text
+    assert "fixed in advance as in the paper" in text  # the cutoff used and the one selected, reconciled
