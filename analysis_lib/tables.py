@@ -7,6 +7,7 @@ p-values with two decimals, three below 0.01 and ``<0.001`` below 0.001.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -329,19 +330,21 @@ def format_simulation(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _item_label(item: str) -> str:
-    """An audited item in words: a Table 1 variable by its label (``antiplatelet_regimen=gpi, MT+RS`` ->
-    ``Peri-procedural antiplatelet agents: GPI, MT+RS``)."""
-    head, _, rest = str(item).partition(", ")
-    if head.split("=", 1)[0] in LABELS:
-        return variable_label(head) + (f", {rest}" if rest else "")
-    return str(item)
+    """An audited item in words: every variable by its label (``antiplatelet_regimen=gpi, MT+RS`` ->
+    ``Peri-procedural antiplatelet agents: GPI, MT+RS``; ``Results: mrs_0_2, high`` -> ``Results:
+    90-day mRS 0-2, high``)."""
+    def label(match: re.Match) -> str:
+        return variable_label(match.group(0)) if match.group(1) in LABELS else match.group(0)
+
+    return re.sub(r"\b([a-z][a-z0-9_]*)(?:=[a-z+]+)?\b", label, str(item))
 
 
 def format_audit(audit: pd.DataFrame, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The audit for reading: source, item, check, printed, recomputed, status, reason."""
     d = audit if statuses is None else audit[audit["status"].isin(statuses)]
     return pd.DataFrame({"Source": d["source"], "Item": d["item"].map(_item_label), "Check": d["quantity"],
-                         "Printed": d["published"], "Recomputed": d["recomputed"], "Status": d["status"],
+                         "Printed": d["published"], "Recomputed": d["recomputed"],
+                         "Status": d["status"].str.replace("_", " "),
                          "Reason": d["reason"]}).reset_index(drop=True)
 
 
