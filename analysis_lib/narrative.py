@@ -385,3 +385,28 @@ def subgroup_weights_summary(comparison: pd.DataFrame) -> str:
     return (f"With weights that balance every covariate within each subgroup, stenting changes the mean 90-day mRS "
             f"by {_effect(low_w, True)} at or below the cutoff and by {_effect(high_w, True)} above, against "
             f"{_effect(low_o, True)} and {_effect(high_o, True)} with the overall model's weights, {conclusion}.")
+
+
+def ordinal_summary(ordinal: pd.DataFrame, cutoff: float) -> str:
+    """The ordinal shift in plain words, beside the mean difference of Table 2."""
+    iptw = ordinal[ordinal["analysis"] == "iptw"].set_index("subgroup")
+
+    def odds(name: str) -> str:
+        r = iptw.loc[name]
+        if pd.isna(r["common_or"]):
+            return f"not estimable ({_reason(r['note'])})"
+        return f"{fmt_num(r['common_or'])} (95% CI {fmt_ci(r['ci_lower'], r['ci_upper'])}; {_p(r['p_value'])})"
+
+    low = iptw.loc["low"]
+    po = iptw["p_proportional_odds"].dropna()
+    text = (f"Across the whole mRS scale, the weighted odds of a better (lower) 90-day mRS with stenting are "
+            f"{odds('overall')} in the entire cohort, {odds('low')} at or below {cutoff:g}% stenosis and {odds('high')} "
+            f"above (common odds ratios, > 1 favours stenting; p-interaction "
+            f"{_p(low['p_interaction'])[2:] if pd.notna(low['p_interaction']) else 'not estimable'}). ")
+    if len(po):
+        worst = float(po.min())
+        text += ("The proportional-odds assumption is not contradicted in any weighted row (smallest p = "
+                 f"{fmt_p(worst)})." if worst >= 0.05 else
+                 f"The proportional-odds assumption is questionable in at least one weighted row (p = {fmt_p(worst)}): "
+                 "there the common odds ratio averages effects that differ along the scale.")
+    return text

@@ -15,6 +15,7 @@ from .cutoffs import CONTINUOUS_COLUMNS, SWEEP_COLUMNS
 from .descriptives import TABLE1_COLUMNS
 from .effects import TABLE2_COLUMNS
 from .imputation import MI_COLUMNS
+from .ordinal import ORDINAL_COLUMNS
 from .resample import CROSSING_COLUMNS, SELECTION_COLUMNS, TEST_COLUMNS
 from .sensitivity import CENTER_COLUMNS, CLUSTER_COLUMNS, COMPARISON_COLUMNS, EVALUE_COLUMNS
 from .specification import WEIGHT_SENSITIVITY_COLUMNS
@@ -163,6 +164,13 @@ OUTPUTS: tuple[Output, ...] = (
            "Figure 1: weighted 90-day mRS distribution", ("group", "arm", "mrs", "n", "percent")),
     Output("figure_1_mrs_distribution", P, "04_outcomes", "analysis_lib.figures.mrs_bars",
            "Figure 1: weighted 90-day mRS distribution", section="figure1"),
+    Output("ordinal_shift", F, "04_outcomes", "analysis_lib.ordinal.ordinal_shift",
+           "common odds ratio of a lower 90-day mRS (weighted proportional odds), unadjusted and weighted, overall "
+           "and by subgroup, with the test of proportional odds", tuple(ORDINAL_COLUMNS),
+           caption="Ordinal shift analysis of the 90-day mRS: common odds ratio of a lower (better) mRS with MT+RS.",
+           section="ordinal"),
+    Output("ordinal_summary", N, "04_outcomes", "analysis_lib.narrative.ordinal_summary",
+           "the ordinal shift in plain words", section="ordinal"),
     Output("subgroup_weights_comparison", F, "04_outcomes", "analysis_lib.steps.subgroup_weights_comparison",
            "every weighted subgroup row of Table 2 with the overall model's weights and with one model per "
            "subgroup", caption="Subgroup effects with the overall model's weights and with one propensity model per "

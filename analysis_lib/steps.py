@@ -44,6 +44,7 @@ from .narrative import (
     evalue_summary,
     imputation_summary,
     multiverse_summary,
+    ordinal_summary,
     resampling_summary,
     simulation_summary,
     subgroup_balance_summary,
@@ -51,6 +52,7 @@ from .narrative import (
     variance_summary,
     weights_summary,
 )
+from .ordinal import ordinal_shift
 from .params import Parameters
 from .published import Published, load_published, table1_beside, table2_beside, text_results_beside
 from .registry import output_named
@@ -71,6 +73,7 @@ from .tables import (
     format_cutoff_selection,
     format_evalues,
     format_imputation,
+    format_ordinal,
     format_propensity_specifications,
     format_resampling,
     format_sample_sizes,
@@ -259,6 +262,16 @@ class Steps:
                                         subgroup_weights=self.subgroup_weights(self.cutoff).weights)
         return self._result("figure_1_mrs_distribution", mrs_bars(distribution, self.cutoff),
                             companions=(("mrs_distribution", distribution),))
+
+    def ordinal_shift(self) -> Result:
+        """The common odds ratio of a lower 90-day mRS (proportional odds, ANALYSIS.md §13)."""
+        p = self.params
+        table = self._memo("ordinal", lambda: ordinal_shift(self.data, self.weights, self.cutoff, p.conf_level,
+                                                            ps=self.ps, **self.subgroup_options(self.cutoff)))
+        return self._result("ordinal_shift", format_ordinal(table, self.cutoff), table)
+
+    def ordinal_summary(self) -> Result:
+        return self._result("ordinal_summary", ordinal_summary(self.ordinal_shift().table, self.cutoff))
 
     def subgroup_weights_comparison(self) -> Result:
         """Both weightings of the subgroup rows side by side (:func:`subgroup_weights_comparison`)."""

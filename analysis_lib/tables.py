@@ -398,3 +398,21 @@ def format_subgroup_weights_comparison(table: pd.DataFrame, cutoff: float) -> pd
         row["Note"] = "; ".join(sorted({n for n in g["note"] if isinstance(n, str) and n}))
         rows.append(row)
     return drop_empty_notes(pd.DataFrame(rows))
+
+
+def format_ordinal(tidy: pd.DataFrame, cutoff: float) -> pd.DataFrame:
+    """The ordinal shift analysis: common odds ratio of a lower 90-day mRS with MT+RS (> 1 favours
+    MT+RS), its interval and p, p-interaction and the test of proportional odds."""
+    names = subgroup_names(cutoff)
+    out = pd.DataFrame({
+        "Analysis": tidy["analysis"].map({"unadjusted": "Unadjusted", "iptw": "IPTW"}),
+        "Subgroup": tidy["subgroup"].map(names),
+        "Common OR (95% CI)": [format_effect("RR", e, lo, hi) for e, lo, hi in
+                               zip(tidy["common_or"], tidy["ci_lower"], tidy["ci_upper"])],
+        "p": tidy["p_value"].map(fmt_p),
+        "p-int": [fmt_p(v) if s != "overall" else "-" for v, s in zip(tidy["p_interaction"], tidy["subgroup"])],
+        "p proportional odds": tidy["p_proportional_odds"].map(fmt_p),
+        "Patients": tidy["n"],
+        "Note": tidy["note"].fillna(""),
+    })
+    return drop_empty_notes(out)
