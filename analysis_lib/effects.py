@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .augmented import augmented_effect
 from .data import OUTCOMES, TREATMENT
 from .mestimation import METHOD, propensity_estimation, stacked_vcov
 from .numerics import critical_value, hc_omega, hc_vcov, newton_glm, two_sided_p, wald  # noqa: F401
-from .weighting import compute_weights, fit_propensity, ps_variables
+from .weighting import compute_weights, design_matrix, fit_propensity, ps_variables
 
 TABLE2_COLUMNS = ["outcome", "analysis", "subgroup", "measure", "estimate", "ci_lower", "ci_upper",
                   "p_value", "p_interaction", "n", "note"]
@@ -418,12 +419,15 @@ def table2(df: pd.DataFrame, weights: np.ndarray, cutoff: float, hc_type: str = 
 
 def weighted_effect(df: pd.DataFrame, treatment: str, outcome: str, covariates: list[str] | None = None,
                     formula: str | None = None, estimand: str = "ATO", variance: str = "robust",
-                    hc_type: str = "HC0", conf_level: float = 0.95, measure: str | None = None) -> pd.DataFrame:
+                    hc_type: str = "HC0", conf_level: float = 0.95, measure: str | None = None,
+                    outcome_formula: str | None = None) -> pd.DataFrame:
     """The whole weighted analysis on any data frame: a logistic propensity model of ``treatment``
     (0/1) on ``covariates`` or a ``formula``, ``estimand`` weights, and the effect on ``outcome``
     (difference in means, or RR for a 0/1 outcome) with the ``robust`` sandwich (weights as known,
     ``hc_type``) or by ``m_estimation`` (propensity score as estimated). Rows with a missing
-    covariate are dropped first; returns the row of :func:`estimate_effect`.
+    covariate are dropped first; returns the row of :func:`estimate_effect`. With an
+    ``outcome_formula``, the augmented (doubly robust) estimator of :mod:`analysis_lib.augmented`
+    instead, with its M-estimation variance (``variance`` and ``hc_type`` are then not used).
 
     Examples
     --------
@@ -432,6 +436,9 @@ def weighted_effect(df: pd.DataFrame, treatment: str, outcome: str, covariates: 
     variance="m_estimation")`` gives 1214.1 with standard error 798.2.
     """
     needed = [treatment, *ps_variables(covariates or (), formula)]
+    if outcome_formula is not None:
+        return _augmented_row(df, treatment, outcome, covariates, formula, estimand, conf_level, measure,
+                              outcome_formula, needed)
     data = df.dropna(subset=needed).reset_index(drop=True)
     model = fit_propensity(data, covariates, treatment=treatment, formula=formula)
     w = compute_weights(model.propensity, data[treatment].to_numpy(), estimand)
@@ -440,3 +447,19 @@ def weighted_effect(df: pd.DataFrame, treatment: str, outcome: str, covariates: 
     ps = propensity_estimation(data, model, estimand, treatment=treatment) if variance == "m_estimation" else None
     return estimate_effect(data, outcome, w, treatment=treatment, measure=measure, hc_type=hc_type,
                            conf_level=conf_level, ps=ps)
+
+
+def _augmented_row(df, treatment, outcome, covariates, formula, estimand, conf_level, measure, outcome_formula,
+                   needed) -> pd.DataFrame:
+    """:func:`weighted_effect` with an outcome formula: the augmented estimator on the rows
+    complete on the treatment, the outcome and both models' variables."""
+    needed = [*needed, outcome, *ps_variables((), outcome_formula)]
+    data = df.dropna(subset=list(dict.fromkeys(needed))).reset_index(drop=True)
+    Z = design_matrix(data, covariates, formula).to_numpy(float)
+    X = design_matrix(data, None, outcome_formula).to_numpy(float)
+    y = data[outcome].to_numpy(float)
+    measure = measure or measure_for(y)
+    fit = augmented_effect(Z, data[treatment].to_numpy(float), X, y, estimand, measure == "RR")
+    return pd.DataFrame([{"subgroup": "overall", "measure": measure, **fit.row(conf_level), "p_interaction": np.nan,
+                          "n": len(data), "note": fit.note, "coef": fit.coef, "std_error": fit.std_error,
+                          "df_resid": np.inf}])

@@ -410,3 +410,26 @@ def ordinal_summary(ordinal: pd.DataFrame, cutoff: float) -> str:
                  f"The proportional-odds assumption is questionable in at least one weighted row (p = {fmt_p(worst)}): "
                  "there the common odds ratio averages effects that differ along the scale.")
     return text
+
+
+def augmented_summary(augmented: pd.DataFrame, primary: pd.DataFrame) -> str:
+    """What agreement between the weighted and the augmented estimates means."""
+    iptw = primary[(primary["analysis"] == "iptw") & (primary["subgroup"] == "overall")].set_index("outcome")
+    compared, differ = 0, []
+    for _, r in augmented.iterrows():
+        p = iptw.loc[r["outcome"]]
+        if pd.isna(r["estimate"]) or pd.isna(p["estimate"]):
+            continue
+        compared += 1
+        if not (r["ci_lower"] <= p["estimate"] <= r["ci_upper"]):
+            differ.append(OUTCOME_LABELS.get(r["outcome"], r["outcome"]))
+    if compared == 0:
+        return "No augmented estimate could be computed on these data."
+    text = ("The augmented estimator adds an outcome model to the weights and stays consistent when either model "
+            "is right. ")
+    if differ:
+        return text + (f"For {', '.join(differ)} the weighted estimate lies outside the augmented interval: the "
+                       "weights alone leave covariate-outcome structure that the outcome model removes, and the "
+                       "weighted estimate should be read with caution.")
+    return text + (f"For all {compared} outcomes compared, the weighted estimate lies inside the augmented interval: "
+                   "the conclusions do not depend on relying on the propensity model alone.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .augmented import AUGMENTED_COLUMNS
 from .balance import BALANCE_COLUMNS
 from .cutoffs import CONTINUOUS_COLUMNS, SWEEP_COLUMNS
 from .descriptives import TABLE1_COLUMNS
@@ -171,6 +172,11 @@ OUTPUTS: tuple[Output, ...] = (
            section="ordinal"),
     Output("ordinal_summary", N, "04_outcomes", "analysis_lib.narrative.ordinal_summary",
            "the ordinal shift in plain words", section="ordinal"),
+    Output("augmented", F, "04_outcomes", "analysis_lib.augmented.augmented_rows",
+           "augmented (doubly robust) estimate of every outcome beside the weighted one", tuple(AUGMENTED_COLUMNS),
+           caption="Augmented (doubly robust) weighting: every outcome in the entire cohort.", section="augmented"),
+    Output("augmented_summary", N, "04_outcomes", "analysis_lib.narrative.augmented_summary",
+           "the augmented estimates in plain words", section="augmented"),
     Output("subgroup_weights_comparison", F, "04_outcomes", "analysis_lib.steps.subgroup_weights_comparison",
            "every weighted subgroup row of Table 2 with the overall model's weights and with one model per "
            "subgroup", caption="Subgroup effects with the overall model's weights and with one propensity model per "

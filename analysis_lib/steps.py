@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .audit import audit_published, audit_summary
+from .augmented import augmented_rows
 from .balance import BALANCE_COLUMNS, balance_table, sample_sizes
 from .cutoffs import continuous_interaction, cutoff_sweep, resolve_cutoff
 from .data import MODIFIER, TREATMENT, DataError
@@ -38,6 +39,7 @@ from .imputation import multiple_imputation
 from .multiverse import fit_specifications, multiverse_specs, propensity_specifications, run_multiverse
 from .narrative import (
     audit_summary_text,
+    augmented_summary,
     center_summary,
     cluster_summary,
     cutoff_choice,
@@ -65,6 +67,7 @@ from .subgroups import SUBGROUP_WEIGHTS, subgroup_balance
 from .supplement import table_footnote
 from .tables import (
     format_audit,
+    format_augmented,
     format_balance,
     format_center,
     format_center_models,
@@ -86,7 +89,7 @@ from .tables import (
     format_variance_comparison,
     format_weight_sensitivity,
 )
-from .weighting import balance_variables, weight_summary, weights_table
+from .weighting import balance_variables, design_matrix, weight_summary, weights_table
 
 
 def _kind(shown) -> str | None:
@@ -272,6 +275,21 @@ class Steps:
 
     def ordinal_summary(self) -> Result:
         return self._result("ordinal_summary", ordinal_summary(self.ordinal_shift().table, self.cutoff))
+
+    def augmented(self) -> Result:
+        """The augmented (doubly robust) estimate of every outcome, outcome models on the
+        propensity model's variables (ANALYSIS.md §14)."""
+        p = self.params
+
+        def compute():
+            Z = design_matrix(self.data, p.ps_covariates, p.ps_formula).to_numpy(float)
+            return augmented_rows(self.data, Z, Z, p.estimand, p.conf_level)
+
+        table = self._memo("augmented", compute)
+        return self._result("augmented", format_augmented(table, self._overall_table2()), table)
+
+    def augmented_summary(self) -> Result:
+        return self._result("augmented_summary", augmented_summary(self.augmented().table, self._overall_table2()))
 
     def subgroup_weights_comparison(self) -> Result:
         """Both weightings of the subgroup rows side by side (:func:`subgroup_weights_comparison`)."""

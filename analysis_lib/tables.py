@@ -416,3 +416,20 @@ def format_ordinal(tidy: pd.DataFrame, cutoff: float) -> pd.DataFrame:
         "Note": tidy["note"].fillna(""),
     })
     return drop_empty_notes(out)
+
+
+def format_augmented(augmented: pd.DataFrame, primary: pd.DataFrame) -> pd.DataFrame:
+    """The augmented estimate of every outcome beside the weighted estimate of Table 2 (entire cohort)."""
+    iptw = primary[(primary["analysis"] == "iptw") & (primary["subgroup"] == "overall")].set_index("outcome")
+    out = pd.DataFrame({
+        "Outcome": augmented["outcome"].map(lambda o: OUTCOME_LABELS.get(o, o)),
+        "Measure": augmented["measure"].map(measure_label),
+        "Weighted (95% CI)": [format_effect(m, iptw.loc[o, "estimate"], iptw.loc[o, "ci_lower"], iptw.loc[o, "ci_upper"])
+                              for m, o in zip(augmented["measure"], augmented["outcome"])],
+        "Augmented (95% CI)": [format_effect(m, e, lo, hi) for m, e, lo, hi in
+                               zip(augmented["measure"], augmented["estimate"], augmented["ci_lower"],
+                                   augmented["ci_upper"])],
+        "Augmented p": augmented["p_value"].map(fmt_p),
+        "Note": augmented["note"].fillna(""),
+    })
+    return drop_empty_notes(out)

@@ -118,6 +118,21 @@ study.ordinal_shift().save()
 study.ordinal_summary().save()
 
 # %% [markdown]
+# ## Doubly robust weighting
+#
+# Overlap weights balance the covariates' means; they rely on the propensity model alone. The
+# augmented estimator (PSweight's `augmentation = TRUE`) adds an outcome regression fitted in each
+# arm on the propensity model's variables and stays consistent when either model is right. Where
+# the two agree, the conclusions do not rest on the propensity model alone. An outcome model that
+# cannot be fitted (no events in an arm, separation) gives its reason, never a number.
+
+# %%
+study.augmented().save()
+
+# %%
+study.augmented_summary().save()
+
+# %% [markdown]
 # ## Weights within the stenosis subgroups
 #
 # Weights from the overall propensity model balance the covariates in the whole cohort, not
