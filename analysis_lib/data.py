@@ -36,6 +36,10 @@ OUTCOMES: tuple[str, ...] = (
     "death_90d",
 )
 BINARY_OUTCOMES: tuple[str, ...] = OUTCOMES[1:]
+# Utility weights of the mRS (Chaisinanunkul et al., Stroke 2015; ANALYSIS.md §13): a secondary
+# continuous outcome of Table 2, analysed as the mRS (weighted linear model, difference in means).
+MRS_UTILITY: dict[int, float] = {0: 1.0, 1: 0.91, 2: 0.76, 3: 0.65, 4: 0.33, 5: 0.0, 6: 0.0}
+TABLE2_OUTCOMES: tuple[str, ...] = (*OUTCOMES, "utility_mrs")
 NA_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "."})  # not "none": a regimen value
 MAX_LISTED_ROWS = 5
 
@@ -548,13 +552,15 @@ def _add(problems: list[str], column: str, mask: pd.Series, ids: pd.Series | Non
 
 # ------------------------------------------------------------------------------ outcomes
 def derive_outcomes(df: pd.DataFrame) -> pd.DataFrame:
-    """Add ``mrs_0_2 = mrs_90d <= 2``, ``mrs_0_3 = mrs_90d <= 3`` and, when absent,
-    ``death_90d = mrs_90d == 6``; missing mRS stays missing in every derived column."""
+    """Add ``mrs_0_2 = mrs_90d <= 2``, ``mrs_0_3 = mrs_90d <= 3``, the utility-weighted mRS
+    ``utility_mrs`` (:data:`MRS_UTILITY`) and, when absent, ``death_90d = mrs_90d == 6``; missing
+    mRS stays missing in every derived column."""
     out = df.copy()
     mrs = out["mrs_90d"]
     known = mrs.notna()
     out["mrs_0_2"] = np.where(known, (mrs <= 2).astype(float), np.nan)
     out["mrs_0_3"] = np.where(known, (mrs <= 3).astype(float), np.nan)
+    out["utility_mrs"] = mrs.map(MRS_UTILITY).astype(float)
     if "death_90d" not in out.columns:
         out["death_90d"] = np.where(known, (mrs == 6).astype(float), np.nan)
     return out

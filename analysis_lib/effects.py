@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .augmented import augmented_effect
-from .data import OUTCOMES, TREATMENT
+from .data import TABLE2_OUTCOMES, TREATMENT
 from .mestimation import METHOD, propensity_estimation, stacked_vcov
 from .numerics import critical_value, hc_omega, hc_vcov, newton_glm, two_sided_p, wald  # noqa: F401
 from .weighting import compute_weights, design_matrix, fit_propensity, ps_variables
@@ -392,7 +392,7 @@ def effect_rows(df: pd.DataFrame, outcomes: tuple[str, ...], weights: np.ndarray
 
 
 def table2(df: pd.DataFrame, weights: np.ndarray, cutoff: float, hc_type: str = "HC0",
-           conf_level: float = 0.95, outcomes: tuple[str, ...] = OUTCOMES,
+           conf_level: float = 0.95, outcomes: tuple[str, ...] = TABLE2_OUTCOMES,
            modifier: str = "stenosis_pct", treatment: str = TREATMENT, ps=None, full: bool = False,
            subgroup_weights: np.ndarray | None = None, subgroup_ps=None) -> pd.DataFrame:
     """Table 2: every outcome, unadjusted and weighted, overall and by stenosis subgroup.

@@ -481,7 +481,7 @@ def evalues(table2: pd.DataFrame, sd_mrs: float, outcome_sd: str = "mrs_90d") ->
     Rows without an estimate stay missing, with a note.
     """
     rows = []
-    for _, r in table2[table2["analysis"] == "iptw"].iterrows():
+    for _, r in table2[(table2["analysis"] == "iptw") & (table2["outcome"].isin(OUTCOMES))].iterrows():
         est, lo, hi = r["estimate"], r["ci_lower"], r["ci_upper"]
         note = ""
         if r["measure"] == "ATE":

@@ -51,7 +51,9 @@ SUPPLEMENT: tuple[Entry, ...] = (
           "Unadjusted and {weighted} (IPTW) effects of MT+RS vs MT only, in the entire cohort and by "
           "stenosis subgroup. MD difference in mean 90-day mRS (negative favours stenting), weighted linear "
           "model; weighted, it estimates the {estimand_long}; RR relative risk (MT only reference), weighted Poisson model with "
-          "log link; {variance}; p-int p-value of the treatment x subgroup interaction{subgroup_rows}."),
+          "log link; {variance}; p-int p-value of the treatment x subgroup interaction{subgroup_rows}. The "
+          "utility-weighted mRS (mRS 0-6 scored 1.0, 0.91, 0.76, 0.65, 0.33, 0, 0; Chaisinanunkul et al. 2015) is a "
+          "secondary outcome analysed as the mRS (MD; positive favours stenting)."),
     Entry("figure1", "Figure 1", "Distribution of the 90-day modified Rankin Scale",
           "{Weighted} distribution of 90-day mRS scores by treatment group: (a) entire cohort; (b) stenosis "
           "above and (c) at or below the cutoff{subgroup_rows}. Percentages of patients at each score are weighted; "

@@ -23,6 +23,7 @@ OUTCOME_LABELS = {
     "reocclusion": "Post-procedure re-occlusion",
     "sich": "sICH",
     "death_90d": "90-day mortality",
+    "utility_mrs": "90-day utility-weighted mRS",
 }
 ABBREVIATIONS = (
     "MD difference in mean 90-day mRS (MT+RS minus MT only; negative favours MT+RS; weighted, it estimates the "

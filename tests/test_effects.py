@@ -7,6 +7,7 @@ import pytest
 import statsmodels.api as sm
 from conftest import assert_close, expected, sample, weights
 
+from analysis_lib.data import OUTCOMES
 from analysis_lib.effects import TABLE2_COLUMNS, estimate_effect, fit_cells, fit_weighted, table2
 from analysis_lib.params import DEFAULT_PS_COVARIATES
 from analysis_lib.weighting import compute_weights, fit_propensity
@@ -18,7 +19,7 @@ CONFIGS = [("ATO", "HC0", 75), ("ATO", "HC1", 75), ("ATO", "HC2", 75), ("ATO", "
 
 @pytest.mark.parametrize("estimand,hc,cutoff", CONFIGS)
 def test_table2_matches_r(cohort, estimand, hc, cutoff):
-    ours = table2(sample(cohort), weights(cohort, estimand), cutoff, hc)
+    ours = table2(sample(cohort), weights(cohort, estimand), cutoff, hc, outcomes=OUTCOMES)  # R's seven
     ref = expected(cohort, f"table2_{estimand}_{hc}_{cutoff:g}")
     assert list(ours.columns) == TABLE2_COLUMNS
     key = ["outcome", "analysis", "subgroup", "measure"]
@@ -130,3 +131,18 @@ def test_unadjusted_is_unit_weights():
     t = s["rescue_stenting"] == 1
     crude = s.loc[t, "mrs_0_3"].mean() / s.loc[~t, "mrs_0_3"].mean()
     assert a.iloc[0]["estimate"] == pytest.approx(crude, rel=1e-12)
+
+
+def test_table2_adds_the_utility_weighted_mrs_as_the_mrs():
+    """The utility-weighted mRS (0: 1.0, 1: 0.91, 2: 0.76, 3: 0.65, 4: 0.33, 5-6: 0) is Table 2's last
+    outcome, a weighted difference in means: closed form, the weighted mean utility of each arm."""
+    s, w = sample("missing"), weights("missing")
+    rows = table2(s, w, 75)
+    assert rows["outcome"].drop_duplicates().tolist() == [*OUTCOMES, "utility_mrs"]
+    utility = s["mrs_90d"].map({0: 1.0, 1: 0.91, 2: 0.76, 3: 0.65, 4: 0.33, 5: 0.0, 6: 0.0})
+    known = utility.notna().to_numpy()
+    t = s["rescue_stenting"].to_numpy()
+    arm = [np.average(utility[known & (t == a)], weights=w[known & (t == a)]) for a in (1, 0)]
+    row = rows[(rows.outcome == "utility_mrs") & (rows.analysis == "iptw") & (rows.subgroup == "overall")].iloc[0]
+    assert row["measure"] == "ATE" and row["estimate"] == pytest.approx(arm[0] - arm[1], rel=1e-12)
+    assert row["n"] == known.sum()

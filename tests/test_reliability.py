@@ -111,7 +111,7 @@ def test_validate_command_with_a_column_map(tmp_path, capsys):
     export = export_with_registry_names(tmp_path)
     assert cli.main(["validate", "--data", str(export), "--columns", str(tmp_path / "map.yml")]) == 0
     out = capsys.readouterr().out
-    assert out == (f"{export}: valid (303 patients, 31 columns; read as UTF-8 text, comma-separated, "
+    assert out == (f"{export}: valid (303 patients, 32 columns; read as UTF-8 text, comma-separated, "
                    "columns mapped by map.yml)\n")
     assert cli.main(["validate", "--data", str(export)]) == 2  # without the map: the names are wrong
     err = capsys.readouterr().err.splitlines()

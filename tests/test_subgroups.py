@@ -112,7 +112,7 @@ def test_the_sweep_under_within_weights_says_which_cutoffs_cannot_be_estimated()
 def test_both_weightings_side_by_side():
     study = study_of("synthetic")
     table = subgroup_weights_comparison(study, 75.0)
-    assert len(table) == 7 * 2 * 2 and set(table["weights"]) == {"overall", "within"}
+    assert len(table) == 8 * 2 * 2 and set(table["weights"]) == {"overall", "within"}
     mrs = table[table["outcome"] == "mrs_90d"].set_index(["subgroup", "weights"])
     ref = expected("synthetic", "subgroup_table2_within_ATO_HC0_75").set_index(["outcome", "subgroup"])
     assert_close(mrs.loc[("low", "within"), "estimate"], ref.loc[("mrs_90d", "low"), "estimate"])
