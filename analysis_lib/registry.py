@@ -16,7 +16,7 @@ from .cutoffs import CONTINUOUS_COLUMNS, SWEEP_COLUMNS
 from .descriptives import TABLE1_COLUMNS
 from .effects import TABLE2_COLUMNS
 from .imputation import MI_COLUMNS
-from .ordinal import ORDINAL_COLUMNS
+from .ordinal import ORDINAL_COLUMNS, ORDINAL_SWEEP_COLUMNS
 from .resample import CROSSING_COLUMNS, SELECTION_COLUMNS, TEST_COLUMNS
 from .sensitivity import CENTER_COLUMNS, CLUSTER_COLUMNS, COMPARISON_COLUMNS, EVALUE_COLUMNS
 from .specification import WEIGHT_SENSITIVITY_COLUMNS
@@ -116,7 +116,8 @@ OUTPUTS: tuple[Output, ...] = (
     Output("subgroup_balance_summary", N, "02_weighting", "analysis_lib.narrative.subgroup_balance_summary",
            "the largest within-subgroup imbalance and what it means for Table 2", section="stable1"),
     Output("cutoff_sweep", F, "03_cutoffs", "analysis_lib.steps.sweep_of",
-           "Supplementary Table 2: subgroup ATEs at every cutoff", tuple(SWEEP_COLUMNS),
+           "Supplementary Table 2: subgroup mean differences and common odds ratios at every cutoff",
+           (*SWEEP_COLUMNS, *ORDINAL_SWEEP_COLUMNS[1:]),
            caption="Supplementary Table 2. Treatment effect on the 90-day mRS below and above each stenosis cutoff.",
            section="stable2"),
     Output("cutoff_sweep_forest", P, "03_cutoffs", "analysis_lib.figures.sweep_forest",

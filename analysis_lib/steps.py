@@ -54,7 +54,7 @@ from .narrative import (
     variance_summary,
     weights_summary,
 )
-from .ordinal import ordinal_shift
+from .ordinal import ordinal_shift, ordinal_sweep
 from .params import Parameters
 from .published import Published, load_published, table1_beside, table2_beside, text_results_beside
 from .registry import output_named
@@ -190,7 +190,13 @@ class Steps:
     # ------------------------------------------------------------ 03 cutoffs
     def sweep(self) -> Result:
         """Supplementary Table 2: the cutoff sweep (:func:`sweep_of`)."""
-        table = self._memo("sweep", lambda: sweep_of(self))
+        def compute():  # the paper's mean differences, then the common ORs of the same subgroups
+            p = self.params
+            odds = ordinal_sweep(self.data, self.weights, p.cutoffs(), p.conf_level, ps=self.ps,
+                                 by_cutoff=sweep_weights(self))
+            return sweep_of(self).merge(odds, on="cutoff", how="left", validate="one_to_one")
+
+        table = self._memo("sweep", compute)
         return self._result("cutoff_sweep", format_sweep(table), table)
 
     def sweep_forest(self) -> Result:

@@ -160,6 +160,12 @@ def format_sweep(tidy: pd.DataFrame) -> pd.DataFrame:
         "p high": tidy["ate_high_p"].map(fmt_p),
         "Difference": tidy["difference"].map(fmt_num),
         "p-interaction": tidy["p_interaction"].map(fmt_p),
+        **({} if "common_or_low" not in tidy.columns else {
+            "Common OR low (95% CI)": [format_effect("RR", e, lo, hi) for e, lo, hi in zip(
+                tidy["common_or_low"], tidy["common_or_low_ci_lower"], tidy["common_or_low_ci_upper"])],
+            "Common OR high (95% CI)": [format_effect("RR", e, lo, hi) for e, lo, hi in zip(
+                tidy["common_or_high"], tidy["common_or_high_ci_lower"], tidy["common_or_high_ci_upper"])],
+            "OR p-interaction": tidy["common_or_p_interaction"].map(fmt_p)}),
         "Eligible": np.where(tidy["eligible"], "yes", "no"),
         "Selected": np.where(tidy["selected"], "selected", ""),
         "Note": tidy["note"].fillna("") if "note" in tidy.columns else "",

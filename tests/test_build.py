@@ -18,6 +18,7 @@ from analysis_lib.cutoffs import CONTINUOUS_COLUMNS, SWEEP_COLUMNS
 from analysis_lib.descriptives import TABLE1_COLUMNS
 from analysis_lib.effects import TABLE2_COLUMNS, table2
 from analysis_lib.imputation import MI_COLUMNS
+from analysis_lib.ordinal import ORDINAL_SWEEP_COLUMNS
 from analysis_lib.resample import CROSSING_COLUMNS, SELECTION_COLUMNS, TEST_COLUMNS
 from analysis_lib.sensitivity import CENTER_COLUMNS, CLUSTER_COLUMNS, EVALUE_COLUMNS
 from analysis_lib.specification import WEIGHT_SENSITIVITY_COLUMNS
@@ -28,7 +29,7 @@ CONTRACT = {
     "balance.csv": ["covariate", "smd_unweighted", "smd_weighted", "variance_ratio_unweighted",
                     "variance_ratio_weighted"],
     "table2.csv": TABLE2_COLUMNS,
-    "cutoff_sweep.csv": SWEEP_COLUMNS,
+    "cutoff_sweep.csv": [*SWEEP_COLUMNS, *ORDINAL_SWEEP_COLUMNS[1:]],
     "continuous_interaction.csv": CONTINUOUS_COLUMNS,
     "center_sensitivity.csv": CENTER_COLUMNS,
     "cluster_robust.csv": CLUSTER_COLUMNS,

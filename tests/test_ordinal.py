@@ -136,3 +136,15 @@ def test_a_subgroup_without_an_arm_gets_a_reason_not_a_number():
     assert high["common_or"].isna().all()
     assert high["note"].str.contains("no MT+RS patients with a known 90-day mRS in the high subgroup",
                                      regex=False).all()
+
+
+def test_the_sweep_carries_the_common_odds_ratios_of_the_same_subgroups():
+    study = load_study(Parameters(data_path=str(COHORTS["synthetic"])))
+    sweep = study.sweep().table
+    at75 = sweep[sweep["cutoff"] == 75].iloc[0]
+    shift = ordinal_shift(study.data, study.weights, 75.0).set_index(["analysis", "subgroup"])
+    assert at75["common_or_low"] == pytest.approx(shift.loc[("iptw", "low"), "common_or"], rel=1e-12)
+    assert at75["common_or_high_ci_upper"] == pytest.approx(shift.loc[("iptw", "high"), "ci_upper"], rel=1e-12)
+    assert at75["common_or_p_interaction"] == pytest.approx(shift.loc[("iptw", "low"), "p_interaction"], rel=1e-12)
+    assert sweep.loc[sweep["cutoff"] == 40, "common_or_low"].isna().all()  # no MT+RS patient at or below 40 %
+    assert "Common OR low (95% CI)" in study.sweep().shown.columns
