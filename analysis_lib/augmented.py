@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .data import OUTCOMES, TREATMENT
+from .data import OUTCOMES, TREATMENT, measure_for
 from .numerics import critical_value, newton_glm, sigmoid, two_sided_p
 from .weighting import estimand_weights
 
@@ -149,8 +149,8 @@ def augmented_rows(df: pd.DataFrame, Z: np.ndarray, X: np.ndarray, estimand: str
         y_all = df[outcome].to_numpy(float)
         keep = ~np.isnan(y_all)
         y = y_all[keep]
-        binary = bool(np.isin(np.unique(y), [0.0, 1.0]).all())
-        fit = augmented_effect(Z[keep], t_all[keep], X[keep], y, estimand, binary)
-        rows.append({"outcome": outcome, "measure": "RR" if binary else "ATE", **fit.row(conf_level),
+        measure = measure_for(y)
+        fit = augmented_effect(Z[keep], t_all[keep], X[keep], y, estimand, measure == "RR")
+        rows.append({"outcome": outcome, "measure": measure, **fit.row(conf_level),
                      "mu_mt_rs": fit.mu1, "mu_mt_only": fit.mu0, "n": int(keep.sum()), "note": fit.note})
     return pd.DataFrame(rows, columns=AUGMENTED_COLUMNS)

@@ -551,6 +551,12 @@ def _add(problems: list[str], column: str, mask: pd.Series, ids: pd.Series | Non
 
 
 # ------------------------------------------------------------------------------ outcomes
+def measure_for(y: pd.Series | np.ndarray) -> str:
+    """``RR`` for a 0/1 outcome, ``ATE`` otherwise."""
+    values = np.unique(np.asarray(y, float)[~np.isnan(np.asarray(y, float))])
+    return "RR" if set(values.tolist()) <= {0.0, 1.0} else "ATE"
+
+
 def derive_outcomes(df: pd.DataFrame) -> pd.DataFrame:
     """Add ``mrs_0_2 = mrs_90d <= 2``, ``mrs_0_3 = mrs_90d <= 3``, the utility-weighted mRS
     ``utility_mrs`` (:data:`MRS_UTILITY`) and, when absent, ``death_90d = mrs_90d == 6``; missing

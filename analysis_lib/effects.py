@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .augmented import augmented_effect
-from .data import TABLE2_OUTCOMES, TREATMENT
+from .data import TABLE2_OUTCOMES, TREATMENT, measure_for
 from .mestimation import METHOD, propensity_estimation, stacked_vcov
 from .numerics import critical_value, hc_omega, hc_vcov, newton_glm, two_sided_p, wald  # noqa: F401
 from .weighting import compute_weights, design_matrix, fit_propensity, ps_variables
@@ -219,12 +219,6 @@ def fit_cells_m(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, fa
 
 
 # --------------------------------------------------------------------- effect rows
-def measure_for(y: pd.Series | np.ndarray) -> str:
-    """``RR`` for a 0/1 outcome, ``ATE`` otherwise."""
-    values = np.unique(np.asarray(y, float)[~np.isnan(np.asarray(y, float))])
-    return "RR" if set(values.tolist()) <= {0.0, 1.0} else "ATE"
-
-
 def _where(subgroup: str, cutoff: float | None) -> str:
     if subgroup == "low":
         return f" with stenosis ≤ {cutoff:g} %"

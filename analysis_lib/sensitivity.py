@@ -16,8 +16,8 @@ import pandas as pd
 from scipy.special import gammaln
 
 from .clustered import MAX_CENTER_SIZE, fit_cells_cr2
-from .data import CENTER, MODIFIER, OUTCOMES, TREATMENT
-from .effects import _cell_problem, _where, effect_rows, fit_cells, measure_for, table2
+from .data import CENTER, MODIFIER, OUTCOMES, TREATMENT, measure_for
+from .effects import _cell_problem, _where, effect_rows, fit_cells, table2
 from .mestimation import PropensityEstimation
 from .numerics import critical_value, newton_glm, two_sided_p, wald
 

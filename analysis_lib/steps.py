@@ -107,16 +107,19 @@ def _result(params: Parameters, name: str, shown, table: pd.DataFrame | None = N
                   page_size=params.page_size, **extra)
 
 
-class Steps:
-    """The analysis steps of a study (mixed into :class:`~analysis_lib.study.Study`, which
-    provides ``params``, ``sample``, ``data``, ``propensity``, ``weights``, ``ps``, ``cutoff``,
-    ``subgroup_weights`` and ``_cache``)."""
+class Memo:
+    """``_memo(key, compute)``: ``compute()`` once per object and key (in its ``_cache`` dict)."""
 
     def _memo(self, key, compute):
-        """``compute()`` once per study and key."""
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
+
+
+class Steps(Memo):
+    """The analysis steps of a study (mixed into :class:`~analysis_lib.study.Study`, which
+    provides ``params``, ``sample``, ``data``, ``propensity``, ``weights``, ``ps``, ``cutoff``,
+    ``subgroup_weights`` and ``_cache``)."""
 
     def _result(self, name: str, shown, table: pd.DataFrame | None = None, **extra) -> Result:
         cutoff = self.cutoff if "{cutoff" in output_named(name, _kind(shown)).caption else None
@@ -415,18 +418,13 @@ class Steps:
 
 
 @dataclass(frozen=True)
-class Paper:
+class Paper(Memo):
     """The steps that need only the published numbers: the audit of the paper's printed numbers
     and the simulation study calibrated to its Table 1."""
 
     params: Parameters = field(repr=False)
     published: Published = field(repr=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def _memo(self, key, compute):
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
 
     def audit(self) -> Result:
         """Every printed number checked against the others (:func:`~analysis_lib.audit.audit_published`)."""
