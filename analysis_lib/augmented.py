@@ -57,17 +57,22 @@ class AugmentedFit:
                 "p_value": float(two_sided_p(self.coef / self.std_error, None))}
 
 
-def _outcome_fit(X: np.ndarray, y: np.ndarray, binary: bool) -> tuple[np.ndarray | None, str]:
+def _outcome_fit(X: np.ndarray, y: np.ndarray, binary: bool, arm: str = "an arm") -> tuple[np.ndarray | None, str]:
+    """The outcome model of one arm, or None and the reason it cannot be fitted. A logistic fit
+    is refused when it does not converge or a fitted logit exceeds 30 in size (a probability
+    within 1e-13 of 0 or 1: complete or quasi-complete separation, where R's glm warns "fitted
+    probabilities numerically 0 or 1" and its coefficients are arbitrary)."""
     if binary:
+        events = f"{int(y.sum())} events in {y.size}"
         if y.min() == y.max():
-            return None, f"outcome model not estimable: {'no' if y.max() == 0 else 'only'} events in an arm"
+            return None, f"outcome model not estimable: {'no' if y.max() == 0 else 'only'} events in {arm}"
         with np.errstate(all="ignore"):  # a separated arm diverges: reported below, never used
             beta, _, _, converged = newton_glm(X, y, None, "binomial", tol=1e-12, max_iter=100)
         if not converged or not np.all(np.isfinite(beta)) or np.max(np.abs(X @ beta)) > 30:
-            return None, "outcome model not estimable: separation in the logistic model of an arm"
+            return None, f"outcome model not estimable: separation in the logistic model of {arm} ({events})"
         return beta, ""
     if np.linalg.matrix_rank(X) < X.shape[1]:
-        return None, "outcome model not estimable: fewer patients than terms in an arm"
+        return None, f"outcome model not estimable: fewer patients than terms in {arm}"
     return np.linalg.lstsq(X, y, rcond=None)[0], ""
 
 
@@ -80,8 +85,8 @@ def augmented_effect(Z: np.ndarray, t: np.ndarray, X: np.ndarray, y: np.ndarray,
     if not converged:
         return AugmentedFit(np.nan, np.nan, np.nan, np.nan, binary, "propensity model did not converge")
     arms = {}
-    for arm in (1, 0):
-        beta, problem = _outcome_fit(X[t == arm], y[t == arm], binary)
+    for arm, label in ((1, "the MT+RS arm"), (0, "the MT only arm")):
+        beta, problem = _outcome_fit(X[t == arm], y[t == arm], binary, label)
         if beta is None:
             return AugmentedFit(np.nan, np.nan, np.nan, np.nan, binary, problem)
         arms[arm] = beta

@@ -15,6 +15,7 @@ from .balance import balance_table, effective_sample_size
 from .data import MODIFIER, TREATMENT
 from .effects import estimate_effect, fit_cells_hc
 from .numerics import critical_value
+from .ordinal import subgroup_common_ors
 from .params import ESTIMANDS, HC_TYPES
 from .weighting import PropensityError, compute_weights, fit_propensity, ps_variables
 
@@ -65,19 +66,20 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
                         primary: dict, estimands: tuple[str, ...] = ESTIMANDS, hc_types: tuple[str, ...] = HC_TYPES,
                         conf_level: float = 0.95, outcome: str = "mrs_90d", treatment: str = TREATMENT,
                         modifier: str = MODIFIER) -> pd.DataFrame:
-    """The low and high subgroup ATEs on the 90-day mRS over every combination of propensity
-    specification, estimand, ``hc_type``, cutoff and ``min_arm_size`` (Simonsohn, Simmons &
-    Nelson 2020).
+    """The low and high subgroup ATEs on the 90-day mRS, and their common odds ratios of a lower
+    mRS (:data:`OR_COLUMNS`), over every combination of propensity specification, estimand,
+    ``hc_type``, cutoff and ``min_arm_size`` (Simonsohn, Simmons & Nelson 2020).
 
     One row per specification and subgroup (``tables/specification_curve.csv``), every choice a
     column, with ``eligible`` (the cutoff's subgroup-arms all reach ``min_arm_size``),
     ``primary`` (the specification of the primary analysis, given by ``primary``: a dict of the
     five choices) and ``agrees`` (same sign and same significance at 5 % as the primary
-    estimate of that subgroup). The models are the cell fits of the sweep, the four HC types
-    from one pass, so thousands of specifications take a fraction of a second.
+    estimate of that subgroup; ``common_or_agrees`` the same for the common odds ratio). The
+    models are the cell fits of the sweep, the four HC types from one pass, and the
+    proportional-odds fits on cells, so thousands of specifications take a fraction of a second.
     """
     records = {k: [] for k in ("ps_spec", "estimand", "hc_type", "cutoff", "subgroup", "estimate", "se", "df",
-                               "smallest")}
+                               "smallest", *OR_COLUMNS)}
     for fit in (f for f in fits if f.propensity is not None):
         sample = fit.sample
         y_all = sample[outcome].to_numpy(float)
@@ -90,13 +92,17 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
             for cutoff in cutoffs:
                 cells = t + 2 * (s > cutoff).astype(int)
                 by_hc = fit_cells_hc(y, w, cells, 4, "gaussian", tuple(hc_types))
+                odds = subgroup_common_ors(y, t, s > cutoff, w, conf_level)
                 for hc in hc_types:
                     cf = by_hc[hc]
-                    for subgroup, plus, minus in (("low", [1], [0]), ("high", [3], [2])):
+                    for i, (subgroup, plus, minus) in enumerate((("low", [1], [0]), ("high", [3], [2]))):
                         b, se = cf.contrast(plus, minus) if cf.count.min() > 0 else (np.nan, np.nan)
                         for key, value in (("ps_spec", fit.spec.name), ("estimand", estimand), ("hc_type", hc),
                                            ("cutoff", float(cutoff)), ("subgroup", subgroup), ("estimate", b),
-                                           ("se", se), ("df", cf.df_resid), ("smallest", cf.count.min())):
+                                           ("se", se), ("df", cf.df_resid), ("smallest", cf.count.min()),
+                                           ("common_or", odds.common_or[i]), ("common_or_ci_lower", odds.ci_lower[i]),
+                                           ("common_or_ci_upper", odds.ci_upper[i]),
+                                           ("common_or_p_value", odds.p_value[i])):
                             records[key].append(value)
     base = pd.DataFrame(records)
     # intervals and p for all specifications at once (the t quantile depends on df only)
@@ -115,7 +121,7 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
     curve = pd.concat(parts, ignore_index=True).sort_values(["_order", "min_arm_size"], kind="stable")
     curve = curve.reset_index(drop=True)
     curve = curve[["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size", "subgroup", "estimate", "ci_lower",
-                   "ci_upper", "p_value", "eligible"]]
+                   "ci_upper", "p_value", "eligible", *OR_COLUMNS]]
     choice = ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size"]
     is_primary = np.ones(len(curve), bool)
     for c in choice:
@@ -127,7 +133,21 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
     ref_est = curve["subgroup"].map(reference["estimate"])
     ref_sig = curve["subgroup"].map(reference["p_value"] < 0.05)
     curve["agrees"] = (np.sign(curve["estimate"]) == np.sign(ref_est)) & ((curve["p_value"] < 0.05) == ref_sig)
-    return curve
+    # the common odds ratio: the same direction (> 1 or < 1) and significance as the primary's
+    ref_or = curve["subgroup"].map(np.sign(np.log(reference["common_or"])))
+    ref_or_sig = curve["subgroup"].map(reference["common_or_p_value"] < 0.05)
+    curve["common_or_agrees"] = ((np.sign(np.log(curve["common_or"])) == ref_or)
+                                 & ((curve["common_or_p_value"] < 0.05) == ref_or_sig))
+    # the mean-difference columns first (as before the ordinal columns existed), then the ordinal ones
+    first = [c for c in curve.columns if c not in OR_COLUMNS and c != "common_or_agrees"]
+    return curve[first + [*OR_COLUMNS, "common_or_agrees"]]
+
+
+# The ordinal columns of the specification curve: the weighted proportional-odds model of the
+# same subgroups (ordinal.subgroup_common_ors), with the HC0 sandwich whatever ``hc_type`` (the
+# HC1-HC3 leverage corrections are defined for least squares, not for the proportional-odds
+# likelihood; R's sandwich::vcovHC gives only HC0 for polr), so they repeat across hc_type.
+OR_COLUMNS = ("common_or", "common_or_ci_lower", "common_or_ci_upper", "common_or_p_value")
 
 
 def multiverse_specs(ps_covariates: tuple[str, ...], ps_formula: str | None, ps_method: str,

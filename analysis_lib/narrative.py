@@ -145,7 +145,19 @@ def multiverse_summary(curve: pd.DataFrame) -> str:
             f"({int(eligible.loc[eligible.subgroup == 'low', 'agrees'].sum())} of "
             f"{int((eligible.subgroup == 'low').sum())} below the cutoff, "
             f"{int(eligible.loc[eligible.subgroup == 'high', 'agrees'].sum())} of "
-            f"{int((eligible.subgroup == 'high').sum())} above).")
+            f"{int((eligible.subgroup == 'high').sum())} above). "
+            + _ordinal_agreement(eligible))
+
+
+def _ordinal_agreement(eligible: pd.DataFrame) -> str:
+    """The same count for the common odds ratio (one per specification: it has no HC type)."""
+    keys = ["ps_spec", "estimand", "cutoff", "min_arm_size"]
+    per_spec = eligible.groupby(keys)["common_or_agrees"].agg(["all", "size"])
+    both = per_spec[per_spec["size"] == 2 * eligible["hc_type"].nunique()]
+    agree = int(both["all"].sum())
+    return (f"The common odds ratio of a lower mRS agrees with its primary value in direction and significance in "
+            f"{agree} of the {len(both)} ({100 * agree / max(len(both), 1):.0f}%) specifications without the choice "
+            "of sandwich, which the proportional-odds model does not make (HC0 throughout).")
 
 
 def weights_summary(table: pd.DataFrame, cutoff: float) -> str:

@@ -226,9 +226,10 @@ OUTPUTS: tuple[Output, ...] = (
     Output("imputation_summary", N, "06_specification", "analysis_lib.narrative.imputation_summary",
            "the imputation in plain words", skip_when=("mi_imputations", 0), section="specification"),
     Output("specification_curve", T, "06_specification", "analysis_lib.multiverse.run_multiverse",
-           "the multiverse: subgroup ATEs on the mRS over every combination of choices",
+           "the multiverse: subgroup ATEs and common odds ratios on the mRS over every combination of choices",
            ("ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size", "subgroup", "estimate", "ci_lower",
-            "ci_upper", "p_value", "eligible", "primary", "agrees")),
+            "ci_upper", "p_value", "eligible", "primary", "agrees", "common_or", "common_or_ci_lower",
+            "common_or_ci_upper", "common_or_p_value", "common_or_agrees")),
     Output("specification_curve", P, "06_specification", "analysis_lib.figures.specification_curve_figure",
            "the specification curve", section="multiverse",
            caption="Supplementary Figure 7. Specification curve: the subgroup effects on the 90-day mRS of every "

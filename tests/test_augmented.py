@@ -60,5 +60,16 @@ def test_a_binary_outcome_gives_a_ratio_of_augmented_means_and_a_reason_when_an_
     assert row["estimate"] == pytest.approx(fit.mu1 / fit.mu0) and row["ci_lower"] < row["estimate"] < row["ci_upper"]
     y0 = np.where(t == 0, 0.0, y)
     empty = augmented_effect(X, t, X, y0, "ATO", binary=True)
-    assert np.isnan(empty.coef) and empty.note == "outcome model not estimable: no events in an arm"
+    assert np.isnan(empty.coef) and empty.note == "outcome model not estimable: no events in the MT only arm"
     assert np.isnan(empty.row()["estimate"])
+
+
+def test_a_separated_arm_gives_its_reason_not_a_number():
+    """In the MT+RS arm the last covariate decides the outcome (quasi-complete separation): R's glm
+    warns and returns arbitrary coefficients; the row says why instead."""
+    X, t, y = simulated(binary=True)
+    y = np.where(t == 1, (X[:, -1] > 0).astype(float), y)
+    fit = augmented_effect(X, t, X, y, "ATO", binary=True)
+    events = int(y[t == 1].sum())
+    assert np.isnan(fit.coef) and fit.note == ("outcome model not estimable: separation in the logistic model of the "
+                                               f"MT+RS arm ({events} events in {int(t.sum())})")

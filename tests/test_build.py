@@ -40,7 +40,8 @@ CONTRACT = {
     "crossing_bootstrap.csv": CROSSING_COLUMNS,
     "selection_test.csv": TEST_COLUMNS,
     "specification_curve.csv": ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size", "subgroup", "estimate",
-                                "ci_lower", "ci_upper", "p_value", "eligible", "primary", "agrees"],
+                                "ci_lower", "ci_upper", "p_value", "eligible", "primary", "agrees", "common_or",
+                                "common_or_ci_lower", "common_or_ci_upper", "common_or_p_value", "common_or_agrees"],
 }
 FIGURES = ["figure_1_mrs_distribution", "supplementary_figure_1_patient_flow",
            "supplementary_figure_2_continuous_interaction", "love_plot", "propensity_overlap",

@@ -10,6 +10,7 @@ from analysis_lib.data import load_cohort
 from analysis_lib.effects import estimate_effect, table2
 from analysis_lib.imputation import MI_COLUMNS, chained_equations, multiple_imputation, rubin
 from analysis_lib.multiverse import fit_specifications, multiverse_specs, propensity_specifications, run_multiverse
+from analysis_lib.ordinal import ordinal_shift
 from analysis_lib.params import DEFAULT_PS_COVARIATES, RICH_PS_FORMULA, Parameters
 from analysis_lib.specification import WEIGHT_SENSITIVITY_COLUMNS, WEIGHT_VARIANTS, weight_sensitivity, weight_variants
 from analysis_lib.steps import covariate_balance
@@ -189,6 +190,17 @@ def test_multiverse_grid_primary_and_agreement():
     ref_sign = curve["subgroup"].map(np.sign(primary["estimate"]))
     assert (curve["agrees"] == ((np.sign(curve["estimate"]) == ref_sign) & (sig == ref_sig))).all()
     assert set(curve["ps_spec"]) == {"primary", "rich formula", "CBPS"}
+    # the common odds ratios: the ordinal table's at the primary choices, the same for every HC type
+    shift = ordinal_shift(s, weights("synthetic"), 75.0).query("analysis == 'iptw'").set_index("subgroup")
+    for col, ref in (("common_or", "common_or"), ("common_or_ci_upper", "ci_upper"), ("common_or_p_value", "p_value")):
+        assert_close(primary.loc[["low", "high"], col], shift.loc[["low", "high"], ref], rtol=1e-9)
+    by_hc = curve.groupby(["ps_spec", "estimand", "cutoff", "min_arm_size", "subgroup"])["common_or"]
+    assert (by_hc.nunique(dropna=False) == 1).all()
+    or_sig = curve["common_or_p_value"] < 0.05
+    ref_or = curve["subgroup"].map(np.sign(np.log(primary["common_or"])))
+    ref_or_sig = curve["subgroup"].map(primary["common_or_p_value"] < 0.05)
+    assert (curve["common_or_agrees"] == ((np.sign(np.log(curve["common_or"])) == ref_or) & (or_sig == ref_or_sig))).all()
+    assert 0 < curve["common_or_agrees"].mean() < 1
 
 
 def test_propensity_specifications_table():
