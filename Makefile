@@ -18,8 +18,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-supplement: $(STAMP)  ## build the supplementary material (DATA=registry.csv OUT=dir COLUMNS=map.yml PARAMS="-p estimand ATE")
-	$(BIN)/python -m analysis_lib build --data $(DATA) --out $(OUT) $(if $(COLUMNS),--columns $(COLUMNS)) $(PARAMS)
+supplement: $(STAMP)  ## build the supplementary material (DATA=registry.csv OUT=dir COLUMNS=map.yml PARAMS="-p estimand ATE" FORCE=1)
+	$(BIN)/python -m analysis_lib build --data $(DATA) --out $(OUT) $(if $(COLUMNS),--columns $(COLUMNS)) $(PARAMS) $(if $(FORCE),--force)
 
 batch: $(STAMP)  ## build every scenario of scenarios.yml into outputs/scenarios/ (SCENARIOS=file.yml)
 	$(BIN)/python -m analysis_lib batch $(SCENARIOS)
@@ -52,3 +52,4 @@ benchmark: $(STAMP)  ## time each notebook and the whole build (printed, never a
 	$(BIN)/python benchmarks/benchmark_build.py
 	$(BIN)/python benchmarks/benchmark_analyses.py
 	$(BIN)/python benchmarks/benchmark_resample.py
+	$(BIN)/python benchmarks/benchmark_incremental.py

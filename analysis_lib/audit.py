@@ -15,6 +15,7 @@ a stated reason is accepted: truncation instead of rounding, another interval me
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -22,10 +23,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .descriptives import level_label
 from .formatting import fmt_num
 
-AUDIT_COLUMNS = ["source", "item", "quantity", "published", "recomputed", "status", "reason"]
+AUDIT_COLUMNS = ["source", "item", "quantity", "published", "recomputed", "status", "reason", "severity", "finding"]
 STATUS_ORDER = {"inconsistent": 0, "explained": 1, "reproduced": 2, "not_checkable": 3}
+# The severity of a finding, most severe first: a number that no method reproduces (or that
+# contradicts another printed number); a disagreement between the Methods and the numbers (they
+# follow once another test or interval than the stated one is assumed); two results that agree
+# only at the edges of their uncertainty; a rounding slip. Reproduced checks have none.
+SEVERITIES = {
+    "unreproducible": "a number that no method reproduces",
+    "methods": "the Methods and the numbers disagree",
+    "tension": "results compatible only at the edges of their uncertainty",
+    "rounding": "a rounding slip",
+}
 Z = 1.959963984540054
 
 
@@ -252,9 +264,18 @@ def load_printed(published_dir: str | Path) -> PublishedText:
                          text=read("text_results_published.csv"), claims=read("text_claims_published.csv"))
 
 
-def _row(source, item, quantity, published, recomputed, status, reason="") -> dict:
+_DEFAULT_SEVERITY = {"inconsistent": "unreproducible", "explained": "methods"}
+
+
+def _row(source, item, quantity, published, recomputed, status, reason="", severity=None, finding="") -> dict:
+    """One check. ``severity`` defaults from the status (inconsistent: unreproducible; explained:
+    methods; otherwise none); ``finding`` names the pattern the check belongs to (see
+    :func:`audit_findings`)."""
+    if severity is None:
+        severity = _DEFAULT_SEVERITY.get(status, "")
     return {"source": source, "item": item, "quantity": quantity, "published": published,
-            "recomputed": recomputed, "status": status, "reason": reason}
+            "recomputed": recomputed, "status": status, "reason": reason, "severity": severity,
+            "finding": finding if severity else ""}
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -282,11 +303,12 @@ def audit_table1(t1: pd.DataFrame) -> list[dict]:
                     rows.append(_row("Table 1", item, "percentage", shown, f"{value:.2f}%", "reproduced"))
                 elif kind == "truncated":
                     rows.append(_row("Table 1", item, "percentage", shown, f"{value:.2f}%", "explained",
-                                     "truncated to one decimal instead of rounded"))
+                                     "truncated to one decimal instead of rounded", "rounding", "truncated"))
                 else:
                     implied = round(float(pct) * float(total) / 100)
                     rows.append(_row("Table 1", item, "percentage", shown, f"{value:.2f}%", "inconsistent",
-                                     f"{n}/{total} is {value:.1f}%, not {pct}% ({pct}% of {total} would be {implied} patients)"))
+                                     f"{n}/{total} is {value:.1f}%, not {pct}% ({pct}% of {total} would be {implied} patients)",
+                                     finding="table1_numbers"))
             p_text = r.get("p_value_reported", "")
             both = all(not is_blank(r[f"{arm}_n"]) for arm, _ in ARMS)
             if is_blank(p_text) or not both:
@@ -306,12 +328,12 @@ def audit_table1(t1: pd.DataFrame) -> list[dict]:
                 how = {k: p_matches(methods[k], p_text) for k in alternatives}
                 reason = "; ".join(f"{k} ({how[k]})" for k in alternatives)
                 rows.append(_row("Table 1", var, "p-value (Fisher's exact, as the Methods state)", p_text, detail, "explained",
-                                 f"matches {reason}, not Fisher's exact test rounded"))
+                                 f"matches {reason}, not Fisher's exact test rounded", finding="table1_tests"))
             else:
                 nearest = min(methods, key=lambda k: abs(methods[k] - float(p_text.lstrip("<"))))
                 rows.append(_row("Table 1", var, "p-value (Fisher's exact, as the Methods state)", p_text, detail,
                                  "inconsistent", f"no test of the printed counts gives the printed p (nearest: "
-                                 f"{nearest}, {methods[nearest]:.4f})"))
+                                 f"{nearest}, {methods[nearest]:.4f})", finding="table1_numbers"))
         elif r["summary"] == "median" and not is_blank(r.get("p_value_reported", "")):
             rows.append(_row("Table 1", var, "p-value (Mann-Whitney U)", r["p_value_reported"], "-", "not_checkable",
                              "needs the patient data"))
@@ -322,14 +344,15 @@ def audit_table1(t1: pd.DataFrame) -> list[dict]:
         over = [r["variable"] for _, r in t1.iterrows() if not is_blank(r[f"{arm}_total"]) and int(r[f"{arm}_total"]) > sizes[arm]]
         rows.append(_row("Table 1", f"denominators, {label}", "N of every row ≤ arm size", str(sizes[arm]),
                          "ok" if not over else ", ".join(over), "reproduced" if not over else "inconsistent",
-                         "" if not over else "a row has more patients than the arm"))
+                         "" if not over else "a row has more patients than the arm", finding="table1_numbers"))
     regimen = t1[t1["variable"].str.startswith("antiplatelet_regimen=")]
     if len(regimen):
         total = sum(int(x) for x in regimen["mt_rs_n"])
         arm_n = sizes.get("mt_rs")
         rows.append(_row("Table 1", "antiplatelet regimens, MT+RS", "counts add up to the arm", str(arm_n), str(total),
                          "reproduced" if total == arm_n else "inconsistent",
-                         "" if total == arm_n else f"the regimens count {total} patients, the arm {arm_n}"))
+                         "" if total == arm_n else f"the regimens count {total} patients, the arm {arm_n}",
+                         finding="table1_numbers"))
     return rows
 
 
@@ -361,13 +384,15 @@ def audit_unadjusted(t1: pd.DataFrame, t2: pd.DataFrame) -> list[dict]:
         if kind_rr == "rounded":
             rows.append(_row("Table 2", item, "estimate (RR)", r["estimate"], recomputed, "reproduced"))
         elif kind_rr == "truncated":
-            rows.append(_row("Table 2", item, "estimate (RR)", r["estimate"], recomputed, "explained", "truncated, not rounded"))
+            rows.append(_row("Table 2", item, "estimate (RR)", r["estimate"], recomputed, "explained", "truncated, not rounded",
+                             "rounding", "truncated"))
         elif kind_or:
             rows.append(_row("Table 2", item, "estimate (RR)", r["estimate"], recomputed, "inconsistent",
-                             "the printed risk ratio is the odds ratio of the Table 1 counts"))
+                             "the printed risk ratio is the odds ratio of the Table 1 counts", "methods", "odds_ratios"))
         else:
             rows.append(_row("Table 2", item, "estimate (RR)", r["estimate"], recomputed, "inconsistent",
-                             "neither the risk ratio nor the odds ratio of the Table 1 counts"))
+                             "neither the risk ratio nor the odds ratio of the Table 1 counts",
+                             finding="table2_unadjusted"))
         # interval
         printed_ci = f"{r['ci_lower']}-{r['ci_upper']}"
         def ci_match(method: str, v) -> bool:
@@ -386,25 +411,30 @@ def audit_unadjusted(t1: pd.DataFrame, t2: pd.DataFrame) -> list[dict]:
             note = "" if exact else " (within one unit of the last digit, as R interpolates the profile)"
             rows.append(_row("Table 2", item, "95% CI", printed_ci, detail, "explained",
                              f"the interval of the {k.split(', ', 1)[1]}{note}, not the robust Wald interval the "
-                             "Methods describe"))
+                             "Methods describe", finding="model_based"))
         elif ci_hits:
             rows.append(_row("Table 2", item, "95% CI", printed_ci, detail, "inconsistent",
-                             f"the interval of an odds ratio ({ci_hits[0].split(', ', 1)[1]})"))
+                             f"the interval of an odds ratio ({ci_hits[0].split(', ', 1)[1]})", "methods", "odds_ratios"))
         else:
             rows.append(_row("Table 2", item, "95% CI", printed_ci, detail, "inconsistent",
-                             "no method reproduces the interval from the Table 1 counts"))
+                             "no method reproduces the interval from the Table 1 counts", finding="table2_unadjusted"))
         # p-value
         p_hits = {k: p_matches(v[3], r["p_value_reported"]) for k, v in methods.items()}
         p_hits = {k: v for k, v in p_hits.items() if v}
         detail = "; ".join(f"{k} {v[3]:.4f}" for k, v in methods.items())
         if p_hits.get(stated) == "rounded":
             rows.append(_row("Table 2", item, "p-value", r["p_value_reported"], detail, "reproduced"))
+        elif stated in p_hits:  # the stated robust Wald p, truncated instead of rounded
+            rows.append(_row("Table 2", item, "p-value", r["p_value_reported"], detail, "explained",
+                             "matches " + "; ".join(f"{k} ({how})" for k, how in p_hits.items()), "rounding",
+                             "truncated"))
         elif p_hits:
             rows.append(_row("Table 2", item, "p-value", r["p_value_reported"], detail, "explained",
-                             "matches " + "; ".join(f"{k} ({how})" for k, how in p_hits.items())))
+                             "matches " + "; ".join(f"{k} ({how})" for k, how in p_hits.items())
+                             + ", not the robust Wald test the Methods describe", finding="model_based"))
         else:
             rows.append(_row("Table 2", item, "p-value", r["p_value_reported"], detail, "inconsistent",
-                             "no method gives the printed p from the Table 1 counts"))
+                             "no method gives the printed p from the Table 1 counts", finding="table2_unadjusted"))
     return rows
 
 
@@ -437,22 +467,26 @@ def audit_consistency(t2: pd.DataFrame, profile_unadjusted: bool = True, n_patie
             lost = None if ratio else _lost_sign(est, lo, hi)
             reason = (f"the {lost} limit appears to have lost its minus sign" if lost else
                       "the estimate lies outside its interval")
-            rows.append(_row("Table 2", item, "estimate within its 95% CI", shown, "-", "inconsistent", reason))
+            rows.append(_row("Table 2", item, "estimate within its 95% CI", shown, "-", "inconsistent", reason,
+                             finding="table2_intervals"))
             continue
         if not symmetric(est, lo, hi, ratio):
             if not ratio:
                 lost = _lost_sign(est, lo, hi)
                 reason = (f"the {lost} limit appears to have lost its minus sign" if lost else
                           "a difference's Wald interval is symmetric around the estimate; this one is not")
-                rows.append(_row("Table 2", item, "interval symmetric around the estimate", shown, "-", "inconsistent", reason))
+                rows.append(_row("Table 2", item, "interval symmetric around the estimate", shown, "-", "inconsistent", reason,
+                                 finding="table2_intervals"))
                 continue
             if profile_unadjusted and r["analysis"] == "unadjusted":
                 rows.append(_row("Table 2", item, "interval symmetric on the log scale", shown, "-", "explained",
                                  "asymmetric, as a profile-likelihood interval (the unadjusted intervals are profile "
-                                 "intervals of a Poisson GLM); its p is the Wald p, not implied by the interval"))
+                                 "intervals of a Poisson GLM); its p is the Wald p, not implied by the interval",
+                                 finding="profile_intervals"))
                 continue
             rows.append(_row("Table 2", item, "interval symmetric on the log scale", shown, "-", "inconsistent",
-                             "a Wald interval of a ratio is symmetric on the log scale; this one is not"))
+                             "a Wald interval of a ratio is symmetric on the log scale; this one is not",
+                             finding="table2_intervals"))
             continue
         if is_blank(p):
             continue
@@ -468,7 +502,8 @@ def audit_consistency(t2: pd.DataFrame, profile_unadjusted: bool = True, n_patie
             off = high >= p_lo - step and low <= p_hi + step
             rows.append(_row("Table 2", item, "p implied by estimate and 95% CI", p, recomputed, "inconsistent",
                              "the printed p is off by one rounding step" if off else
-                             "the printed p does not match its interval"))
+                             "the printed p does not match its interval", "rounding" if off else None,
+                             "off_by_one" if off else "table2_intervals"))
     return rows
 
 
@@ -482,7 +517,7 @@ def audit_text(printed: PublishedText) -> list[dict]:
         key = (c["outcome"], c["analysis"], c["subgroup"])
         if key not in t2.index:
             rows.append(_row("Text", c["claim"], "refers to a Table 2 row", c["quote"], "-", "inconsistent",
-                             "no such row in Table 2"))
+                             "no such row in Table 2", finding="text_tables"))
             continue
         table_row = t2.loc[key]
         for claim_field, table_field in fields:
@@ -503,10 +538,11 @@ def audit_text(printed: PublishedText) -> list[dict]:
             elif not said.startswith("<") and not str(table_value).startswith("<") and \
                     rounds_to(float(table_value), said):
                 rows.append(_row("Text", item, quantity, said, f"Table 2: {table_value}", "explained",
-                                 "the text gives fewer digits than the table"))
+                                 "the text gives fewer digits than the table", ""))
             else:
                 rows.append(_row("Text", item, quantity, said, f"Table 2: {table_value}", "inconsistent",
-                                 f"the text says {said} ({c['quote'][:80]}...), Table 2 says {table_value}"))
+                                 f"the text says {said} ({c['quote'][:80]}...), Table 2 says {table_value}",
+                                 finding="text_tables"))
     # derived quantities of the text results
     text = printed.text.set_index("quantity") if len(printed.text) else pd.DataFrame()
     if "difference_of_ates_at_optimal_cutoff" in text.index:
@@ -518,7 +554,7 @@ def audit_text(printed: PublishedText) -> list[dict]:
             ok = abs(diff - float(said)) <= 10 ** -decimals(said) + 1e-9
             rows.append(_row("Text", "difference of the subgroup effects at the optimal cutoff", "= MD high - MD low (Table 2)", said,
                              fmt_num(diff), "reproduced" if ok else "inconsistent",
-                             "" if ok else "not the difference of the Table 2 subgroup ATEs"))
+                             "" if ok else "not the difference of the Table 2 subgroup ATEs", finding="text_tables"))
     if "continuous_interaction_beta_per_pct" in text.index:
         r = text.loc["continuous_interaction_beta_per_pct"]
         if not any(is_blank(r[k]) for k in ("value", "ci_lower", "ci_upper", "p_reported")):
@@ -527,32 +563,143 @@ def audit_text(printed: PublishedText) -> list[dict]:
             ok = high >= p_lo and low <= p_hi
             rows.append(_row("Text", "continuous interaction beta", "p implied by estimate and 95% CI", r["p_reported"],
                              f"{fmt_num(low, 4)} to {fmt_num(high, 4)}", "reproduced" if ok else "inconsistent",
-                             "" if ok else "the printed p does not match its interval"))
+                             "" if ok else "the printed p does not match its interval", finding="text_tables"))
     if {"patients_analysed", "patients_mt_rs", "patients_mt_only"} <= set(text.index):
         total = int(float(text.loc["patients_analysed", "value"]))
         parts = int(float(text.loc["patients_mt_rs", "value"])) + int(float(text.loc["patients_mt_only", "value"]))
         rows.append(_row("Text", "patients analysed", "= MT+RS + MT only", str(total), str(parts),
                          "reproduced" if total == parts else "inconsistent",
-                         "" if total == parts else "the arms do not add up to the analysed patients"))
+                         "" if total == parts else "the arms do not add up to the analysed patients",
+                         finding="text_tables"))
         t1 = printed.table1
         if len(t1):
             sizes = (int(t1.loc[t1.variable == "age", "mt_rs_total"].iloc[0]), int(t1.loc[t1.variable == "age", "mt_only_total"].iloc[0]))
             said = (int(float(text.loc["patients_mt_rs", "value"])), int(float(text.loc["patients_mt_only", "value"])))
             rows.append(_row("Text", "arm sizes", "= Table 1 N", f"{said[0]} / {said[1]}", f"{sizes[0]} / {sizes[1]}",
                              "reproduced" if said == sizes else "inconsistent",
-                             "" if said == sizes else "the text and Table 1 give different arm sizes"))
+                             "" if said == sizes else "the text and Table 1 give different arm sizes",
+                             finding="text_tables"))
+    rows += _audit_text_percentages(printed, text) + _audit_subgroup_definition(printed)
     return rows
 
 
-def audit_published(published_dir: str | Path) -> pd.DataFrame:
-    """Every check, sorted so that real problems come first (``tables/published_audit.csv``)."""
+# The percentages of MT+RS patients the Results give for the glycoprotein IIb/IIIa inhibitor
+# regimens (text_results_published.csv), and the Table 1 regimens they summarise.
+TEXT_PERCENTAGES = {"gpi_alone_pct_of_mt_rs": lambda regimen: regimen == "gpi",
+                    "gpi_combination_pct_of_mt_rs": lambda regimen: "gpi" in regimen.split("+") and regimen != "gpi"}
+TEXT_PERCENTAGE_LABELS = {"gpi_alone_pct_of_mt_rs": "glycoprotein IIb/IIIa inhibitor alone",
+                          "gpi_combination_pct_of_mt_rs": "glycoprotein IIb/IIIa inhibitor with other antiplatelet agents"}
+
+
+def _audit_text_percentages(printed: PublishedText, text: pd.DataFrame) -> list[dict]:
+    """The regimen percentages of the text against the Table 1 counts; a printed value that is
+    the sum of the printed percentages of its regimens (each rounded) rather than the rounded
+    share of their patients is a rounding slip."""
+    rows = []
+    t1 = printed.table1
+    regimens = t1[t1["variable"].str.startswith("antiplatelet_regimen=")] if len(t1) else t1
+    for quantity, chosen in TEXT_PERCENTAGES.items():
+        if quantity not in text.index or not len(regimens):
+            continue
+        said = str(text.loc[quantity, "value"])
+        parts = regimens[[chosen(v.split("=", 1)[1]) for v in regimens["variable"]]]
+        n, total = sum(int(x) for x in parts["mt_rs_n"]), int(parts["mt_rs_total"].iloc[0])
+        value = 100 * n / total
+        names = ", ".join(level_label(v.split("=", 1)[1]) for v in parts["variable"])
+        item = f"Results: {TEXT_PERCENTAGE_LABELS[quantity]} ({names})"
+        if rounds_to(value, said):
+            rows.append(_row("Text", item, "percentage of MT+RS patients", f"{said}%", f"{n}/{total} = {value:.2f}%",
+                             "reproduced"))
+            continue
+        summed = sum(float(x) for x in parts["mt_rs_pct"])
+        how = (f"; {said}% is the sum of the printed "
+               + " + ".join(f"{float(x):g}%" for x in parts["mt_rs_pct"]) if abs(summed - float(said)) < 1e-9 else "")
+        rows.append(_row("Text", item, "percentage of MT+RS patients", f"{said}%", f"{n}/{total} = {value:.2f}%",
+                         "inconsistent", f"{n}/{total} is {value:.1f}%{how}", "rounding", "text_percentage"))
+    return rows
+
+
+def _audit_subgroup_definition(printed: PublishedText) -> list[dict]:
+    """Whether the subgroups as printed ('<75%' and '>75%') cover every stenosis degree."""
+    quotes = " ".join(printed.claims["quote"].astype(str)) if len(printed.claims) else ""
+    below = set(re.findall(r"<\s*(\d+)\s*%", quotes))
+    above = set(re.findall(r">\s*(\d+)\s*%", quotes))
+    rows = []
+    for c in sorted(below & above, key=float):
+        rows.append(_row("Text", "stenosis subgroups", "every stenosis degree in one subgroup", f"<{c}% and >{c}%",
+                         f"{c}% in neither", "inconsistent",
+                         f"as printed, a stenosis of exactly {c}% belongs to neither subgroup, although readings "
+                         f"are often reported in steps of 5%; the analysis must have put {c}% on one side (this "
+                         "compendium: at or below the cutoff, ANALYSIS.md)", "methods", "subgroup_definition"))
+    return rows
+
+
+def monotone_effect_bound(stenosis: np.ndarray, weights: np.ndarray, cutoff: float) -> tuple[float, float]:
+    """The smallest ratio ``slope / difference`` over all effects ``g`` monotone in stenosis, and
+    the stenosis where it is reached: for the weighted population ``(stenosis, weights)``,
+    ``difference = E[g | s > cutoff] - E[g | s <= cutoff]`` (the dichotomised analysis) and ``slope
+    = cov(g, s) / var(s)`` (the linear interaction). Both are linear in ``g``, and a monotone ``g``
+    is a non-negative mixture of steps ``1{s > t}``, so the ratio of the mixture is at least the
+    smallest ratio of a step: the minimum over the observed ``t`` is the bound."""
+    s, w = np.asarray(stenosis, float), np.asarray(weights, float)
+    mean = np.average(s, weights=w)
+    var = np.average((s - mean) ** 2, weights=w)
+    high = s > cutoff
+    best = (np.inf, np.nan)
+    for t in np.unique(s)[:-1]:
+        g = (s > t).astype(float)
+        diff = np.average(g[high], weights=w[high]) - np.average(g[~high], weights=w[~high])
+        slope = np.average((s - mean) * g, weights=w) / var
+        if diff > 0 and slope / diff < best[0]:
+            best = (slope / diff, float(t))
+    return best
+
+
+def audit_effect_shape(printed: PublishedText, reference: tuple[np.ndarray, np.ndarray] | None) -> list[dict]:
+    """Whether one effect of stenting, monotone in stenosis, can give both the subgroup difference
+    and the continuous interaction the text reports (:func:`monotone_effect_bound` on
+    ``reference``: stenosis and overlap weights of a cohort reconstructed from Table 1)."""
+    text = printed.text.set_index("quantity") if len(printed.text) else pd.DataFrame()
+    needed = {"difference_of_ates_at_optimal_cutoff", "continuous_interaction_beta_per_pct", "optimal_cutoff_pct"}
+    if reference is None or not needed <= set(text.index):
+        return []
+    cutoff = float(text.loc["optimal_cutoff_pct", "value"])
+    ratio, at = monotone_effect_bound(*reference, cutoff)
+    diff = abs(float(text.loc["difference_of_ates_at_optimal_cutoff", "value"]))
+    beta = text.loc["continuous_interaction_beta_per_pct"]
+    slope, edge = abs(float(beta["value"])), max(abs(float(beta["ci_lower"])), abs(float(beta["ci_upper"])))
+    implied_slope, implied_diff = ratio * diff, slope / ratio
+    shown = (f"difference {text.loc['difference_of_ates_at_optimal_cutoff', 'value']}; slope {beta['value']} "
+             f"({beta['ci_lower']} to {beta['ci_upper']}) per %")
+    recomputed = (f"a difference of {diff:g} needs a slope of at least {implied_slope:.3f} per %; a slope of "
+                  f"{slope:g} allows a difference of at most {implied_diff:.2f}")
+    item = "subgroup difference and continuous interaction"
+    quantity = "one effect monotone in stenosis gives both"
+    if implied_slope <= slope:
+        return [_row("Text", item, quantity, shown, recomputed, "reproduced")]
+    reason = (f"for any effect of stenting that changes monotonically with stenosis, the slope is at least "
+              f"{ratio:.4f} times the subgroup difference (the step at {at:g}% is the extreme; stenosis "
+              f"distribution and overlap weights reconstructed from Table 1): {recomputed}")
+    if implied_slope <= edge:
+        return [_row("Text", item, quantity, shown, recomputed, "inconsistent",
+                     reason + ", so the two agree only at the edge of the slope's 95% CI", "tension", "effect_shape")]
+    return [_row("Text", item, quantity, shown, recomputed, "inconsistent",
+                 reason + ", outside the slope's 95% CI", "unreproducible", "effect_shape")]
+
+
+def audit_published(published_dir: str | Path,
+                    stenosis_reference: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+    """Every check, sorted so that real problems come first (``tables/published_audit.csv``);
+    ``stenosis_reference`` (stenosis and overlap weights of a cohort reconstructed from Table 1)
+    adds the check of :func:`audit_effect_shape`."""
     printed = load_printed(published_dir)
     n = None
     if len(printed.table1) and (printed.table1["variable"] == "age").any():
         age = printed.table1[printed.table1["variable"] == "age"].iloc[0]
         n = int(age["mt_only_total"]) + int(age["mt_rs_total"])
     rows = audit_table1(printed.table1) + audit_unadjusted(printed.table1, printed.table2) + \
-        audit_consistency(printed.table2, n_patients=n) + audit_text(printed)
+        audit_consistency(printed.table2, n_patients=n) + audit_text(printed) + \
+        audit_effect_shape(printed, stenosis_reference)
     out = pd.DataFrame(rows, columns=AUDIT_COLUMNS)
     source_order = {"Table 1": 0, "Table 2": 1, "Text": 2}
     out = out.assign(_s=out["status"].map(STATUS_ORDER), _o=out["source"].map(source_order))
@@ -563,3 +710,93 @@ def audit_summary(audit: pd.DataFrame) -> pd.DataFrame:
     """Counts of checks by source and status."""
     return (audit.groupby(["source", "status"]).size().unstack(fill_value=0)
             .reindex(columns=list(STATUS_ORDER), fill_value=0).reset_index())
+
+
+# ------------------------------------------------------------------------ findings
+FINDINGS_COLUMNS = ["severity", "finding", "checks", "statement", "headline", "items"]
+_PATTERN_TITLES = {
+    "table1_numbers": "numbers of Table 1 that no test or count reproduces",  # titles: plural, count appended
+    "table2_unadjusted": "unadjusted numbers of Table 2 that no method reproduces from the Table 1 counts",
+    "table2_intervals": "rows of Table 2 whose estimate, interval and p-value do not fit together",
+    "text_tables": "numbers of the text that contradict the tables",
+    "odds_ratios": "unadjusted 'relative risks' of Table 2 that are odds ratios of the Table 1 counts",
+    "profile_intervals": "unadjusted intervals of Table 2 asymmetric on the log scale, as profile-likelihood "
+                         "intervals, whose p-values are Wald p-values",
+    "truncated": "numbers truncated instead of rounded",
+    "off_by_one": "p-values off by one rounding step from their estimate and interval",
+}
+
+
+def _table1_test_counts(t1: pd.DataFrame) -> dict:
+    """Of the categorical p-values of Table 1: how many equal Pearson's chi-square without
+    continuity correction, and how many Fisher's exact test, each rounded as printed."""
+    out = {"total": 0, "chi2": 0, "fisher": 0, "fisher_small": 0}
+    for _, r in t1.iterrows():
+        p_text = r.get("p_value_reported", "")
+        if r["summary"] != "count" or is_blank(p_text) or any(is_blank(r[f"{a}_n"]) for a, _ in ARMS):
+            continue
+        methods = two_by_two(int(r["mt_rs_n"]), int(r["mt_rs_total"]), int(r["mt_only_n"]), int(r["mt_only_total"]))
+        out["total"] += 1
+        out["chi2"] += p_matches(methods["chi-square test, no continuity correction"][3], p_text) == "rounded"
+        fisher = p_matches(methods["Fisher's exact test"][3], p_text) == "rounded"
+        out["fisher"] += fisher
+        out["fisher_small"] += fisher and str(p_text).strip().startswith("<")
+    return out
+
+
+def audit_findings(audit: pd.DataFrame, published_dir: str | Path) -> pd.DataFrame:
+    """``tables/audit_findings.csv``: the checks with a severity grouped into the findings a
+    referee would write to the authors, each with its count, most severe first (then the most
+    checks). Systematic patterns are one finding each, with their counts."""
+    printed = load_printed(published_dir)
+    flagged = audit[audit["severity"].astype(str) != ""]
+    rows = []
+    for key, group in flagged.groupby("finding", sort=False):
+        severity = group["severity"].iloc[0]
+        items = "; ".join(f"{r.item} ({r.quantity}: {r.published})" for r in group.itertuples())
+        headline = ""
+        if key == "table1_tests":
+            c = _table1_test_counts(printed.table1)
+            statement = (f"The Methods name Fisher's exact test for the categorical variables, yet, rounded as printed, "
+                         f"{c['chi2']} of the {c['total']} categorical p-values in Table 1 equal Pearson's chi-square "
+                         f"test without continuity correction and only {c['fisher']} equal Fisher's exact test "
+                         f"({c['fisher_small']} of those are '<0.001', which every test gives).")
+        elif key == "model_based":
+            statement = (f"The Methods describe robust variance for every model, yet {len(group)} intervals or p-values "
+                         "of the unadjusted relative risks in Table 2 are those of a model-based (Poisson) or "
+                         "profile-likelihood fit of the Table 1 counts" + _significance_flips(printed) + ".")
+        elif key in ("subgroup_definition", "effect_shape", "text_percentage"):
+            r = group.iloc[0]
+            statement = f"{r['item'][0].upper()}{r['item'][1:]}: {r['reason']}."
+        else:  # the reasons where each number is its own problem; the items where the pattern says it all
+            title = _PATTERN_TITLES.get(key, key.replace("_", " "))
+            listed = (f"{r.item} ({r.published}): {r.reason}" if severity == "unreproducible" else
+                      f"{r.item} ({r.published})" for r in group.itertuples())
+            title = f"{title[0].upper()}{title[1:]} ({len(group)})"
+            statement = f"{title}: " + "; ".join(listed) + "."
+            short = "; ".join(f"{r.item} ({r.published})" for r in group.itertuples())
+            headline = title + (f": {short}." if len(group) <= 3 else ".")
+        rows.append({"severity": severity, "finding": key, "checks": len(group), "statement": statement,
+                     "headline": headline or statement, "items": items})
+    out = pd.DataFrame(rows, columns=FINDINGS_COLUMNS)
+    if out.empty:
+        return out
+    order = {k: i for i, k in enumerate(SEVERITIES)}
+    out = out.assign(_s=out["severity"].map(order), _n=-out["checks"])
+    return out.sort_values(["_s", "_n", "finding"], kind="stable").drop(columns=["_s", "_n"]).reset_index(drop=True)
+
+
+def _significance_flips(printed: PublishedText) -> str:
+    """Outcomes whose unadjusted Table 2 p and Table 1 p, from the same counts, disagree at 5%."""
+    t1 = printed.table1.set_index("variable")
+    t2 = printed.table2
+    flips = []
+    for _, r in t2[(t2["analysis"] == "unadjusted") & (t2["subgroup"] == "overall")].iterrows():
+        var = TABLE2_TO_TABLE1.get(r["outcome"])
+        if var not in t1.index or is_blank(t1.loc[var, "p_value_reported"]) or is_blank(r["p_value_reported"]):
+            continue
+        p1, p2 = t1.loc[var, "p_value_reported"], r["p_value_reported"]
+        if (p_interval(p1)[1] <= 0.05) != (p_interval(p2)[1] <= 0.05):
+            flips.append(f"{r['outcome']} has p = {p2} in Table 2 against p {p1 if p1.startswith('<') else '= ' + p1} "
+                         "in Table 1")
+    return ("; as a result " + " and ".join(flips) + " for the same counts") if flips else ""

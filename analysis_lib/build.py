@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from . import cache as cache_module
 from . import provenance
 from .data import DataError, write_cohort_cache
 from .outputs import BUILD_ENVIRONMENT
@@ -197,6 +198,7 @@ class Plan:
     tasks: tuple[tuple[str, str, str, dict], ...]
     started: float
     started_at: datetime
+    keys: dict = None  # notebook -> the content hash of its inputs (analysis_lib.cache)
 
 
 def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]] | None = None,
@@ -226,14 +228,16 @@ def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str
         raise BuildError(f"{prefix}--out {out}: cannot write there ({err.strerror or type(err).__name__}); "
                          "choose a folder you can write to", exit_code=2) from None
     params = params.replace(data_cache=str(cache))
-    tasks = []
+    tasks, keys = [], {}
+    library, environment = cache_module.library_hash(), cache_module.environment_hash()
     order = sorted(notebooks, key=lambda n: (SCHEDULE_FIRST.index(n) if n in SCHEDULE_FIRST else len(SCHEDULE_FIRST)))
     for name in order:
         source = notebook_path(name, notebook_dir)
-        tasks.append((name, str(source), str(work / "notebooks" / f"{name}.ipynb"),
-                      notebook_parameters(source, params, work)))
+        injected = notebook_parameters(source, params, work)
+        tasks.append((name, str(source), str(work / "notebooks" / f"{name}.ipynb"), injected))
+        keys[name] = cache_module.notebook_key(source, injected, params, library, environment)
     return Plan(out=out, work=work, cache=cache, params=params, cutoff_used=cutoff_used, tasks=tuple(tasks),
-                started=started, started_at=started_at)
+                started=started, started_at=started_at, keys=keys)
 
 
 def _claim_work_folder(out: Path, prefix: str = "") -> Path:
@@ -293,9 +297,16 @@ def complete_build(plan: Plan, results: dict[str, dict], label: str = "") -> Bui
         raise BuildError(f"{prefix}build incomplete: the notebooks did not write {', '.join(missing[:5])}"
                          f"{' and more' if len(missing) > 5 else ''} (see analysis_lib/registry.py) - previous "
                          f"outputs in {plan.out} untouched; partial run kept in {failed}")
+    parameters = plan.params.to_dict()
+    notebooks = {}
+    for n in ordered:
+        notebooks[n] = {"started": results[n]["started"], "seconds": round(results[n]["seconds"], 2),
+                        "reused": bool(results[n].get("reused"))}
+        if plan.keys and n in plan.keys:
+            notebooks[n]["inputs"] = plan.keys[n]
+            notebooks[n]["files"] = cache_module.written_files(plan.work, n, parameters)
     finalize(plan.work, plan.params.replace(data_cache=None, output_dir=str(plan.out)), plan.started_at,
-             time.perf_counter() - plan.started,
-             {n: {"started": results[n]["started"], "seconds": round(results[n]["seconds"], 2)} for n in ordered})
+             time.perf_counter() - plan.started, notebooks)
     (plan.work / ".owner").unlink(missing_ok=True)
     _swap_in(plan.work, plan.out)
     return BuildResult(out=plan.out, params=plan.params.replace(data_cache=None),
@@ -311,28 +322,49 @@ def abandon_build(plan: Plan) -> Path:
 
 def run_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]] | None = None,
               notebooks: tuple[str, ...] = NOTEBOOKS, log: Callable[[str], None] = print,
-              notebook_dir: Path | None = None, jobs: int | None = None) -> BuildResult:
+              notebook_dir: Path | None = None, jobs: int | None = None, force: bool = False) -> BuildResult:
     """Execute the whole build (see the module docstring). Raises :class:`BuildError`.
 
     The notebooks do not depend on each other (each starts from the data), so they run in
     parallel on ``jobs`` worker processes (default: one per core); their order in the output
-    and in error reports is the order of ``notebooks``.
+    and in error reports is the order of ``notebooks``. A notebook whose inputs are those of the
+    previous build into ``out`` is copied from it instead (:mod:`analysis_lib.cache`), unless
+    ``force``.
     """
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
-    pool = _worker_pool(jobs)  # the workers start while the data are validated
+    plan = plan_build(data, out, overrides, notebooks, notebook_dir)
     try:
-        plan = plan_build(data, out, overrides, notebooks, notebook_dir)
-    except BuildError:
-        pool.shutdown(cancel_futures=True)
-        raise
-    log(f"running {len(plan.tasks)} notebooks on {jobs} worker{'s' if jobs > 1 else ''}")
-    try:
-        results = run_tasks(pool, {(task[0],): task for task in plan.tasks}, log)
+        reused = {} if force else reuse_previous(plan, log)
+        todo = [task for task in plan.tasks if task[0] not in reused]
+        results = {}
+        if todo:  # the workers start only when a notebook has to run
+            jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+            log(f"running {len(todo)} notebook{'s' if len(todo) > 1 else ''} on {jobs} worker"
+                f"{'s' if jobs > 1 else ''}" + (f" ({len(reused)} reused)" if reused else ""))
+            results = run_tasks(_worker_pool(jobs), {(task[0],): task for task in todo}, log)
     except KeyboardInterrupt:
         failed = abandon_build(plan)
         raise BuildError(f"build interrupted - previous outputs in {plan.out} untouched; "
                          f"partial run kept in {failed}", exit_code=130) from None
-    return complete_build(plan, {key[0]: value for key, value in results.items()})
+    return complete_build(plan, {**reused, **{key[0]: value for key, value in results.items()}})
+
+
+def reuse_previous(plan: Plan, log: Callable[[str], None]) -> dict[str, dict]:
+    """Copy into the new folder the notebooks whose inputs are unchanged since the previous build
+    into ``plan.out`` (:func:`analysis_lib.cache.reusable`); their results, marked reused."""
+    record, notice = cache_module.previous_record(plan.out)
+    if notice:
+        log(notice)
+    reused = {}
+    for name, *_ in plan.tasks:
+        files = cache_module.reusable(plan.out, record, name, plan.keys[name])
+        if files is None:
+            continue
+        cache_module.copy_files(plan.out, plan.work, files)
+        entry = record["notebooks"][name]
+        reused[name] = {"seconds": float(entry.get("seconds", 0.0)), "started": entry.get("started", ""),
+                        "reused": True}
+        log(f"[reused] {name} (inputs unchanged since the previous build)")
+    return reused
 
 
 def run_tasks(pool: ProcessPoolExecutor, tasks: dict[tuple, tuple], log: Callable[[str], None]) -> dict[tuple, dict]:

@@ -19,7 +19,7 @@ from .outputs import save_table
 from .params import PARAMETERS, ParameterError, Parameters, parameter_table
 from .resample import run_resampling
 from .study import load_study
-from .synthetic import generate_cohort, write_cohort
+from .synthetic import paper_cohort, write_cohort
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a parameter, e.g. -p estimand ATE -p cutoff auto; the parameters: "
                         + ", ".join(spec.name for spec in PARAMETERS if not spec.internal)
                         + " (python -m analysis_lib parameters: defaults and meaning)")
+    b.add_argument("--force", action="store_true",
+                   help="run every notebook, even those whose inputs are unchanged since the previous build into --out")
 
     c = sub.add_parser("batch", help="build several named parameter sets (a scenario file) side by side")
     c.add_argument("scenarios", help="scenario file (YAML), e.g. scenarios.yml")
@@ -95,7 +97,7 @@ def _build(args) -> int:
     if args.columns is not None:
         pairs.append(("column_map", args.columns))
     try:
-        result = run_build(args.data, args.out, pairs, log=lambda m: print(m, flush=True))
+        result = run_build(args.data, args.out, pairs, log=lambda m: print(m, flush=True), force=args.force)
     except BuildError as err:
         for line in str(err).splitlines():
             print(f"error: {line}", file=sys.stderr)
@@ -164,7 +166,7 @@ def _synthesize(args) -> int:
 
     table1 = pd.read_csv(project_root() / "data" / "published" / "table1_published.csv")
     kwargs = {} if args.seed is None else {"seed": args.seed}
-    cohort = generate_cohort(table1, **kwargs)
+    cohort = paper_cohort(table1, **kwargs)
     write_cohort(cohort.data, Path(args.out))
     print(f"wrote {args.out} ({len(cohort.data)} synthetic patients)")
     return 0

@@ -248,7 +248,10 @@ def patient_flow(sample, patients_screened: int, patients_icas_lvo_evt: int,
          "n": patients_icas_lvo_evt - sample.n_input},
     ]
     for _, r in sample.exclusions.iterrows():
-        rows.append({"stage": f"Excluded: {r['reason']}", "n": int(r["n"]),
+        reason = r["reason"]  # "missing <column>", named by its Table 1 label
+        if reason.startswith("missing "):
+            reason = f"missing {variable_label(reason.removeprefix('missing '))}"
+        rows.append({"stage": f"Excluded: {reason}", "n": int(r["n"]),
                      "n_mt_rs": int(r["n_mt_rs"]), "n_mt_only": int(r["n_mt_only"])})
     if sample.exclusions.empty:  # the box stays, with its zero: every patient of the file is complete
         rows.append({"stage": "Excluded: missing propensity-model covariates", "n": 0, "n_mt_rs": 0, "n_mt_only": 0})

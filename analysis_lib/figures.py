@@ -202,10 +202,11 @@ def mrs_bars(distribution: pd.DataFrame, cutoff: float) -> Figure:
 
 
 def patient_flow_figure(flow: pd.DataFrame) -> Figure:
-    """Supplementary Figure 1: patient flow, the main chain of stages with exclusions to the side."""
+    """Supplementary Figure 1: patient flow, the main chain of stages with exclusions to the side
+    (the exclusions for a missing covariate in one box, with the count of each covariate)."""
     main: list[str] = []
     side: dict[int, list[str]] = {}
-    for _, r in flow.iterrows():
+    for _, r in _merge_missing(flow).iterrows():
         text = f"{r['stage']}\nn = {int(r['n']):,}"
         if pd.notna(r["n_mt_rs"]):
             text += f"\n(MT+RS {int(r['n_mt_rs'])}, MT only {int(r['n_mt_only'])})"
@@ -213,10 +214,13 @@ def patient_flow_figure(flow: pd.DataFrame) -> Figure:
             side.setdefault(len(main) - 1, []).append(text.replace("Excluded: ", "Excluded:\n", 1))
         else:
             main.append(text)
+    def height(text: str) -> float:  # a side box: 1.0 for up to four lines, more for more
+        return 1.0 + 0.22 * max(0, text.count("\n") - 3)
+
     ys, y = [], 0.0
     for i in range(len(main)):
         ys.append(y)
-        y -= 1.3 + 1.0 * len(side.get(i, []))
+        y -= 1.3 + sum(height(t) for t in side.get(i, []))
     fig = _figure(6.8, 0.62 * (-y) + 0.6)
     ax = fig.add_subplot()
     ax.set_axis_off()
@@ -228,12 +232,28 @@ def patient_flow_figure(flow: pd.DataFrame) -> Figure:
         if i + 1 < len(main):
             ax.annotate("", xy=(0.3, ys[i + 1] + 0.42), xytext=(0.3, yy - 0.42),
                         arrowprops={"arrowstyle": "-|>", "linewidth": 0.8, "color": "black"})
-        for j, ex in enumerate(side.get(i, [])):
-            ey = yy - 0.95 - 1.0 * j
+        below = 0.0
+        for ex in side.get(i, []):
+            ey = yy - 0.95 - below - (height(ex) - 1.0) / 2
+            below += height(ex)
             ax.annotate("", xy=(0.6, ey), xytext=(0.3, ey),
                         arrowprops={"arrowstyle": "-|>", "linewidth": 0.8, "color": "black"})
             ax.text(0.62, ey, ex, ha="left", va="center", fontsize=8, bbox={**box, "facecolor": "#F2F2F2"})
     return fig
+
+
+def _merge_missing(flow: pd.DataFrame) -> pd.DataFrame:
+    """One row for the exclusions for missing covariates, its stage listing each covariate's count."""
+    missing = flow["stage"].astype(str).str.startswith("Excluded: missing ")
+    if missing.sum() < 2:
+        return flow
+    rows = flow[missing]
+    parts = [f"{stage.removeprefix('Excluded: missing ')} {n}" for stage, n in zip(rows["stage"], rows["n"])]
+    lines = [", ".join(parts[i:i + 2]) for i in range(0, len(parts), 2)]
+    merged = pd.DataFrame([{"stage": "Excluded: missing propensity-model covariates\n" + ",\n".join(lines),
+                            "n": rows["n"].sum(), "n_mt_rs": rows["n_mt_rs"].sum(), "n_mt_only": rows["n_mt_only"].sum()}])
+    first = int(np.flatnonzero(missing.to_numpy())[0])
+    return pd.concat([flow.iloc[:first], merged, flow[~missing].iloc[first:]], ignore_index=True)
 
 
 def specification_curve_figure(curve: pd.DataFrame) -> Figure:

@@ -102,16 +102,18 @@ def chained_equations(frame: pd.DataFrame, columns: list[str], m: int, rng: np.r
             dof = max(int(obs.sum()) - X.shape[1], 1)
             sigma2 = float(np.sum((y - X[obs] @ beta) ** 2)) / dof
             cov = sigma2 * (XtX_inv + XtX_inv.T) / 2
-            draw = rng.multivariate_normal(beta, cov, method="eigh")
+            draw = beta + _cov_factor(cov) @ rng.standard_normal(beta.size)
             pred = X @ draw
             order = np.argsort(pred[obs], kind="stable")
-            sorted_pred, sorted_y = pred[obs][order], y[order]
+            sorted_pred = pred[obs][order]
             k = min(k_pmm, sorted_pred.size)
-            # the k observed rows whose predictions are closest to each missing row's prediction
+            # the k observed rows whose predictions are closest to each missing row's prediction,
+            # listed in row order (argpartition leaves them in an order that a change in the last
+            # digits of the data can shuffle; row order makes the random pick reproducible)
             distance = np.abs(pred[mis][:, None] - sorted_pred[None, :])
-            nearest = np.argpartition(distance, k - 1, axis=1)[:, :k]
+            nearest = np.sort(order[np.argpartition(distance, k - 1, axis=1)[:, :k]], axis=1)
             pick = nearest[np.arange(nearest.shape[0]), rng.integers(0, k, nearest.shape[0])]
-            data[mis, j] = sorted_y[pick]
+            data[mis, j] = y[pick]
 
     for _ in range(burn_in):
         cycle()
@@ -121,6 +123,18 @@ def chained_equations(frame: pd.DataFrame, columns: list[str], m: int, rng: np.r
             cycle()
         copies.append(pd.DataFrame(data.copy(), columns=names, index=frame.index))
     return copies
+
+
+def _cov_factor(cov: np.ndarray) -> np.ndarray:
+    """``L`` with ``L L' = cov`` for the coefficient draw: the Cholesky factor, which is unique and
+    changes continuously with ``cov`` (an eigendecomposition's signs and order depend on the LAPACK
+    build, so draws through it differ between machines); for a singular ``cov`` (collinear
+    predictors) the symmetric square root with eigenvalues clipped at zero."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        values, vectors = np.linalg.eigh(cov)
+        return vectors @ np.diag(np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
 def multiple_imputation(cohort: pd.DataFrame, ps_covariates: tuple[str, ...], cutoff: float, m: int = 20,

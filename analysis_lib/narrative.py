@@ -12,7 +12,7 @@ import pandas as pd
 from .descriptives import variable_label
 from .formatting import fmt_ci, fmt_num, fmt_p, fmt_pct
 from .subgroups import largest_imbalance, subgroup_label
-from .tables import OUTCOME_LABELS
+from .tables import OUTCOME_LABELS, item_label
 
 
 def _p(p: float) -> str:
@@ -307,29 +307,29 @@ def simulation_summary(summary: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
-def audit_summary_text(audit: pd.DataFrame) -> str:
-    """The audit's findings in a few sentences, real problems first."""
+def audit_summary_text(audit: pd.DataFrame, findings: pd.DataFrame) -> str:
+    """The audit in a paragraph: how many printed numbers were checked, then the findings a
+    referee would write to the authors, most severe first, each with its severity."""
     counts = audit["status"].value_counts()
-    bad = audit[audit["status"] == "inconsistent"]
-    explained = audit[audit["status"] == "explained"]
-    parts = [f"{len(audit)} printed numbers checked: {counts.get('inconsistent', 0)} inconsistent, "
-             f"{counts.get('explained', 0)} explained, {counts.get('reproduced', 0)} reproduced and "
-             f"{counts.get('not_checkable', 0)} not checkable without patient data."]
-    themes = [
-        ("truncated", "percentages or p-values that are truncated rather than rounded"),
-        ("chi-square test, no continuity correction", "Table 1 p-values that match a chi-square test without "
-                                                      "continuity correction rather than Fisher's exact test"),
-        ("profile likelihood", "unadjusted intervals that are profile-likelihood intervals of a Poisson GLM "
-                               "(R's confint) rather than the robust Wald intervals the Methods describe"),
-    ]
-    for key, text in themes:
-        n = int(explained["reason"].str.contains(key, regex=False).sum())
-        if n:
-            parts.append(f"Explained: {n} {text}.")
-    if len(bad):
-        listed = "; ".join(f"{r.source} {r.item} ({r.quantity}: {r.published}): {r.reason}" for r in bad.itertuples())
-        parts.append(f"Inconsistent: {listed}.")
-    return " ".join(parts)
+    flagged = int((audit["severity"].astype(str) != "").sum())
+    head = (f"{len(audit)} printed numbers checked: {counts.get('reproduced', 0)} reproduced, "
+            f"{counts.get('not_checkable', 0)} not checkable without patient data, and {flagged} that raise "
+            f"{len(findings)} findings")
+    if findings.empty:
+        return head + "."
+    by = findings["severity"].value_counts()
+    head += " (" + ", ".join(f"{by[k]} {SEVERITY_WORDS[k]}" for k in SEVERITY_WORDS if k in by) + ")."
+    items = " ".join(f"({i}) {item_label(r.headline)} [{SEVERITY_WORDS_SHORT[r.severity]}]"
+                     for i, r in enumerate(findings.itertuples(), 1))
+    return f"{head} Most severe first: {items}"
+
+
+SEVERITY_WORDS = {"unreproducible": "with numbers that no method reproduces",
+                  "methods": "where the Methods and the numbers disagree",
+                  "tension": "with results compatible only at the edges of their uncertainty",
+                  "rounding": "of rounding slips"}
+SEVERITY_WORDS_SHORT = {"unreproducible": "no method reproduces it", "methods": "Methods vs numbers",
+                        "tension": "tension", "rounding": "rounding slip"}
 
 
 def variance_summary(comparison: pd.DataFrame) -> str:

@@ -107,7 +107,10 @@ def fit_polr(y: np.ndarray, X: np.ndarray, w: np.ndarray, tol: float = 1e-12, ma
     converged = False
     for _ in range(max_iter):
         grad = w @ score
-        step = np.linalg.solve(hess, -grad)
+        try:
+            step = np.linalg.solve(hess, -grad)
+        except np.linalg.LinAlgError:  # a flat likelihood (no finite maximum): reported as not converged
+            break
         scale = 1.0
         while True:
             trial = theta + scale * step
@@ -156,6 +159,19 @@ def proportional_odds_p(y: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
     return float(chi2.sf(stat, len(b) - 1))
 
 
+def separated(y: np.ndarray, t: np.ndarray) -> str:
+    """Why the common odds ratio of two arms is infinite, or "": with one binary covariate the
+    proportional-odds likelihood has a finite maximum only if the arms' outcomes overlap (some
+    MT+RS patient has a lower mRS than some MT-only patient, and vice versa); otherwise the
+    coefficient runs to infinity (R's polr stops with non-finite values or warns)."""
+    a, b = y[t == 1], y[t == 0]
+    if a.min() >= b.max():
+        return "every MT+RS patient has a 90-day mRS at least as high as every MT-only patient"
+    if b.min() >= a.max():
+        return "every MT+RS patient has a 90-day mRS at most as high as every MT-only patient"
+    return ""
+
+
 def _coded(y: np.ndarray) -> np.ndarray:
     """Consecutive codes of the observed levels (polr drops the empty levels of the factor)."""
     return np.searchsorted(np.unique(y), y)
@@ -196,6 +212,11 @@ def _model_rows(y, t, high, w, ps, keep, subgroups, analysis, z) -> list[dict]:
                 problem = f"not estimable: no {label} patients with a known 90-day mRS in the {name} subgroup"
     if not problem and np.unique(y).size < 2:
         problem = "not estimable: every patient has the same 90-day mRS"
+    for name in subgroups if not problem else ():
+        why = separated(y[masks[name]], t[masks[name]])
+        if why:
+            problem = f"not estimable (infinite common odds ratio): in the {name} subgroup {why}"
+            break
     fit = None if problem else fit_polr(y, X, w)
     if fit is not None and not fit.converged:
         problem, fit = "not estimable: the proportional-odds fit did not converge", None
@@ -279,6 +300,8 @@ def subgroup_common_ors(y: np.ndarray, t: np.ndarray, high: np.ndarray, w: np.nd
     t, high, w = np.asarray(t, int), np.asarray(high, int), np.asarray(w, float)
     groups = t + 2 * high
     if np.bincount(groups, minlength=4).min() == 0 or y.max() < 1:
+        return nan
+    if any(separated(y[high == h], t[high == h]) for h in (0, 1)):
         return nan
     cell = y * 4 + groups
     size = 4 * (int(y.max()) + 1)

@@ -129,6 +129,9 @@ TEXT_RESULTS = {  # quantity of text_results_published.csv: (label, what it is)
     "patients_mt_rs": ("Patients with MT+RS", "analysed"),
     "patients_mt_only": ("Patients with MT only", "analysed"),
     "centers": ("Centers", "contributing patients"),
+    "gpi_alone_pct_of_mt_rs": ("Glycoprotein IIb/IIIa inhibitor alone, % of MT+RS", "peri-procedural regimen"),
+    "gpi_combination_pct_of_mt_rs": ("Glycoprotein IIb/IIIa inhibitor with other agents, % of MT+RS",
+                                     "peri-procedural regimen"),
 }
 
 

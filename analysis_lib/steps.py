@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from .audit import audit_published, audit_summary
+from .audit import TEXT_PERCENTAGES, audit_findings, audit_published, audit_summary
 from .augmented import augmented_rows
 from .balance import BALANCE_COLUMNS, balance_table, sample_sizes
 from .cutoffs import continuous_interaction, cutoff_sweep, resolve_cutoff
@@ -55,7 +56,7 @@ from .narrative import (
     weights_summary,
 )
 from .ordinal import ordinal_shift, ordinal_sweep
-from .params import Parameters
+from .params import DEFAULT_PS_COVARIATES, Parameters
 from .published import Published, load_published, table1_beside, table2_beside, text_results_beside
 from .registry import output_named
 from .resample import run_resampling
@@ -65,6 +66,7 @@ from .simulation import run_simulation_study
 from .specification import weight_sensitivity
 from .subgroups import SUBGROUP_WEIGHTS, subgroup_balance
 from .supplement import table_footnote
+from .synthetic import PAPER_SEED, TrueEffect, generate_cohort
 from .tables import (
     format_audit,
     format_augmented,
@@ -75,6 +77,7 @@ from .tables import (
     format_continuous,
     format_cutoff_selection,
     format_evalues,
+    format_findings,
     format_imputation,
     format_ordinal,
     format_propensity_specifications,
@@ -89,7 +92,7 @@ from .tables import (
     format_variance_comparison,
     format_weight_sensitivity,
 )
-from .weighting import balance_variables, design_matrix, weight_summary, weights_table
+from .weighting import balance_variables, compute_weights, design_matrix, fit_propensity, weight_summary, weights_table
 
 
 def _kind(shown) -> str | None:
@@ -256,6 +259,7 @@ class Steps(Memo):
             "patients_mt_rs": arms["mt_rs"],
             "patients_mt_only": arms["mt_only"],
             "centers": int(self.data["center"].nunique()),
+            **regimen_percentages(self.data),
         })
         return self._result("text_results_beside_published", beside)
 
@@ -417,6 +421,15 @@ class Steps(Memo):
         return self._result("multiverse_summary", multiverse_summary(self.specification_curve().value))
 
 
+def regimen_percentages(df: pd.DataFrame) -> dict[str, float]:
+    """The regimen percentages the Results give (audit.TEXT_PERCENTAGES), of the MT+RS patients."""
+    regimens = df.loc[df[TREATMENT] == 1, "antiplatelet_regimen"] if "antiplatelet_regimen" in df else pd.Series()
+    if not len(regimens):
+        return {}
+    return {q: 100.0 * float(np.mean([isinstance(v, str) and chosen(v) for v in regimens]))
+            for q, chosen in TEXT_PERCENTAGES.items()}
+
+
 @dataclass(frozen=True)
 class Paper(Memo):
     """The steps that need only the published numbers: the audit of the paper's printed numbers
@@ -428,15 +441,36 @@ class Paper(Memo):
 
     def audit(self) -> Result:
         """Every printed number checked against the others (:func:`~analysis_lib.audit.audit_published`)."""
-        table = self._memo("audit", lambda: audit_published(self.params.published_dir))
+        table = self._memo("audit", lambda: audit_published(self.params.published_dir, self._stenosis_reference()))
         return _result(self.params, "published_audit", format_audit(table), table)
+
+    def _stenosis_reference(self):
+        """Stenosis and overlap weights of a cohort ten times the paper's, reconstructed from its
+        Table 1 (:func:`~analysis_lib.synthetic.generate_cohort`: per-arm stenosis quartiles and
+        the treatment relations of Table 1; the propensity model of the paper's covariates)."""
+        def compute():
+            t1 = self.published.table1
+            if not len(t1) or "stenosis_pct" not in set(t1["variable"]):
+                return None
+            cohort = generate_cohort(t1, seed=PAPER_SEED, n_mt_rs=1720, n_mt_only=1310, effect=TrueEffect("none")).data
+            model = fit_propensity(cohort, DEFAULT_PS_COVARIATES)
+            return (cohort[MODIFIER].to_numpy(float),
+                    compute_weights(model.propensity, cohort[TREATMENT].to_numpy(), "ATO"))
+
+        return self._memo("stenosis_reference", compute)
+
+    def audit_findings(self) -> Result:
+        """The findings a referee would write to the authors, most severe first, with counts."""
+        table = self._memo("findings", lambda: audit_findings(self.audit().table, self.params.published_dir))
+        return _result(self.params, "audit_findings", format_findings(table), table)
 
     def audit_counts(self) -> pd.DataFrame:
         """Counts of the checks by source and status."""
         return audit_summary(self.audit().table)
 
     def audit_summary(self) -> Result:
-        return _result(self.params, "audit_summary", audit_summary_text(self.audit().table))
+        return _result(self.params, "audit_summary", audit_summary_text(self.audit().table,
+                                                                        self.audit_findings().table))
 
     def audit_problems(self) -> Result:
         """The inconsistent and explained numbers."""

@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from .audit import SEVERITIES
 from .descriptives import LABELS, TABLE1_VARIABLES, variable_label
 from .formatting import MISSING, fmt_ci, fmt_num, fmt_p, fmt_pct  # noqa: F401  (the formatters of every table)
 
@@ -336,7 +337,7 @@ def format_simulation(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _item_label(item: str) -> str:
+def item_label(item: str) -> str:
     """An audited item in words: every variable by its label (``antiplatelet_regimen=gpi, MT+RS`` ->
     ``Peri-procedural antiplatelet agents: GPI, MT+RS``; ``Results: mrs_0_2, high`` -> ``Results:
     90-day mRS 0-2, high``)."""
@@ -349,10 +350,18 @@ def _item_label(item: str) -> str:
 def format_audit(audit: pd.DataFrame, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The audit for reading: source, item, check, printed, recomputed, status, reason."""
     d = audit if statuses is None else audit[audit["status"].isin(statuses)]
-    return pd.DataFrame({"Source": d["source"], "Item": d["item"].map(_item_label), "Check": d["quantity"],
+    return pd.DataFrame({"Source": d["source"], "Item": d["item"].map(item_label), "Check": d["quantity"],
                          "Printed": d["published"], "Recomputed": d["recomputed"],
                          "Status": d["status"].str.replace("_", " "),
+                         "Severity": d["severity"].map(lambda v: SEVERITIES.get(v, "")),
                          "Reason": d["reason"]}).reset_index(drop=True)
+
+
+def format_findings(findings: pd.DataFrame) -> pd.DataFrame:
+    """The audit's findings for reading: rank, severity in words, the statement, its checks."""
+    return pd.DataFrame({"#": np.arange(1, len(findings) + 1), "Severity": findings["severity"].map(SEVERITIES),
+                         "Finding": findings["statement"].map(item_label),
+                         "Checks": findings["checks"]}).reset_index(drop=True)
 
 
 def format_variance_comparison(comparison: pd.DataFrame, cutoff: float) -> pd.DataFrame:

@@ -1,23 +1,30 @@
 """The audit finds planted reporting errors with the right reason and leaves correct numbers alone."""
 
+import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT
 
 from analysis_lib.audit import (
     AUDIT_COLUMNS,
+    SEVERITIES,
     PublishedText,
     audit_consistency,
+    audit_findings,
     audit_published,
     audit_table1,
     audit_text,
     audit_unadjusted,
     how_printed,
     implied_p_range,
+    monotone_effect_bound,
     p_interval,
     two_by_two,
 )
+from analysis_lib.params import Parameters
+from analysis_lib.steps import load_paper
 
 T1_COLUMNS = ["variable", "summary", "mt_only_n", "mt_only_total", "mt_only_pct", "mt_only_median", "mt_only_q1",
               "mt_only_q3", "mt_rs_n", "mt_rs_total", "mt_rs_pct", "mt_rs_median", "mt_rs_q1", "mt_rs_q3",
@@ -163,3 +170,70 @@ def test_the_paper():
     explained = audit[audit["status"] == "explained"]
     assert explained["reason"].str.contains("chi-square test, no continuity correction").sum() >= 5
     assert (audit[audit["item"] == "sich, unadjusted, overall"]["reason"].str.contains("profile likelihood")).any()
+
+
+def test_every_check_that_is_not_reproduced_has_a_severity():
+    audit = audit_published(ROOT / "data" / "published")
+    flagged = audit["severity"] != ""
+    assert set(audit.loc[flagged, "severity"]) <= set(SEVERITIES)
+    assert (audit.loc[audit["status"] == "inconsistent", "severity"] != "").all()
+    # an "explained" p-value from another test than the Methods name is a finding about the Methods
+    fisher = audit[audit["quantity"].str.startswith("p-value (Fisher") & (audit["status"] == "explained")]
+    assert len(fisher) and (fisher["severity"] == "methods").all()
+    # truncation is a rounding slip; reproduced and not-checkable rows carry none
+    assert (audit.loc[audit["reason"] == "truncated to one decimal instead of rounded", "severity"] == "rounding").all()
+    assert (audit.loc[audit["status"].isin(["reproduced", "not_checkable"]), "severity"] == "").all()
+
+
+def test_the_findings_of_the_paper_name_the_patterns_with_their_counts():
+    audit = audit_published(ROOT / "data" / "published")
+    findings = audit_findings(audit, ROOT / "data" / "published").set_index("finding")
+    order = [list(SEVERITIES).index(s) for s in findings["severity"]]
+    assert order == sorted(order)  # most severe first
+    assert ("15 of the 20 categorical p-values in Table 1 equal Pearson's chi-square test without continuity "
+            "correction and only 5 equal Fisher's exact test (3 of those are '<0.001'") in findings.loc["table1_tests",
+                                                                                                   "statement"]
+    assert findings.loc["table1_tests", "severity"] == "methods"
+    assert "final_mtici_2b3 has p = 0.16 in Table 2 against p <0.001 in Table 1" in findings.loc["model_based",
+                                                                                                 "statement"]
+    assert "35/172 is 20.3%; 20.2% is the sum of the printed 13.9% + 5.2% + 1.1%" in findings.loc["text_percentage",
+                                                                                                  "statement"]
+    assert findings.loc["text_percentage", "severity"] == "rounding"
+    assert "exactly 75% belongs to neither subgroup" in findings.loc["subgroup_definition", "statement"]
+    assert findings.loc["table1_numbers", "checks"] == 3 and findings.loc["table1_numbers", "severity"] == "unreproducible"
+    assert "effect_shape" not in findings.index  # needs the reconstructed stenosis distribution
+
+
+def test_the_monotone_effect_bound_is_reached_by_a_step_and_holds_for_every_monotone_effect():
+    s = np.arange(1.0, 101.0)
+    w = np.ones_like(s)
+    ratio, at = monotone_effect_bound(s, w, 50.0)
+    # closed form: the step at 50 on 1..100 has difference 1 and slope cov / var = 12.5 / 833.25
+    assert at == 50.0 and ratio == pytest.approx(12.5 / 833.25, rel=1e-12)
+    rng = np.random.default_rng(1)
+    s = np.round(rng.uniform(20, 99, 400))
+    w = rng.uniform(0.2, 1.0, 400)
+    ratio, at = monotone_effect_bound(s, w, 75.0)
+    high = s > 75
+    for _ in range(200):  # any non-increasing effect of stenosis: slope / difference >= the bound
+        levels = np.sort(np.unique(s))
+        g = dict(zip(levels, -np.cumsum(rng.exponential(size=levels.size) * (rng.random(levels.size) < 0.3))))
+        y = np.array([g[v] for v in s])
+        diff = np.average(y[high], weights=w[high]) - np.average(y[~high], weights=w[~high])
+        slope = np.cov(s, y, aweights=w)[0, 1] / np.cov(s, aweights=w)
+        if diff < 0:
+            assert slope / diff >= ratio - 1e-12
+
+
+def test_the_paper_s_subgroup_difference_and_slope_agree_only_at_the_edge_of_the_slope_s_interval():
+    """With the stenosis of a cohort reconstructed from Table 1 and its overlap weights, a
+    difference of 2.06 needs a slope of at least ~0.044 per %: above the printed 0.028, inside its
+    CI (0.009 to 0.047) only at the edge."""
+    paper = load_paper(Parameters(published_dir=str(ROOT / "data" / "published")))
+    audit = paper.audit().table
+    row = audit[audit["finding"] == "effect_shape"].iloc[0]
+    assert row["severity"] == "tension" and row["status"] == "inconsistent"
+    implied = float(re.search(r"needs a slope of at least ([0-9.]+)", row["recomputed"]).group(1))
+    assert 0.028 < implied <= 0.047
+    allowed = float(re.search(r"allows a difference of at most ([0-9.]+)", row["recomputed"]).group(1))
+    assert allowed < 2.06 - 0.5  # the printed slope cannot carry the printed difference

@@ -121,15 +121,16 @@ def test_tables_hold_the_library_numbers_unrounded(built):
 
 
 def test_same_inputs_give_byte_identical_tables_and_notebooks(built, tmp_path):
-    """A second build into the same folder: every table byte for byte, every executed notebook
-    identical apart from its timing metadata (outputs, parameters and cell IDs included)."""
+    """A second build into the same folder, every notebook run again (``force``): every table
+    byte for byte, every executed notebook identical apart from its timing metadata (outputs,
+    parameters and cell IDs included)."""
     import json
 
     from analysis_lib.provenance import without_timing
 
     first = tmp_path / "first"
     shutil.copytree(built.out, first)
-    again = run_build(SYNTHETIC, built.out, log=lambda m: None).out
+    again = run_build(SYNTHETIC, built.out, log=lambda m: None, force=True).out
     tables = sorted(p.name for p in (first / "tables").iterdir())
     assert tables == sorted(p.name for p in (again / "tables").iterdir()) and len(tables) > 40
     for name in tables:

@@ -87,6 +87,14 @@ def test_patient_flow_counts_exclusions():
     assert excluded["n"].sum() == 260 - 246
     assert (excluded["n_mt_rs"] + excluded["n_mt_only"] == excluded["n"]).all()
     assert table["n"].iloc[1] - table["n"].iloc[2] - excluded["n"].sum() == table["n"].iloc[-1]  # every box adds up
-    complete = patient_flow(analysis_sample(load_cohort(COHORTS["synthetic"]), DEFAULT_PS_COVARIATES), 18732, 541)
+    # the shipped export: 41 incomplete patients, each box named by the variable's label
+    shipped = patient_flow(analysis_sample(load_cohort(COHORTS["synthetic"]), DEFAULT_PS_COVARIATES), 18732, 541)
+    boxes = shipped.set_index("stage")["n"]
+    assert boxes["Excluded: other rescue strategies\n(not MT+RS or MT only; not in the registry file)"] == 197
+    assert boxes[boxes.index.str.startswith("Excluded: missing")].sum() == 41 and boxes["Analysed"] == 303
+    assert "Excluded: missing ASPECTS" in boxes.index or any("ASPECTS" in s for s in boxes.index)
+    # a file without missing covariates keeps the box, with its zero
+    complete_file = analysis_sample(load_cohort(COHORTS["synthetic"]), DEFAULT_PS_COVARIATES).data
+    complete = patient_flow(analysis_sample(complete_file, DEFAULT_PS_COVARIATES), 18732, 541)
     assert complete["stage"].tolist()[-2:] == ["Excluded: missing propensity-model covariates", "Analysed"]
     assert complete["n"].tolist()[-2:] == [0, 303]

@@ -61,8 +61,12 @@ def test_patient_flow_draws_one_box_per_stage(study):
     flow = patient_flow(study.sample, 18732, 541)
     fig = figures.patient_flow_figure(flow)
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
-    for _, row in flow.iterrows():
+    missing = flow["stage"].str.startswith("Excluded: missing ")
+    for _, row in flow[~missing].iterrows():
         assert f"n = {int(row['n']):,}" in texts
+    # the exclusions for a missing covariate share one box, with each covariate's count
+    assert "missing propensity-model covariates" in texts and f"n = {int(flow.loc[missing, 'n'].sum())}" in texts
+    assert "ASPECTS 29" in texts
 
 
 def test_simulation_error_bars_stay_within_0_and_100_percent():
@@ -100,8 +104,8 @@ def test_supplementary_figure_2_shades_the_stenosis_where_only_one_arm_has_patie
 
 def test_the_forest_plot_marks_the_cutoff_used_beside_the_selected_one(study):
     sweep = sweep_of(study)
-    labels = [t.get_text() for t in figures.sweep_forest(sweep, 75.0).axes[0].get_yticklabels()]
-    assert "75%  (used, Table 2)" in labels and "65%  (selected)" in labels
+    labels = [t.get_text() for t in figures.sweep_forest(sweep, 70.0).axes[0].get_yticklabels()]
+    assert "70%  (used, Table 2)" in labels and "75%  (selected)" in labels
     assert not any("used" in label for label in [t.get_text() for t in figures.sweep_forest(sweep).axes[0].get_yticklabels()])
 
 

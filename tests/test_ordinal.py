@@ -181,3 +181,19 @@ def test_the_fit_on_cells_equals_the_fit_on_patients(cohort):
         assert np.allclose(got, shift.loc[["low", "high"], col].to_numpy(float), rtol=1e-9, atol=0)
     empty = subgroup_common_ors(np.array([0.0, 1, 2, 3]), np.array([1, 0, 1, 0]), np.zeros(4, bool), np.ones(4))
     assert np.isnan(empty.common_or).all()  # no patient above the cutoff: no number
+
+
+def test_arms_that_do_not_overlap_give_a_reason_not_a_traceback():
+    """One MT+RS patient at or below the cutoff, dead at 90 days: no MT-only patient of that
+    subgroup has a worse mRS, so the common odds ratio there is infinite (no finite maximum)."""
+    s = sample("synthetic").copy()
+    low_rs = (s["rescue_stenting"] == 1) & (s["stenosis_pct"] <= 75)
+    first = s.index[low_rs][0]
+    s = s[~low_rs | (s.index == first)].reset_index(drop=True)
+    s.loc[(s["rescue_stenting"] == 1) & (s["stenosis_pct"] <= 75), "mrs_90d"] = 6
+    table = ordinal_shift(s, np.ones(len(s)), 75.0).query("analysis == 'iptw' and subgroup != 'overall'")
+    assert table["common_or"].isna().all()
+    assert (table["note"] == "not estimable (infinite common odds ratio): in the low subgroup every MT+RS patient "
+                             "has a 90-day mRS at least as high as every MT-only patient").all()
+    y, t, high = s["mrs_90d"].to_numpy(float), s["rescue_stenting"].to_numpy(), s["stenosis_pct"].to_numpy() > 75
+    assert np.isnan(subgroup_common_ors(y, t, high, np.ones(len(s))).common_or).all()

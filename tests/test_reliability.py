@@ -72,7 +72,7 @@ def test_bom_trailing_blank_rows_and_tabs(tmp_path):
     tabbed = tmp_path / "export.tsv"
     tabbed.write_bytes(b"\xef\xbb\xbf" + registry().to_csv(index=False, sep="\t").encode() + b"\t\t\n\n\n")
     raw = read_registry(tabbed)
-    assert raw.attrs["read_as"] == "UTF-8 text, tab-separated" and len(raw) == 303
+    assert raw.attrs["read_as"] == "UTF-8 text, tab-separated" and len(raw) == 344
     pd.testing.assert_frame_equal(load_cohort(tabbed), load_cohort(SYNTHETIC))
 
 
@@ -111,12 +111,12 @@ def test_validate_command_with_a_column_map(tmp_path, capsys):
     export = export_with_registry_names(tmp_path)
     assert cli.main(["validate", "--data", str(export), "--columns", str(tmp_path / "map.yml")]) == 0
     out = capsys.readouterr().out
-    assert out == (f"{export}: valid (303 patients, 32 columns; read as UTF-8 text, comma-separated, "
+    assert out == (f"{export}: valid (344 patients, 32 columns; read as UTF-8 text, comma-separated, "
                    "columns mapped by map.yml)\n")
     assert cli.main(["validate", "--data", str(export)]) == 2  # without the map: the names are wrong
     err = capsys.readouterr().err.splitlines()
     assert "error: export.csv: patient_id: required column is missing" in err[0]
-    assert err[-1] == f"4 problem(s) found in {export}"
+    assert err[-1] == f"5 problem(s) found in {export}"  # names, codes and the -99 of the 3 unknown NIHSS
 
 
 def test_column_map_problems_are_listed_at_once(tmp_path):
@@ -134,14 +134,17 @@ def test_column_map_problems_are_listed_at_once(tmp_path):
 
 
 # ------------------------------------------------------------------ the bad-input matrix
-def _set(column, value, where=lambda f: f.index == 5):
+ROW = 7  # an MT+RS patient alive at 90 days (mRS 3): a changed mRS breaks no other rule
+
+
+def _set(column, value, where=lambda f: f.index == ROW):
     def change(frame):
         frame.loc[where(frame), column] = value
         return frame
     return change
 
 
-def _row(frame, i=5):
+def _row(frame, i=ROW):
     return f"row {i + 1} ({frame.loc[i, 'patient_id']})"
 
 
@@ -235,8 +238,8 @@ def test_complete_separation_in_the_propensity_model(tmp_path, capsys, previous)
     frame["ivt"] = frame["rescue_stenting"]  # a covariate that predicts the treatment perfectly
     data = tmp_path / "separated.csv"
     frame.to_csv(data, index=False)
-    lines = build_fails(capsys, data, previous, "-p", "ps_covariates", "age,ivt")
-    assert lines == ["propensity model: complete or quasi-complete separation (fitted propensity 0 or 1 for 303 "
+    lines = build_fails(capsys, data, previous, "-p", "ps_covariates", "age,ivt")  # 343 of 344 with a known age
+    assert lines == ["propensity model: complete or quasi-complete separation (fitted propensity 0 or 1 for 343 "
                      "patients, e.g. rows 1, 2, 3, 4, 5): 'ivt' alone separates the arms; remove or recode the "
                      "covariate (parameter ps_covariates)"]
 

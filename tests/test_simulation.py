@@ -108,7 +108,7 @@ def test_the_stenosis_product_model_balances_the_products_its_slope_needs():
     from analysis_lib.simulation import stenosis_product_formula
     from analysis_lib.weighting import compute_weights, fit_propensity
 
-    df = load_cohort(ROOT / "data" / "synthetic_cohort.csv")
+    df = load_cohort(ROOT / "data" / "synthetic_cohort.csv").dropna(subset=list(SETTINGS.ps_covariates))
     t = df["rescue_stenting"].to_numpy(float)
     products = {c: df[c].to_numpy(float) * df["stenosis_pct"].to_numpy(float) for c in ("age", "nihss", "aspects")}
     for formula, balanced in ((None, False), (stenosis_product_formula(SETTINGS.ps_covariates), True)):

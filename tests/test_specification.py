@@ -139,7 +139,7 @@ def test_rubin_rules_closed_form():
 
 
 def test_imputation_without_missing_values_is_the_complete_case_analysis():
-    cohort = load_cohort(COHORTS["synthetic"])
+    cohort = sample("synthetic")  # the complete cases: nothing to impute
     mi = multiple_imputation(cohort, DEFAULT_PS_COVARIATES, 75, m=5)
     assert list(mi.table.columns) == MI_COLUMNS
     primary = table2(sample("synthetic"), weights("synthetic"), 75)

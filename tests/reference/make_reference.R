@@ -295,7 +295,11 @@ center_glmm <- function(s, cutoff, w = NULL) {
       if (model == "interaction" && (any(is.na(cells)) || any(cells == 0))) next
       if (model == "overall" && any(tapply(d$y, d$trt, sum) == 0)) next
       f <- if (model == "overall") y ~ trt + (1 | center) else y ~ trt * high + (1 | center)
-      m <- suppressWarnings(suppressMessages(glmer(f, data = d, family = poisson, weights = wt)))
+      # glmer's default stopping rule can end short of the maximum (the synthetic cohort's weighted
+      # death model: log-likelihood -154.9841 by default, -154.9839 with these tolerances)
+      m <- suppressWarnings(suppressMessages(glmer(f, data = d, family = poisson, weights = wt,
+        control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5, rhoend = 1e-12),
+                               tolPwrss = 1e-12))))
       b <- fixef(m); se <- sqrt(diag(as.matrix(vcov(m))))
       se_rx <- sqrt(diag(as.matrix(suppressWarnings(vcov(m, use.hessian = FALSE)))))
       out[[length(out) + 1]] <- data.frame(outcome = o, model = model, term = names(b), estimate = unname(b),

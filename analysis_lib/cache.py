@@ -1,0 +1,119 @@
+"""Incremental builds: a notebook whose inputs are unchanged is not executed again.
+
+A notebook's inputs, as one content hash (its *key*): the notebook file; the parameters papermill
+injects into it (those it declares, the temporary cohort file excepted); the bytes of the data
+file and of the column map when it declares ``data_path``; the published tables when it declares
+``published_dir``; the source of ``analysis_lib``; and the Python and package versions. The
+simulation study and the audit declare no data, so their key, and their reuse, survive a change
+of data file.
+
+``provenance.json`` records each notebook's key and the SHA-256 of every file it wrote. The next
+build into the same folder copies a notebook's files from the previous folder instead of running
+it when the key is the same and every file is there with its recorded hash; anything else (a
+changed input, a missing or edited file, an unreadable provenance) means running it again. The
+copies are the bytes a new run would write (the build is deterministic), so the folder is the
+same as after a full rebuild; ``--force`` runs everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from . import provenance
+from .params import Parameters
+from .registry import OUTPUTS
+
+_LIBRARY_SUFFIXES = (".py", ".csv", ".yml", ".yaml", ".json", ".md")
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def library_hash() -> str:
+    """SHA-256 over the files of ``analysis_lib`` (path and content, sorted by path)."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _LIBRARY_SUFFIXES
+                       and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(root)).encode("utf-8") + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def environment_hash() -> str:
+    """The Python version and every installed package's version, as one hash."""
+    return _digest({"python": sys.version, "packages": provenance.packages()})
+
+
+def _folder_hash(folder: Path) -> str:
+    return _digest({p.name: provenance.sha256(p) for p in sorted(Path(folder).glob("*")) if p.is_file()})
+
+
+def notebook_key(source: Path, injected: dict, params: Parameters, library: str, environment: str) -> str:
+    """The content hash of a notebook's inputs (module docstring)."""
+    parts = {"notebook": provenance.sha256(source), "parameters": {k: v for k, v in injected.items()
+                                                                     if k != "data_cache"},
+             "library": library, "environment": environment}
+    if "data_path" in injected:
+        parts["data"] = provenance.sha256(params.data_path)
+        parts["column_map"] = provenance.sha256(params.column_map) if params.column_map else None
+    if "published_dir" in injected:
+        parts["published"] = _folder_hash(params.published_dir)
+    return _digest(parts)
+
+
+def written_files(folder: Path, name: str, parameters: dict) -> dict[str, str]:
+    """The files notebook ``name`` wrote into ``folder`` (its registry outputs and the executed
+    notebook), each with its SHA-256."""
+    files = [f"notebooks/{name}.ipynb"]
+    for output in OUTPUTS:
+        if output.notebook == name and output.expected(parameters):
+            files += list(output.files)
+    return {f: provenance.sha256(folder / f) for f in sorted(set(files)) if (folder / f).is_file()}
+
+
+def previous_record(out: Path) -> tuple[dict | None, str]:
+    """The previous build's provenance record in ``out``, or None and why (empty when there is
+    simply no previous build)."""
+    path = Path(out) / "provenance.json"
+    if not path.is_file():
+        return None, ""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, f"note: {path} is unreadable; every notebook runs again"
+    if not isinstance(record, dict):
+        return None, f"note: {path} is not a build record; every notebook runs again"
+    return record, ""  # a record without notebook keys (an older build) reuses nothing, silently
+
+
+def reusable(out: Path, record: dict | None, name: str, key: str) -> dict[str, str] | None:
+    """The files of notebook ``name`` to copy from the previous build, or None when it must run:
+    the same key, and every recorded file present with its recorded hash."""
+    if record is None:
+        return None
+    notebooks = record.get("notebooks")
+    entry = notebooks.get(name) if isinstance(notebooks, dict) else None
+    if not isinstance(entry, dict) or entry.get("inputs") != key or not isinstance(entry.get("files"), dict):
+        return None
+    files = entry["files"]
+    if f"notebooks/{name}.ipynb" not in files:
+        return None
+    for rel, digest in files.items():
+        path = Path(out) / rel
+        if not path.is_file() or provenance.sha256(path) != digest:
+            return None
+    return files
+
+
+def copy_files(out: Path, work: Path, files: dict[str, str]) -> None:
+    """Copy a reused notebook's files from the previous folder into the new one."""
+    for rel in files:
+        target = Path(work) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(out) / rel, target)

@@ -1,0 +1,109 @@
+"""Incremental builds (analysis_lib.cache): an unchanged rebuild copies every notebook from the
+previous build, a changed notebook runs alone, a tampered or unreadable record never yields stale
+results, ``force`` runs everything, and the folder is the one a full rebuild writes."""
+
+import json
+import shutil
+
+import pytest
+from conftest import COHORTS, ROOT
+
+from analysis_lib.build import NOTEBOOKS, run_build
+from analysis_lib.provenance import without_timing
+
+SYNTHETIC = COHORTS["synthetic"]
+FAST = [("bootstrap_replicates", "0"), ("simulation_replicates", "0"), ("mi_imputations", "0")]
+
+
+def build(out, log=None, **kw):
+    lines = []
+    run_build(SYNTHETIC, out, FAST, log=lines.append, **kw)
+    return lines
+
+
+def reused(lines):
+    return sorted(line.split()[1] for line in lines if line.startswith("[reused]"))
+
+
+def executed(lines):
+    return sorted(line.split()[1] for line in lines if line.startswith("[") and " done " in line)
+
+
+def files(folder):
+    """Every output file (the notebooks without their timing metadata; provenance.json and the
+    supplement, whose footer carries the build's time, apart)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        if not p.is_file() or rel in ("provenance.json", "supplement.html"):
+            continue
+        out[rel] = (json.dumps(without_timing(json.loads(p.read_text())), sort_keys=True) if p.suffix == ".ipynb"
+                    else p.read_bytes())
+    return out
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cache") / "out"
+    lines = build(out)
+    return out, lines
+
+
+def test_an_unchanged_rebuild_reuses_every_notebook_and_writes_what_a_full_rebuild_writes(first):
+    out, lines = first
+    assert executed(lines) == sorted(NOTEBOOKS) and reused(lines) == []
+    record = json.loads((out / "provenance.json").read_text())
+    for name in NOTEBOOKS:  # each notebook's inputs and the hash of every file it wrote
+        entry = record["notebooks"][name]
+        assert len(entry["inputs"]) == 64 and f"notebooks/{name}.ipynb" in entry["files"] and not entry["reused"]
+    assert "tables/table2.csv" in record["notebooks"]["04_outcomes"]["files"]
+    again = build(out)
+    assert reused(again) == sorted(NOTEBOOKS) and executed(again) == []
+    assert all(json.loads((out / "provenance.json").read_text())["notebooks"][n]["reused"] for n in NOTEBOOKS)
+    incremental = files(out)
+    assert executed(build(out, force=True)) == sorted(NOTEBOOKS)  # a full rebuild into the same folder
+    assert files(out) == incremental
+
+
+# The tests below share the folder of ``first`` (reuse is by folder: the executed notebooks name
+# it) and run in this order, each leaving it as a build of the shipped notebooks and data.
+def test_a_changed_notebook_runs_alone(first, tmp_path):
+    out, _ = first
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", notebooks)
+    nb = json.loads((notebooks / "05_sensitivity.ipynb").read_text())
+    markdown = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    markdown["source"] = ["An edited sentence.\n"] + list(markdown["source"])
+    (notebooks / "05_sensitivity.ipynb").write_text(json.dumps(nb, indent=1))
+    lines = []
+    run_build(SYNTHETIC, out, FAST, log=lines.append, notebook_dir=notebooks)
+    assert executed(lines) == ["05_sensitivity"] and len(reused(lines)) == len(NOTEBOOKS) - 1
+    assert "An edited sentence." in (out / "notebooks" / "05_sensitivity.ipynb").read_text()
+    assert executed(build(out)) == ["05_sensitivity"]  # the shipped notebook again
+
+
+def test_a_tampered_output_runs_its_notebook_again(first):
+    out, _ = first
+    table2 = out / "tables" / "table2.csv"
+    original = table2.read_bytes()
+    table2.write_bytes(original.replace(b"mrs_90d", b"mrs_9od", 1))  # an edit after the build
+    assert executed(build(out)) == ["04_outcomes"] and table2.read_bytes() == original
+
+
+def test_the_data_free_notebooks_are_reused_across_data_files(first, tmp_path):
+    """The audit and the simulation study read no data: another data file reruns the others only."""
+    out, _ = first
+    other = tmp_path / "other.csv"
+    other.write_bytes(SYNTHETIC.read_bytes().replace(b"SYN-0001,", b"SYN-9999,", 1))
+    lines = []
+    run_build(other, out, FAST, log=lines.append)
+    assert reused(lines) == ["00_audit", "07_simulation"]
+    assert executed(lines) == sorted(set(NOTEBOOKS) - {"00_audit", "07_simulation"})
+
+
+def test_an_unreadable_record_is_ignored_with_a_one_line_notice(first):
+    out, _ = first
+    (out / "provenance.json").write_text('{"notebooks": {"00_audit": ')  # half-written
+    lines = build(out)
+    assert lines[0] == f"note: {out / 'provenance.json'} is unreadable; every notebook runs again"
+    assert executed(lines) == sorted(NOTEBOOKS)
