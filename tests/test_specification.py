@@ -209,3 +209,17 @@ def test_propensity_specifications_table():
     by = table.set_index("ps_spec")
     assert by.loc["CBPS", "max_abs_smd_weighted"] < 1e-8 < by.loc["primary", "max_abs_smd_weighted"]
     assert by.loc["rich formula", "terms"] == 17
+
+
+def test_the_donor_search_compares_a_window_and_finds_the_k_nearest():
+    """Predictive mean matching's k nearest observed predictions, from the 2k around each query,
+    equal those of the full distance matrix (queries inside, below and above the observed range,
+    and k equal to the number of observed rows)."""
+    from analysis_lib.imputation import _nearest
+
+    rng = np.random.default_rng(3)
+    for n, k in ((500, 20), (30, 20), (12, 12), (5000, 5)):
+        values = np.sort(rng.normal(size=n))
+        queries = np.concatenate([rng.normal(size=50), [-10.0, 10.0]])
+        full = np.argpartition(np.abs(queries[:, None] - values[None, :]), k - 1, axis=1)[:, :k]
+        assert np.array_equal(np.sort(_nearest(values, queries, k), axis=1), np.sort(full, axis=1)), (n, k)
