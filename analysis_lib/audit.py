@@ -669,8 +669,9 @@ def audit_effect_shape(printed: PublishedText, reference: tuple[np.ndarray, np.n
     beta = text.loc["continuous_interaction_beta_per_pct"]
     slope, edge = abs(float(beta["value"])), max(abs(float(beta["ci_lower"])), abs(float(beta["ci_upper"])))
     implied_slope, implied_diff = ratio * diff, slope / ratio
-    shown = (f"difference {text.loc['difference_of_ates_at_optimal_cutoff', 'value']}; slope {beta['value']} "
-             f"({beta['ci_lower']} to {beta['ci_upper']}) per %")
+    # short enough (under 50 characters) that a notebook's table never cuts it to "-0.0..."
+    shown = (f"difference {text.loc['difference_of_ates_at_optimal_cutoff', 'value']}, slope {beta['value']} "
+             f"({beta['ci_lower']}, {beta['ci_upper']})")
     recomputed = (f"a difference of {diff:g} needs a slope of at least {implied_slope:.3f} per %; a slope of "
                   f"{slope:g} allows a difference of at most {implied_diff:.2f}")
     item = "subgroup difference and continuous interaction"
