@@ -229,13 +229,13 @@ def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str
                          "choose a folder you can write to", exit_code=2) from None
     params = params.replace(data_cache=str(cache))
     tasks, keys = [], {}
-    library, environment = cache_module.library_hash(), cache_module.environment_hash()
+    inputs = cache_module.build_inputs(params)
     order = sorted(notebooks, key=lambda n: (SCHEDULE_FIRST.index(n) if n in SCHEDULE_FIRST else len(SCHEDULE_FIRST)))
     for name in order:
         source = notebook_path(name, notebook_dir)
         injected = notebook_parameters(source, params, work)
         tasks.append((name, str(source), str(work / "notebooks" / f"{name}.ipynb"), injected))
-        keys[name] = cache_module.notebook_key(source, injected, params, library, environment)
+        keys[name] = cache_module.notebook_key(source, injected, inputs)
     return Plan(out=out, work=work, cache=cache, params=params, cutoff_used=cutoff_used, tasks=tuple(tasks),
                 started=started, started_at=started_at, keys=keys)
 

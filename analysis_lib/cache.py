@@ -54,16 +54,25 @@ def _folder_hash(folder: Path) -> str:
     return _digest({p.name: provenance.sha256(p) for p in sorted(Path(folder).glob("*")) if p.is_file()})
 
 
-def notebook_key(source: Path, injected: dict, params: Parameters, library: str, environment: str) -> str:
-    """The content hash of a notebook's inputs (module docstring)."""
+def build_inputs(params: Parameters) -> dict[str, str | None]:
+    """The hashes every notebook's key draws on, computed once per build (the data file may be
+    large): the library, the environment, the data file, the column map, the published tables."""
+    return {"library": library_hash(), "environment": environment_hash(), "data": provenance.sha256(params.data_path),
+            "column_map": provenance.sha256(params.column_map) if params.column_map else None,
+            "published": _folder_hash(params.published_dir)}
+
+
+def notebook_key(source: Path, injected: dict, inputs: dict[str, str | None]) -> str:
+    """The content hash of a notebook's inputs (module docstring), ``inputs`` from
+    :func:`build_inputs`: the data and column map only when it declares ``data_path``, the
+    published tables only when it declares ``published_dir``."""
     parts = {"notebook": provenance.sha256(source), "parameters": {k: v for k, v in injected.items()
                                                                      if k != "data_cache"},
-             "library": library, "environment": environment}
+             "library": inputs["library"], "environment": inputs["environment"]}
     if "data_path" in injected:
-        parts["data"] = provenance.sha256(params.data_path)
-        parts["column_map"] = provenance.sha256(params.column_map) if params.column_map else None
+        parts["data"], parts["column_map"] = inputs["data"], inputs["column_map"]
     if "published_dir" in injected:
-        parts["published"] = _folder_hash(params.published_dir)
+        parts["published"] = inputs["published"]
     return _digest(parts)
 
 

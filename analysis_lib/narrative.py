@@ -136,11 +136,8 @@ def evalue_summary(ev: pd.DataFrame, cutoff: float) -> str:
 def multiverse_summary(curve: pd.DataFrame) -> str:
     """One sentence: how many specifications agree in sign and significance with the primary."""
     eligible = curve[curve["eligible"]]
-    keys = ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size"]
-    per_spec = eligible.groupby(keys)["agrees"].agg(["all", "size"])
-    both = per_spec[per_spec["size"] == 2]
-    agree = int(both["all"].sum())
-    return (f"Of {len(both)} specifications with an eligible cutoff, {agree} ({100 * agree / max(len(both), 1):.0f}%) "
+    agree, total = _agreeing(eligible, "agrees", ["ps_spec", "estimand", "hc_type", "cutoff", "min_arm_size"], 2)
+    return (f"Of {total} specifications with an eligible cutoff, {agree} ({100 * agree / max(total, 1):.0f}%) "
             "agree with the primary result in sign and in significance at 5% in both stenosis subgroups "
             f"({int(eligible.loc[eligible.subgroup == 'low', 'agrees'].sum())} of "
             f"{int((eligible.subgroup == 'low').sum())} below the cutoff, "
@@ -149,14 +146,20 @@ def multiverse_summary(curve: pd.DataFrame) -> str:
             + _ordinal_agreement(eligible))
 
 
+def _agreeing(eligible: pd.DataFrame, column: str, keys: list[str], rows: int) -> tuple[int, int]:
+    """Of the specifications (``keys``) with all ``rows`` rows eligible, how many agree in every
+    row (``column``), and how many there are."""
+    per_spec = eligible.groupby(keys)[column].agg(["all", "size"])
+    complete = per_spec[per_spec["size"] == rows]
+    return int(complete["all"].sum()), len(complete)
+
+
 def _ordinal_agreement(eligible: pd.DataFrame) -> str:
     """The same count for the common odds ratio (one per specification: it has no HC type)."""
-    keys = ["ps_spec", "estimand", "cutoff", "min_arm_size"]
-    per_spec = eligible.groupby(keys)["common_or_agrees"].agg(["all", "size"])
-    both = per_spec[per_spec["size"] == 2 * eligible["hc_type"].nunique()]
-    agree = int(both["all"].sum())
+    agree, total = _agreeing(eligible, "common_or_agrees", ["ps_spec", "estimand", "cutoff", "min_arm_size"],
+                             2 * eligible["hc_type"].nunique())
     return (f"The common odds ratio of a lower mRS agrees with its primary value in direction and significance in "
-            f"{agree} of the {len(both)} ({100 * agree / max(len(both), 1):.0f}%) specifications without the choice "
+            f"{agree} of the {total} ({100 * agree / max(total, 1):.0f}%) specifications without the choice "
             "of sandwich, which the proportional-odds model does not make (HC0 throughout).")
 
 

@@ -200,6 +200,15 @@ def ordinal_shift(df: pd.DataFrame, weights: np.ndarray, cutoff: float, conf_lev
     return pd.DataFrame(rows, columns=ORDINAL_COLUMNS)
 
 
+def _common_or(beta: np.ndarray, V: np.ndarray, L, z: float) -> tuple[float, float, float, float]:
+    """The common OR ``exp(-L'beta)`` of a lower mRS, its normal interval and Wald p (``V`` the
+    covariance of ``beta``)."""
+    L = np.asarray(L, float)
+    b = float(L @ beta)
+    se = float(np.sqrt(L @ V @ L))
+    return float(np.exp(-b)), float(np.exp(-b - z * se)), float(np.exp(-b + z * se)), float(two_sided_p(b / se, None))
+
+
 def _model_rows(y, t, high, w, ps, keep, subgroups, analysis, z) -> list[dict]:
     """The rows of one model: overall (``y ~ t``) or the two subgroups (``y ~ t * high``)."""
     overall = subgroups == ("overall",)
@@ -230,11 +239,8 @@ def _model_rows(y, t, high, w, ps, keep, subgroups, analysis, z) -> list[dict]:
                "common_or": np.nan, "ci_lower": np.nan, "ci_upper": np.nan, "p_value": np.nan,
                "p_interaction": np.nan, "p_proportional_odds": np.nan}
         if fit is not None:
-            L = np.asarray(L)
-            b = float(L @ fit.beta)
-            se = float(np.sqrt(L @ V[n_cut:, n_cut:] @ L))
-            row.update(common_or=np.exp(-b), ci_lower=np.exp(-b - z * se), ci_upper=np.exp(-b + z * se),
-                       p_value=float(two_sided_p(b / se, None)))
+            estimate = _common_or(fit.beta, V[n_cut:, n_cut:], L, z)
+            row["common_or"], row["ci_lower"], row["ci_upper"], row["p_value"] = estimate
             if not overall:
                 row["p_interaction"] = float(two_sided_p(fit.beta[2] / np.sqrt(V[n_cut + 2, n_cut + 2]), None))
             sel = masks[name]
@@ -319,7 +325,5 @@ def subgroup_common_ors(y: np.ndarray, t: np.ndarray, high: np.ndarray, w: np.nd
     n_cut = fit.zeta.size
     out = []
     for L in (np.array([1.0, 0, 0]), np.array([1.0, 0, 1.0])):
-        b = float(L @ fit.beta)
-        se = float(np.sqrt(L @ V[n_cut:, n_cut:] @ L))
-        out.append((np.exp(-b), np.exp(-b - z * se), np.exp(-b + z * se), float(two_sided_p(b / se, None))))
+        out.append(_common_or(fit.beta, V[n_cut:, n_cut:], L, z))
     return SubgroupOdds(*(tuple(float(v) for v in col) for col in zip(*out)))
