@@ -11,8 +11,8 @@ With ``h`` the tilting function of the estimand (ATO ``e (1 - e)``, ATE 1, ATT `
 The effect is ``mu_1 - mu_0`` (or ``log(mu_1 / mu_0)`` for a 0/1 outcome, reported as a ratio).
 Its variance is the M-estimation sandwich ``A^-1 B A^-T`` of the stacked estimating functions of
 the logistic propensity model, both outcome models and the four means ``nu_z`` (the first sum)
-and ``delta_z`` (the second); ``A`` is differentiated numerically (central differences with
-Richardson extrapolation, as numDeriv, which PSweight uses), ``B = sum psi psi'``. Checked against
+and ``delta_z`` (the second); ``A`` is analytic (:func:`bread`; PSweight differentiates
+numerically with numDeriv), ``B = sum psi psi'``. Checked against
 PSweight's published NCDS example (tests/test_augmented.py) to its printed 6 decimals.
 """
 
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .data import OUTCOMES, TREATMENT, measure_for
+from .mestimation import weight_derivative_factor
 from .numerics import critical_value, newton_glm, sigmoid, two_sided_p
 from .weighting import estimand_weights
 
@@ -90,30 +91,18 @@ def augmented_effect(Z: np.ndarray, t: np.ndarray, X: np.ndarray, y: np.ndarray,
         if beta is None:
             return AugmentedFit(np.nan, np.nan, np.nan, np.nan, binary, problem)
         arms[arm] = beta
-    k, q = Z.shape[1], X.shape[1]
     link = sigmoid if binary else (lambda eta: eta)
-
-    def psi(theta: np.ndarray) -> np.ndarray:
-        g, a1, a0 = theta[:k], theta[k:k + q], theta[k + q:k + 2 * q]
-        nu1, nu0, d1, d0 = theta[k + 2 * q:]
-        p = sigmoid(Z @ g)
-        h, w = tilting(p, estimand), estimand_weights(p, t, estimand)
-        m1, m0 = link(X @ a1), link(X @ a0)
-        return np.column_stack([(t - p)[:, None] * Z, (t * (y - m1))[:, None] * X, ((1 - t) * (y - m0))[:, None] * X,
-                                h * (m1 - nu1), h * (m0 - nu0), t * w * (y - m1 - d1), (1 - t) * w * (y - m0 - d0)])
-
     p = sigmoid(Z @ gamma)
     h, w = tilting(p, estimand), estimand_weights(p, t, estimand)
     m1, m0 = link(X @ arms[1]), link(X @ arms[0])
-    means = [h @ m1 / h.sum(), h @ m0 / h.sum(), (t * w) @ (y - m1) / (t * w).sum(),
-             ((1 - t) * w) @ (y - m0) / ((1 - t) * w).sum()]
+    means = np.array([h @ m1 / h.sum(), h @ m0 / h.sum(), (t * w) @ (y - m1) / (t * w).sum(),
+                      ((1 - t) * w) @ (y - m0) / ((1 - t) * w).sum()])
     theta = np.concatenate([gamma, arms[1], arms[0], means])
-    A = _jacobian(lambda th: psi(th).sum(axis=0), theta)
-    scores = psi(theta)
-    V = np.linalg.solve(A, np.linalg.solve(A, scores.T @ scores).T)  # A^-1 B A^-T
+    A = bread(Z, X, t, y, p, m1, m0, means, estimand, binary)
+    V = np.linalg.solve(A, np.linalg.solve(A, meat(Z, X, t, y, p, m1, m0, means, estimand)).T)  # A^-1 B A^-T
     mu1, mu0 = means[0] + means[2], means[1] + means[3]
     grad = np.zeros(theta.size)
-    idx = k + 2 * q
+    idx = Z.shape[1] + 2 * X.shape[1]
     if binary:
         if mu1 <= 0 or mu0 <= 0:
             return AugmentedFit(mu1, mu0, np.nan, np.nan, True, "RR not estimable: an augmented mean is not positive")
@@ -125,17 +114,62 @@ def augmented_effect(Z: np.ndarray, t: np.ndarray, X: np.ndarray, y: np.ndarray,
     return AugmentedFit(float(mu1), float(mu0), float(coef), float(np.sqrt(grad @ V @ grad)), binary)
 
 
-def _jacobian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """``d f / d x'`` by central differences with one Richardson extrapolation (error O(h^4))."""
-    def central(step: float) -> np.ndarray:
-        out = np.empty((f(x).size, x.size))
-        for j in range(x.size):
-            e = np.zeros(x.size)
-            e[j] = step * max(1.0, abs(x[j]))
-            out[:, j] = (f(x + e) - f(x - e)) / (2 * e[j])
-        return out
+def estimating_functions(Z, X, t, y, p, m1, m0, means, estimand) -> np.ndarray:
+    """``psi_i`` (n x (k + 2q + 4)) at the estimates, in the order of ``theta``: ``(t - p) z``,
+    ``t (y - m1) x``, ``(1 - t)(y - m0) x``, ``h (m1 - nu1)``, ``h (m0 - nu0)``,
+    ``t w (y - m1 - delta1)``, ``(1 - t) w (y - m0 - delta0)``."""
+    nu1, nu0, d1, d0 = means
+    h, w = tilting(p, estimand), estimand_weights(p, t, estimand)
+    return np.column_stack([(t - p)[:, None] * Z, (t * (y - m1))[:, None] * X, ((1 - t) * (y - m0))[:, None] * X,
+                            h * (m1 - nu1), h * (m0 - nu0), t * w * (y - m1 - d1), (1 - t) * w * (y - m0 - d0)])
 
-    return (4 * central(h / 2) - central(h)) / 3
+
+def meat(Z, X, t, y, p, m1, m0, means, estimand, chunk: int = 65536) -> np.ndarray:
+    """``B = sum_i psi_i psi_i'``, accumulated over blocks of ``chunk`` rows so that the n x
+    (k + 2q + 4) matrix of estimating functions is never held whole (344 MB at n = 10^6)."""
+    B = 0.0
+    for s in range(0, len(t), chunk):
+        part = slice(s, s + chunk)
+        psi = estimating_functions(Z[part], X[part], t[part], y[part], p[part], m1[part], m0[part], means, estimand)
+        B = B + psi.T @ psi
+    return B
+
+
+def bread(Z, X, t, y, p, m1, m0, means, estimand, binary) -> np.ndarray:
+    """``A = sum_i d psi_i / d theta'``, analytic (PSweight differentiates numerically with
+    numDeriv; that needs 4 (k + 2q + 4) passes over the data, 170 at the default model, and took
+    minutes at n = 10^6). With ``s = p (1 - p)`` (``dp/dgamma = s z``), ``m'`` the derivative of
+    the outcome model's inverse link (``m (1 - m)`` for a logistic model, 1 for least squares),
+    ``h'`` the tilting function's and ``g`` the weights' derivative factor
+    (:func:`~analysis_lib.mestimation.weight_derivative_factor`):
+
+    * ``d psi_gamma / d gamma' = -Z' diag(s) Z``; ``d psi_a1 / d a1' = -X' diag(t m1') X``, and
+      ``d psi_a0 / d a0' = -X' diag((1 - t) m0') X``;
+    * ``d psi_nu1 / d gamma' = sum h' s (m1 - nu1) z'``, ``/ d a1' = sum h m1' x'``, ``/ d nu1 = -sum h``;
+    * ``d psi_delta1 / d gamma' = sum t g (y - m1 - delta1) z'``, ``/ d a1' = -sum t w m1' x'``,
+      ``/ d delta1 = -sum t w``; and the same for arm 0 with ``1 - t``.
+
+    tests/test_augmented.py compares it with numerical differentiation."""
+    k, q = Z.shape[1], X.shape[1]
+    nu1, nu0, d1, d0 = means
+    s = p * (1 - p)
+    h, w = tilting(p, estimand), estimand_weights(p, t, estimand)
+    dh = {"ATO": 1 - 2 * p, "ATE": np.zeros_like(p), "ATT": np.ones_like(p),
+          "ATM": np.where(p < 0.5, 1.0, -1.0)}[estimand]
+    g = weight_derivative_factor(p, t, estimand)
+    dm1, dm0 = (m1 * (1 - m1), m0 * (1 - m0)) if binary else (np.ones_like(p), np.ones_like(p))
+    c = 1 - t
+    a1, a0, n1, n0, e1, e0 = (slice(k, k + q), slice(k + q, k + 2 * q), k + 2 * q, k + 2 * q + 1, k + 2 * q + 2,
+                              k + 2 * q + 3)
+    A = np.zeros((k + 2 * q + 4, k + 2 * q + 4))
+    A[:k, :k] = -Z.T @ (s[:, None] * Z)
+    A[a1, a1] = -X.T @ ((t * dm1)[:, None] * X)
+    A[a0, a0] = -X.T @ ((c * dm0)[:, None] * X)
+    A[n1, :k], A[n1, a1], A[n1, n1] = Z.T @ (dh * s * (m1 - nu1)), X.T @ (h * dm1), -h.sum()
+    A[n0, :k], A[n0, a0], A[n0, n0] = Z.T @ (dh * s * (m0 - nu0)), X.T @ (h * dm0), -h.sum()
+    A[e1, :k], A[e1, a1], A[e1, e1] = Z.T @ (t * g * (y - m1 - d1)), -X.T @ (t * w * dm1), -(t * w).sum()
+    A[e0, :k], A[e0, a0], A[e0, e0] = Z.T @ (c * g * (y - m0 - d0)), -X.T @ (c * w * dm0), -(c * w).sum()
+    return A
 
 
 AUGMENTED_COLUMNS = ["outcome", "measure", "estimate", "ci_lower", "ci_upper", "p_value", "mu_mt_rs", "mu_mt_only",

@@ -199,15 +199,22 @@ class Plan:
     started: float
     started_at: datetime
     keys: dict = None  # notebook -> the content hash of its inputs (analysis_lib.cache)
+    store: Path | None = None  # the store of the notebooks that read no data (analysis_lib.cache)
+
+    @property
+    def unread(self) -> set[str]:
+        """The notebooks that read no data (kept in the store)."""
+        return {name for name, _, _, injected in self.tasks if not cache_module.reads_data(injected)}
 
 
 def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]] | None = None,
                notebooks: tuple[str, ...] = NOTEBOOKS, notebook_dir: Path | None = None,
-               label: str = "") -> Plan:
+               label: str = "", store: Path | None = None) -> Plan:
     """Validate parameters and data (:func:`preflight`), then create the temporary folder and the
     validated-cohort cache and list the notebook tasks. Raises :class:`BuildError` (exit code 2)
     before anything is written when the parameters or the data are wrong; ``label`` (a scenario
-    name) prefixes that message."""
+    name) prefixes that message. ``store``: where the notebooks that read no data are kept
+    between builds (:mod:`analysis_lib.cache`; None: not kept)."""
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc)
     prefix = f"scenario '{label}': " if label else ""
@@ -237,7 +244,7 @@ def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str
         tasks.append((name, str(source), str(work / "notebooks" / f"{name}.ipynb"), injected))
         keys[name] = cache_module.notebook_key(source, injected, inputs)
     return Plan(out=out, work=work, cache=cache, params=params, cutoff_used=cutoff_used, tasks=tuple(tasks),
-                started=started, started_at=started_at, keys=keys)
+                started=started, started_at=started_at, keys=keys, store=store)
 
 
 def _claim_work_folder(out: Path, prefix: str = "") -> Path:
@@ -305,6 +312,9 @@ def complete_build(plan: Plan, results: dict[str, dict], label: str = "") -> Bui
         if plan.keys and n in plan.keys:
             notebooks[n]["inputs"] = plan.keys[n]
             notebooks[n]["files"] = cache_module.written_files(plan.work, n, parameters)
+            if plan.store is not None and n in plan.unread and not results[n].get("reused"):
+                cache_module.save_to_store(plan.store, n, plan.keys[n], plan.work, notebooks[n]["files"],
+                                           notebooks[n]["seconds"], notebooks[n]["started"])
     finalize(plan.work, plan.params.replace(data_cache=None, output_dir=str(plan.out)), plan.started_at,
              time.perf_counter() - plan.started, notebooks)
     (plan.work / ".owner").unlink(missing_ok=True)
@@ -322,16 +332,19 @@ def abandon_build(plan: Plan) -> Path:
 
 def run_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]] | None = None,
               notebooks: tuple[str, ...] = NOTEBOOKS, log: Callable[[str], None] = print,
-              notebook_dir: Path | None = None, jobs: int | None = None, force: bool = False) -> BuildResult:
+              notebook_dir: Path | None = None, jobs: int | None = None, force: bool = False,
+              store: Path | None | str = "default") -> BuildResult:
     """Execute the whole build (see the module docstring). Raises :class:`BuildError`.
 
     The notebooks do not depend on each other (each starts from the data), so they run in
     parallel on ``jobs`` worker processes (default: one per core); their order in the output
     and in error reports is the order of ``notebooks``. A notebook whose inputs are those of the
-    previous build into ``out`` is copied from it instead (:mod:`analysis_lib.cache`), unless
-    ``force``.
+    previous build into ``out`` is copied from it instead (:mod:`analysis_lib.cache`), and a
+    notebook that reads no data from ``store`` when it holds it (default: the checkout's
+    ``.cache/notebooks/`` or ``$ANALYSIS_LIB_CACHE``; None: no store), unless ``force``.
     """
-    plan = plan_build(data, out, overrides, notebooks, notebook_dir)
+    store = cache_module.default_store(project_root()) if store == "default" else store
+    plan = plan_build(data, out, overrides, notebooks, notebook_dir, store=store)
     try:
         reused = {} if force else reuse_previous(plan, log)
         todo = [task for task in plan.tasks if task[0] not in reused]
@@ -357,13 +370,20 @@ def reuse_previous(plan: Plan, log: Callable[[str], None]) -> dict[str, dict]:
     reused = {}
     for name, *_ in plan.tasks:
         files = cache_module.reusable(plan.out, record, name, plan.keys[name])
-        if files is None:
-            continue
-        cache_module.copy_files(plan.out, plan.work, files)
-        entry = record["notebooks"][name]
-        reused[name] = {"seconds": float(entry.get("seconds", 0.0)), "started": entry.get("started", ""),
-                        "reused": True}
-        log(f"[reused] {name} (inputs unchanged since the previous build)")
+        if files is not None:
+            cache_module.copy_files(plan.out, plan.work, files)
+            entry = record["notebooks"][name]
+            reused[name] = {"seconds": float(entry.get("seconds", 0.0)), "started": entry.get("started", ""),
+                            "reused": True}
+            log(f"[reused] {name} (inputs unchanged since the previous build)")
+        elif plan.store is not None and name in plan.unread:
+            entry, notice = cache_module.stored(plan.store, name, plan.keys[name])
+            if notice:
+                log(notice)
+            if entry is not None:
+                cache_module.copy_from_store(plan.store, plan.keys[name], entry, plan.work)
+                reused[name] = {"seconds": entry["seconds"], "started": entry["started"], "reused": True}
+                log(f"[reused] {name} (reads no data; inputs unchanged since it was stored in {plan.store})")
     return reused
 
 

@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                         + ", ".join(spec.name for spec in PARAMETERS if not spec.internal)
                         + " (python -m analysis_lib parameters: defaults and meaning)")
     b.add_argument("--force", action="store_true",
-                   help="run every notebook, even those whose inputs are unchanged since the previous build into --out")
+                   help="run every notebook, even those whose inputs are unchanged since the previous build into --out "
+                        "or, for the notebooks that read no data, since they were stored in .cache/notebooks/")
 
     c = sub.add_parser("batch", help="build several named parameter sets (a scenario file) side by side")
     c.add_argument("scenarios", help="scenario file (YAML), e.g. scenarios.yml")

@@ -234,6 +234,9 @@ def patient_flow(sample, patients_screened: int, patients_icas_lvo_evt: int,
 
     Counts before the registry export come from parameters; the exclusions for missing
     propensity covariates are computed from the data (:class:`~analysis_lib.data.AnalysisSample`).
+    When the patients treated (``patients_icas_lvo_evt``) are fewer than the patients of the file,
+    the counts before the export cannot describe this file: the flow then begins at the registry
+    file, and ``attrs["caption_note"]`` says why (no negative exclusion is ever printed).
 
     Returns
     -------
@@ -241,12 +244,16 @@ def patient_flow(sample, patients_screened: int, patients_icas_lvo_evt: int,
         ``stage``, ``n``, ``n_mt_rs``, ``n_mt_only`` (arm counts where known).
     """
     counts = sample.arm_counts()
-    rows = [
-        {"stage": "Patients screened", "n": patients_screened},
-        {"stage": "Endovascular treatment for MCA ICAS-LVO", "n": patients_icas_lvo_evt},
-        {"stage": "Excluded: other rescue strategies\n(not MT+RS or MT only; not in the registry file)",
-         "n": patients_icas_lvo_evt - sample.n_input},
-    ]
+    before_export = patients_icas_lvo_evt >= sample.n_input
+    if before_export:
+        rows = [
+            {"stage": "Patients screened", "n": patients_screened},
+            {"stage": "Endovascular treatment for MCA ICAS-LVO", "n": patients_icas_lvo_evt},
+            {"stage": "Excluded: other rescue strategies\n(not MT+RS or MT only; not in the registry file)",
+             "n": patients_icas_lvo_evt - sample.n_input},
+        ]
+    else:
+        rows = [{"stage": "Patients of the registry file", "n": sample.n_input}]
     for _, r in sample.exclusions.iterrows():
         reason = r["reason"]  # "missing <column>", named by its Table 1 label
         if reason.startswith("missing "):
@@ -257,7 +264,12 @@ def patient_flow(sample, patients_screened: int, patients_icas_lvo_evt: int,
         rows.append({"stage": "Excluded: missing propensity-model covariates", "n": 0, "n_mt_rs": 0, "n_mt_only": 0})
     rows.append({"stage": "Analysed", "n": sample.n, "n_mt_rs": counts["mt_rs"], "n_mt_only": counts["mt_only"]})
     out = pd.DataFrame(rows, columns=["stage", "n", "n_mt_rs", "n_mt_only"])
-    return out.astype({"n": "Int64", "n_mt_rs": "Int64", "n_mt_only": "Int64"})
+    out = out.astype({"n": "Int64", "n_mt_rs": "Int64", "n_mt_only": "Int64"})
+    if not before_export:
+        out.attrs["caption_note"] = (f"the flow begins at the registry file: parameter patients_icas_lvo_evt "
+                                     f"({patients_icas_lvo_evt:,}) is fewer than its {sample.n_input:,} patients, "
+                                     "so the counts before the export are not shown")
+    return out
 
 
 TABLE1_CELLS = {"mt_only_n": ("mt_only_pct",), "mt_rs_n": ("mt_rs_pct",)}

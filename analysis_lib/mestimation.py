@@ -62,19 +62,22 @@ def weight_derivative(p: np.ndarray, t: np.ndarray, Z: np.ndarray, estimand: str
     * ATM ``min(p, 1 - p) / (t p + (1 - t)(1 - p))``: ``-(1 - p) / p z`` for treated with
       ``p > 1/2``, ``p / (1 - p) z`` for controls with ``p < 1/2``, 0 otherwise (the weight is 1).
     """
+    return weight_derivative_factor(p, t, estimand)[:, None] * np.asarray(Z, float)
+
+
+def weight_derivative_factor(p: np.ndarray, t: np.ndarray, estimand: str) -> np.ndarray:
+    """The factor ``g_i`` of :func:`weight_derivative`, ``dw_i / dgamma = g_i z_i``."""
     p = np.asarray(p, float)
     t = np.asarray(t, float)
     if estimand == "ATO":
-        g = (1 - 2 * t) * p * (1 - p)
-    elif estimand == "ATE":
-        g = -t * (1 - p) / p + (1 - t) * p / (1 - p)
-    elif estimand == "ATT":
-        g = (1 - t) * p / (1 - p)
-    elif estimand == "ATM":
-        g = np.where((t == 1) & (p > 0.5), -(1 - p) / p, 0.0) + np.where((t == 0) & (p < 0.5), p / (1 - p), 0.0)
-    else:
-        raise ValueError(f"estimand must be ATO, ATE, ATT or ATM, got {estimand!r}")
-    return g[:, None] * np.asarray(Z, float)
+        return (1 - 2 * t) * p * (1 - p)
+    if estimand == "ATE":
+        return -t * (1 - p) / p + (1 - t) * p / (1 - p)
+    if estimand == "ATT":
+        return (1 - t) * p / (1 - p)
+    if estimand == "ATM":
+        return np.where((t == 1) & (p > 0.5), -(1 - p) / p, 0.0) + np.where((t == 0) & (p < 0.5), p / (1 - p), 0.0)
+    raise ValueError(f"estimand must be ATO, ATE, ATT or ATM, got {estimand!r}")
 
 
 def propensity_estimation(df: pd.DataFrame, model, estimand: str, treatment: str = TREATMENT,

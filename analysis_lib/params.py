@@ -120,7 +120,7 @@ PARAMETERS: tuple[Spec, ...] = (
     Spec("conf_level", "float", 0.95, "confidence level"),
     Spec("patients_screened", "int", 18732, "patients screened before the registry export (flow diagram)"),
     Spec("patients_icas_lvo_evt", "int", 541, "patients treated for ICAS-LVO before the export (flow diagram; at "
-         "least the patients of the file, at most `patients_screened`)"),
+         "most `patients_screened`; fewer than the patients of the file: the flow begins at the file)"),
     Spec("seed", "int", 20260213, "seed of every random step (0 to 2^63 - 1)"),
     Spec("mi_imputations", "int", 20, "imputed data sets of the multiple-imputation analysis (0 skips it)"),
     Spec("bootstrap_replicates", "int", 2000, "replicates of the bootstrap of the cutoff selection and of its null "

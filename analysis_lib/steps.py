@@ -103,9 +103,14 @@ def _kind(shown) -> str | None:
 def _result(params: Parameters, name: str, shown, table: pd.DataFrame | None = None, cutoff: float | None = None,
             **extra) -> Result:
     """The :class:`Result` of the registered output ``name`` (the figure, the note or the table
-    of that name, after what ``shown`` is), its caption from the registry (``{cutoff}`` filled)."""
+    of that name, after what ``shown`` is), its caption from the registry (``{cutoff}`` filled),
+    followed by the table's ``attrs["caption_note"]`` where the step left one."""
     output = output_named(name, _kind(shown))
     caption = output.caption.format(cutoff=cutoff) if "{cutoff" in output.caption else output.caption
+    note = next((t.attrs["caption_note"] for t in (table, shown)
+                 if isinstance(t, pd.DataFrame) and "caption_note" in t.attrs), None)
+    if note:
+        caption = f"{caption.rstrip('.')}; {note}."
     return Result(name, output.kind, shown, table, caption, params.output_dir, footnote=table_footnote(output, params.to_dict()),
                   page_size=params.page_size, **extra)
 

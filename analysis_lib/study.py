@@ -114,14 +114,10 @@ def load_study(params: Parameters, cohort: pd.DataFrame | None = None) -> Study:
 
 def check_design(sample: AnalysisSample, params: Parameters) -> None:
     """Refuse, before any analysis, data that cannot answer the paper's question, every reason
-    in one line (:class:`~analysis_lib.data.DataError`): the flow-diagram counts below the
-    registry file, no patient analysed, a stenosis degree that does not vary, or a 90-day mRS
-    (the primary outcome) that no arm can support: the continuous model ``mrs ~ t * stenosis``
+    in one line (:class:`~analysis_lib.data.DataError`): no patient analysed, a stenosis degree
+    that does not vary, or a 90-day mRS (the primary outcome) that no arm can support: the continuous model ``mrs ~ t * stenosis``
     needs, in each arm, known outcomes at two or more stenosis degrees."""
     problems = []
-    if params.patients_icas_lvo_evt < sample.n_input:
-        problems.append(f"parameter 'patients_icas_lvo_evt': {params.patients_icas_lvo_evt} is fewer than the "
-                        f"{sample.n_input} patients of the registry file (the flow diagram counts them among it)")
     d = sample.data
     if d.empty:
         problems.append(f"analysis sample: none of the {sample.n_input} patients is complete on the treatment, "

@@ -416,13 +416,7 @@ def paper_cohort(table1_published: pd.DataFrame, seed: int = PAPER_SEED) -> Synt
                             n_mt_only=PAPER_INCOMPLETE[0], effect=PAPER_EFFECT, prognosis=PAPER_PROGNOSIS,
                             center_model=main.center_model)
     rng = np.random.default_rng(extra_seed)
-    blanked = extra.data.copy()
-    names = list(MISSING_SHARES)
-    missing = rng.random((len(blanked), len(names))) < np.array([MISSING_SHARES[v] for v in names])
-    missing[~missing.any(axis=1), 0] = True  # at least one missing covariate: ASPECTS when none drawn
-    for j, var in enumerate(names):
-        blanked.loc[missing[:, j], var] = np.nan
-    data = pd.concat([main.data, blanked], ignore_index=True)
+    data = pd.concat([main.data, blank_covariates(extra.data, rng)], ignore_index=True)
     potential = pd.concat([main.potential, extra.potential.assign(patient_id=extra.potential["patient_id"] + "x")],
                           ignore_index=True)
     data["patient_id"] = potential["patient_id"]
@@ -431,6 +425,33 @@ def paper_cohort(table1_published: pd.DataFrame, seed: int = PAPER_SEED) -> Synt
     ids = [f"SYN-{i + 1:04d}" for i in range(len(data))]
     data["patient_id"], potential["patient_id"] = ids, ids
     return SyntheticCohort(data=data, potential=potential, cutpoints=main.cutpoints, center_model=main.center_model)
+
+
+def blank_covariates(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """A copy of ``frame`` in which every row misses at least one propensity covariate: each of
+    :data:`MISSING_SHARES` independently with its share, ASPECTS when none was drawn."""
+    blanked = frame.copy()
+    names = list(MISSING_SHARES)
+    missing = rng.random((len(blanked), len(names))) < np.array([MISSING_SHARES[v] for v in names])
+    missing[~missing.any(axis=1), 0] = True
+    for j, var in enumerate(names):
+        blanked.loc[missing[:, j], var] = np.nan
+    return blanked
+
+
+def registry_like_cohort(table1_published: pd.DataFrame, n: int, n_centers: int = 500, seed: int = 1,
+                         incomplete_share: float = sum(PAPER_INCOMPLETE.values()) / 344) -> pd.DataFrame:
+    """A large registry-shaped export for benchmarks at scale: ``n`` patients of
+    :func:`generate_cohort` (arms in the paper's 172:131 proportion, ``n_centers`` centers), of
+    whom a random ``incomplete_share`` (as in the shipped cohort, 41 of 344) miss propensity
+    covariates as in :func:`blank_covariates`."""
+    n_rs = round(n * 172 / 303)
+    data = generate_cohort(table1_published, seed=seed, n_mt_rs=n_rs, n_mt_only=n - n_rs, n_centers=n_centers).data
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
+    rows = np.flatnonzero(rng.random(n) < incomplete_share)
+    blanked = blank_covariates(data.iloc[rows], rng)
+    data.iloc[rows] = blanked
+    return data
 
 
 def _reocclusion_on_both_sides(data: pd.DataFrame, cutoff: float = 75.0) -> None:

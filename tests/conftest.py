@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -74,6 +75,22 @@ def previous(tmp_path):
     (out / "supplement.html").write_text("<html>earlier</html>\n")
     (out / "provenance.json").write_text("{}\n")  # the marker of an earlier build
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def notebook_store(tmp_path_factory):
+    """The store of the notebooks that read no data (analysis_lib.cache), one per test session:
+    builds in tests (and the processes they start) never use the checkout's .cache/."""
+    from analysis_lib.cache import STORE_ENV
+
+    store = tmp_path_factory.mktemp("store")
+    previous = os.environ.get(STORE_ENV)
+    os.environ[STORE_ENV] = str(store)
+    yield store
+    if previous is None:
+        os.environ.pop(STORE_ENV, None)
+    else:
+        os.environ[STORE_ENV] = previous
 
 
 @pytest.fixture(scope="session")

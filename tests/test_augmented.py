@@ -73,3 +73,40 @@ def test_a_separated_arm_gives_its_reason_not_a_number():
     events = int(y[t == 1].sum())
     assert np.isnan(fit.coef) and fit.note == ("outcome model not estimable: separation in the logistic model of the "
                                                f"MT+RS arm ({events} events in {int(t.sum())})")
+
+
+def _numerical_jacobian(f, x, h=1e-5):
+    """Central differences with one Richardson extrapolation (numDeriv's method, which PSweight uses)."""
+    def central(step):
+        out = np.empty((f(x).size, x.size))
+        for j in range(x.size):
+            e = np.zeros(x.size)
+            e[j] = step * max(1.0, abs(x[j]))
+            out[:, j] = (f(x + e) - f(x - e)) / (2 * e[j])
+        return out
+    return (4 * central(h / 2) - central(h)) / 3
+
+
+@pytest.mark.parametrize("estimand", ["ATO", "ATE", "ATT", "ATM"])
+@pytest.mark.parametrize("binary", [False, True])
+def test_the_analytic_bread_is_the_derivative_of_the_estimating_functions(estimand, binary):
+    from analysis_lib.augmented import bread, estimating_functions, meat
+    from analysis_lib.numerics import sigmoid
+
+    X, t, y = simulated(n=400, seed=5, binary=binary)
+    Z = np.column_stack([X, X[:, 1] ** 2])
+    k, q = Z.shape[1], X.shape[1]
+    link = sigmoid if binary else (lambda eta: eta)
+    rng = np.random.default_rng(1)
+    theta = np.concatenate([[0.1, 0.7, -0.2], rng.normal(0, 0.3, 2 * q), [0.4, 0.3, 0.05, -0.02]])
+
+    def parts(th):
+        p = sigmoid(Z @ th[:k])
+        return p, link(X @ th[k:k + q]), link(X @ th[k + q:k + 2 * q]), th[k + 2 * q:]
+
+    A = bread(Z, X, t, y, *parts(theta), estimand, binary)
+    numerical = _numerical_jacobian(lambda th: estimating_functions(Z, X, t, y, *parts(th), estimand).sum(axis=0),
+                                    theta)
+    assert np.allclose(A, numerical, rtol=1e-7, atol=1e-7 * np.abs(numerical).max())
+    psi = estimating_functions(Z, X, t, y, *parts(theta), estimand)
+    assert np.allclose(meat(Z, X, t, y, *parts(theta), estimand, chunk=37), psi.T @ psi, rtol=1e-12)

@@ -15,9 +15,9 @@ SYNTHETIC = COHORTS["synthetic"]
 FAST = [("bootstrap_replicates", "0"), ("simulation_replicates", "0"), ("mi_imputations", "0")]
 
 
-def build(out, log=None, **kw):
+def build(out, log=None, data=SYNTHETIC, **kw):
     lines = []
-    run_build(SYNTHETIC, out, FAST, log=lines.append, **kw)
+    run_build(data, out, FAST, log=lines.append, **kw)
     return lines
 
 
@@ -43,10 +43,19 @@ def files(folder):
 
 
 @pytest.fixture(scope="module")
-def first(tmp_path_factory):
+def store(tmp_path_factory):
+    """This module's own store of the notebooks that read no data (empty at its first build)."""
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory, store):
     out = tmp_path_factory.mktemp("cache") / "out"
-    lines = build(out)
+    lines = build(out, store=store)
     return out, lines
+
+
+DATA_FREE = ["00_audit", "07_simulation"]
 
 
 def test_an_unchanged_rebuild_reuses_every_notebook_and_writes_what_a_full_rebuild_writes(first):
@@ -104,6 +113,31 @@ def test_the_data_free_notebooks_are_reused_across_data_files(first, tmp_path):
 def test_an_unreadable_record_is_ignored_with_a_one_line_notice(first):
     out, _ = first
     (out / "provenance.json").write_text('{"notebooks": {"00_audit": ')  # half-written
-    lines = build(out)
+    lines = build(out, store=None)
     assert lines[0] == f"note: {out / 'provenance.json'} is unreadable; every notebook runs again"
     assert executed(lines) == sorted(NOTEBOOKS)
+
+
+def test_a_new_folder_and_another_data_file_take_the_data_free_notebooks_from_the_store(first, store, tmp_path):
+    out = tmp_path / "elsewhere"
+    lines = build(out, data=COHORTS["missing"], store=store)
+    assert reused(lines) == DATA_FREE and executed(lines) == sorted(set(NOTEBOOKS) - set(DATA_FREE))
+    assert all(f"stored in {store}" in line for line in lines if line.startswith("[reused]"))
+    copied = files(out)
+    assert executed(build(out, data=COHORTS["missing"], force=True, store=store)) == sorted(NOTEBOOKS)
+    assert files(out) == copied  # the stored copies are what a run into this folder writes
+    assert str(out.parent / f".{out.name}.partial") in (out / "notebooks" / "07_simulation.ipynb").read_text()
+
+
+def test_a_changed_or_half_written_store_entry_is_ignored_with_a_one_line_notice(first, store, tmp_path):
+    entries = {json.loads((p / "entry.json").read_text())["notebook"]: p for p in store.iterdir() if p.is_dir()}
+    assert sorted(entries) == DATA_FREE  # one entry each: the same inputs replace an entry
+    notebook = entries["07_simulation"] / "notebooks" / "07_simulation.ipynb"
+    notebook.write_text(notebook.read_text().replace("simulation", "simulatiom", 1))
+    (entries["00_audit"] / "entry.json").write_text('{"notebook": "00_au')
+    lines = build(tmp_path / "again", store=store)
+    for name in DATA_FREE:
+        assert f"note: the stored {name} in {entries[name]} is incomplete or was changed; it runs again" in lines
+    assert executed(lines) == sorted(NOTEBOOKS) and reused(lines) == []
+    assert "simulatiom" not in notebook.read_text()  # the run replaced the entry
+    assert build(tmp_path / "third", store=store) and len(list(store.iterdir())) == 2

@@ -224,9 +224,6 @@ PARAMETER_CASES = [
     (("-p", "patients_screened", "10"),
      "parameters 'patients_screened'/'patients_icas_lvo_evt': the patients screened (10) include those treated "
      "(541), so patients_screened >= patients_icas_lvo_evt"),
-    (("-p", "patients_icas_lvo_evt", "100"),
-     "parameter 'patients_icas_lvo_evt': 100 is fewer than the 344 patients of the registry file (the flow "
-     "diagram counts them among it)"),
     (("-p", "published_dir", "/nonexistent"),
      "parameter 'published_dir': /nonexistent is not a folder (expected the paper's tables, e.g. data/published)"),
     (("-p", "ps_covariates", "age,center"),

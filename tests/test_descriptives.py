@@ -98,3 +98,17 @@ def test_patient_flow_counts_exclusions():
     complete = patient_flow(analysis_sample(complete_file, DEFAULT_PS_COVARIATES), 18732, 541)
     assert complete["stage"].tolist()[-2:] == ["Excluded: missing propensity-model covariates", "Analysed"]
     assert complete["n"].tolist()[-2:] == [0, 303]
+
+
+def test_patient_flow_of_a_file_larger_than_the_treated_count_begins_at_the_file():
+    # 344 patients, but only 300 treated before the export (a larger registry than the paper's with the
+    # default 541): no negative exclusion, the flow begins at the file and its caption says why
+    smp = analysis_sample(load_cohort(COHORTS["synthetic"]), DEFAULT_PS_COVARIATES)
+    flow = patient_flow(smp, 18732, 300)
+    assert flow["stage"].iloc[0] == "Patients of the registry file" and flow["n"].iloc[0] == 344
+    assert not flow["stage"].str.contains("screened|other rescue").any() and (flow["n"] >= 0).all()
+    assert flow["n"].iloc[0] - flow.loc[flow["stage"].str.startswith("Excluded"), "n"].sum() == flow["n"].iloc[-1]
+    assert flow.attrs["caption_note"] == ("the flow begins at the registry file: parameter patients_icas_lvo_evt "
+                                          "(300) is fewer than its 344 patients, so the counts before the export "
+                                          "are not shown")
+    assert "caption_note" not in patient_flow(smp, 18732, 344).attrs  # as many treated as in the file: all boxes

@@ -67,6 +67,11 @@ def test_patient_flow_draws_one_box_per_stage(study):
     # the exclusions for a missing covariate share one box, with each covariate's count
     assert "missing propensity-model covariates" in texts and f"n = {int(flow.loc[missing, 'n'].sum())}" in texts
     assert "ASPECTS 29" in texts
+    # a flow that begins at the registry file hangs the exclusions beside the file's box
+    short = figures.patient_flow_figure(patient_flow(study.sample, 18732, 1))
+    texts = [t.get_text() for t in short.axes[0].texts if t.get_text()]
+    assert texts[0] == "Patients of the registry file\nn = 344" and texts[2].startswith("Analysed\nn = 303")
+    assert texts[1].startswith("Excluded:\nmissing propensity-model covariates") and "n = 41" in texts[1]
 
 
 def test_simulation_error_bars_stay_within_0_and_100_percent():

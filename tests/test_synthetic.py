@@ -10,11 +10,13 @@ from analysis_lib.descriptives import table1
 from analysis_lib.params import DEFAULT_PS_COVARIATES, Parameters
 from analysis_lib.study import load_study
 from analysis_lib.synthetic import (
+    MISSING_SHARES,
     PAPER_EFFECT,
     PAPER_INCOMPLETE,
     TrueEffect,
     generate_cohort,
     paper_cohort,
+    registry_like_cohort,
     write_cohort,
 )
 
@@ -150,3 +152,16 @@ def test_other_sizes_rescale_counts():
     assert len(df) == 100 and df["center"].nunique() == 8
     t1 = table1(df).set_index("variable")
     assert abs(t1.loc["atrial_fibrillation", "mt_only_pct"] - 38.2) < 2.5
+
+
+def test_a_registry_like_cohort_misses_covariates_in_the_shipped_share():
+    table1_published = pd.read_csv(ROOT / "data/published/table1_published.csv")
+    data = registry_like_cohort(table1_published, 6000, n_centers=40, seed=2)
+    assert len(data) == 6000 and data["center"].nunique() == 40
+    assert (data["rescue_stenting"] == 1).sum() == round(6000 * 172 / 303)
+    incomplete = data[list(MISSING_SHARES)].isna().any(axis=1)
+    share = incomplete.mean()  # 41 of 344 in the shipped cohort: binomial SE 0.004 at n = 6000
+    assert abs(share - 41 / 344) < 4 * np.sqrt(41 / 344 * (1 - 41 / 344) / 6000)
+    assert data.loc[incomplete, "aspects"].isna().mean() > 0.5  # ASPECTS: half, and whenever nothing else is
+    sample = analysis_sample(data, DEFAULT_PS_COVARIATES)
+    assert sample.n == (~incomplete).sum()  # the others stay complete
