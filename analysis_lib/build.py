@@ -52,6 +52,9 @@ class BuildError(RuntimeError):
         self.exit_code = exit_code
 
 
+NOTEBOOK_ENVIRONMENT = "ANALYSIS_LIB_NOTEBOOK"
+
+
 def project_root() -> Path:
     """The compendium's checkout: the folder with ``notebooks/`` and ``data/published/``.
 
@@ -482,6 +485,7 @@ def _execute(name: str, source: str, dest: str, parameters: dict) -> dict:
     # oversubscription (the kernels, and the processes they spawn, inherit this environment).
     os.environ.update(SINGLE_THREADED)
     os.environ[BUILD_ENVIRONMENT] = "1"  # no progress bars in executed notebooks (see outputs.interactive)
+    os.environ[NOTEBOOK_ENVIRONMENT] = name  # which notebook a kernel runs (benchmarks/benchmark_scale.py)
 
     start = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -55,30 +55,38 @@ class CR2Fit:
     sum_w: np.ndarray = field(repr=False)
     resid: np.ndarray = field(repr=False)
     theta: np.ndarray = field(repr=False)
-    groups: tuple[np.ndarray, ...] = field(repr=False)
-    adjustments: tuple[np.ndarray, ...] = field(repr=False)
+    adjustments: tuple[tuple[tuple[int, np.ndarray, np.ndarray], ...], ...] = field(repr=False)
 
     def contrast(self, L: np.ndarray | list[float]) -> tuple[float, float, float]:
-        """Estimate, CR2 standard error and Satterthwaite df of ``L' coef`` (link scale)."""
+        """Estimate, CR2 standard error and Satterthwaite df of ``L' coef`` (link scale).
+
+        ``P = Z' Theta Z`` is assembled from sums by center and cell instead of the N x J matrix
+        ``Z`` (4 GB at 10^6 patients in 500 centers): with ``Z_j = a~_j - w R[cell, j]``, ``R``
+        the cell sums of ``a_j`` over ``W_c``, ``P = diag(sum_i theta a_j^2) - T'R - R'T + R'
+        diag(Q) R``, where ``T[c, j] = sum theta w a_j`` over center ``j``'s patients in cell
+        ``c`` and ``Q_c = sum theta w^2`` over the cell."""
         L = np.asarray(L, float)
         used = L != 0
-        n, J = self.w.size, len(self.groups)
+        n, J, C = self.w.size, len(self.adjustments), self.sum_w.size
         u = np.zeros(n)
         rows = used[self.cell]
         u[rows] = (L * np.where(used, self.bread, 0.0))[self.cell[rows]]
         uw = u * self.w
-        Z = np.zeros((n, J))
+        D, S, T = np.zeros(J), np.zeros((C, J)), np.zeros((C, J))
         var = 0.0
-        for j, (idx, A) in enumerate(zip(self.groups, self.adjustments)):
-            a = A @ uw[idx]
-            Z[idx, j] = a
-            var += float(a @ self.resid[idx]) ** 2
-        sums = np.zeros((self.sum_w.size, J))  # cell sums of a_j: (I - H)' a~_j = a~_j - w (sums / W)[cell]
-        np.add.at(sums, self.cell, Z)
+        for j, blocks in enumerate(self.adjustments):
+            ar = 0.0
+            for c, idx, A in blocks:  # a_j, one cell of the center at a time
+                a = A @ uw[idx]
+                theta = self.theta[idx]
+                ar += float(a @ self.resid[idx])
+                D[j] += theta @ (a * a)
+                S[c, j], T[c, j] = a.sum(), (theta * self.w[idx]) @ a
+            var += ar ** 2
+        Q = np.bincount(self.cell, weights=self.theta * self.w ** 2, minlength=C)
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(self.sum_w[:, None] > 0, sums / self.sum_w[:, None], 0.0)
-        Z -= self.w[:, None] * share[self.cell]
-        P = Z.T @ (self.theta[:, None] * Z)
+            R = np.where(self.sum_w[:, None] > 0, S / self.sum_w[:, None], 0.0)
+        P = np.diag(D) - T.T @ R - R.T @ T + R.T @ (Q[:, None] * R)
         df = float(np.trace(P) ** 2 / np.sum(P ** 2)) if np.sum(P ** 2) > 0 else float("nan")
         return float(L[used] @ self.coef[used]), float(np.sqrt(var)), df
 
@@ -103,17 +111,22 @@ def fit_cells_cr2(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, 
         else:
             coef, bread, theta = np.log(mean), 1.0 / (mean * sum_w), mu / w
             spread = mean / sum_w  # (X~ M X~')_ik within a cell: mu_c^2 / (m_c W_c)
+    # G_j vanishes between patients of different cells, so A_j = V_j G_j^(-1/2) V_j is computed
+    # cell by cell: an eigendecomposition of each cell's block instead of the center's whole block
+    # (a 16th of the work for four cells of equal size)
     adjustments = []
-    for idx in groups:
-        c = cell[idx]
-        same = c[:, None] == c[None, :]
-        if family == "gaussian":
-            hat = same * (w[idx] / sum_w[c])[None, :]
-            G = np.eye(idx.size) - hat - hat.T + same * spread[c][:, None]
-            adjustments.append(_inverse_sqrt(G))
-        else:
-            root = np.sqrt(theta[idx])
-            G = root[:, None] * (np.diag(theta[idx]) - same * spread[c][:, None]) * root[None, :]
-            adjustments.append(root[:, None] * _inverse_sqrt(G) * root[None, :])
+    for members in groups:
+        blocks = []
+        for c in np.unique(cell[members]):
+            idx = members[cell[members] == c]
+            if family == "gaussian":
+                hat = np.broadcast_to(w[idx] / sum_w[c], (idx.size, idx.size))
+                G = np.eye(idx.size) - hat - hat.T + spread[c]
+                blocks.append((int(c), idx, _inverse_sqrt(G)))
+            else:
+                root = np.sqrt(theta[idx])
+                G = root[:, None] * (np.diag(theta[idx]) - spread[c]) * root[None, :]
+                blocks.append((int(c), idx, root[:, None] * _inverse_sqrt(G) * root[None, :]))
+        adjustments.append(tuple(blocks))
     return CR2Fit(family=family, coef=coef, bread=bread, w=w, cell=cell, sum_w=sum_w, resid=y - mu, theta=theta,
-                  groups=groups, adjustments=tuple(adjustments))
+                  adjustments=tuple(adjustments))

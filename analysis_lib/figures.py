@@ -8,27 +8,38 @@ Functions take the tidy frames computed elsewhere and return a :class:`matplotli
 from __future__ import annotations
 
 import io
+import sys
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
 
 from .descriptives import variable_label
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn: the build's own process draws none
+    from matplotlib.figure import Figure
 
 ARM_COLORS = {"MT only": "#0072B2", "MT+RS": "#D55E00"}  # Okabe-Ito blue and vermillion
 GREY = "#7F7F7F"
 RUG_MAX = 2000  # patients per arm drawn in a rug
-MRS_COLORS = [colormaps["cividis"](x) for x in np.linspace(0.95, 0.15, 6)] + [(0.1, 0.1, 0.1, 1.0)]
+
+
+@lru_cache(maxsize=1)
+def mrs_colors() -> tuple:
+    """The colours of mRS 0-6: cividis from light to dark, death nearly black."""
+    from matplotlib import colormaps
+
+    return tuple(colormaps["cividis"](x) for x in np.linspace(0.95, 0.15, 6)) + ((0.1, 0.1, 0.1, 1.0),)
 
 
 JOURNAL_WIDTH = 17.4 / 2.54  # inches: a full-width figure of the journal's page (17.4 cm)
 
 
 def _figure(width: float, height: float, **kw) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained", **kw)
-    return fig
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained", **kw)
 
 
 def png_bytes(fig: Figure) -> bytes:
@@ -41,15 +52,15 @@ def png_bytes(fig: Figure) -> bytes:
 def _register_notebook_display() -> None:
     """Show a returned :class:`Figure` as a PNG in Jupyter (what ``%matplotlib inline`` does,
     without importing pyplot in every kernel). Nothing happens outside IPython."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
+    if "IPython" not in sys.modules:  # not in a kernel (where IPython is always imported first)
         return
+    from IPython import get_ipython
+
     shell = get_ipython()
     if shell is None:
         return
 
-    shell.display_formatter.formatters["image/png"].for_type(Figure, png_bytes)
+    shell.display_formatter.formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", png_bytes)
 
 
 _register_notebook_display()
@@ -184,7 +195,7 @@ def mrs_bars(distribution: pd.DataFrame, cutoff: float) -> Figure:
             for k, pct in zip(d["mrs"], d["percent"]):
                 if np.isnan(pct):
                     continue
-                color = MRS_COLORS[int(k)]
+                color = mrs_colors()[int(k)]
                 ax.barh(row, pct, left=left, color=color, edgecolor="white", linewidth=0.6, height=0.7)
                 if pct >= 3:
                     lum = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
@@ -196,7 +207,9 @@ def mrs_bars(distribution: pd.DataFrame, cutoff: float) -> Figure:
         ax.set_title(title, loc="left", fontsize=10)
         ax.set_xlim(0, 100)
     axes[-1].set_xlabel("Patients (%), overlap-weighted")
-    handles = [FancyBboxPatch((0, 0), 1, 1, color=c) for c in MRS_COLORS]
+    from matplotlib.patches import FancyBboxPatch
+
+    handles = [FancyBboxPatch((0, 0), 1, 1, color=c) for c in mrs_colors()]
     fig.legend(handles, [f"mRS {k}" for k in range(7)], loc="outside lower center", ncol=7, frameon=False, fontsize=8)
     return fig
 
@@ -367,6 +380,8 @@ def subgroup_balance_plot(balance: pd.DataFrame, cutoff: float) -> Figure:
     axes[0].set_yticks(range(len(covariates)), [variable_label(c) for c in covariates], fontsize=8)
     axes[0].invert_yaxis()
     labels = ["|SMD| < 0.05", "0.05-0.1", "0.1-0.2", "\u2265 0.2"]
+    from matplotlib.patches import FancyBboxPatch
+
     handles = [FancyBboxPatch((0, 0), 1, 1, color=c, ec="#555555") for c in shades]
     fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False, fontsize=8)
     return fig

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from .balance import balance_table, effective_sample_size
 from .data import MODIFIER, TREATMENT
@@ -109,6 +108,8 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
     q = base["df"].map(lambda d: critical_value(conf_level, d)).to_numpy()
     est, se = base["estimate"].to_numpy(), base["se"].to_numpy()
     base["ci_lower"], base["ci_upper"] = est - q * se, est + q * se
+
+    from scipy import special  # (scipy is imported when first needed)
 
     base["p_value"] = 2 * special.stdtr(base["df"].to_numpy(float), -np.abs(est / se))
     base["_order"] = np.arange(len(base))

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from matplotlib import rc_context
 
 if TYPE_CHECKING:  # matplotlib is imported by whoever draws the figure, not to write tables
     from matplotlib.figure import Figure
@@ -161,6 +160,8 @@ def save_figure(fig: Figure, name: str, output_dir: str | Path | None) -> Path |
     # Figures use constrained layout, so no second "tight" rendering pass is needed.
     fig.savefig(png, dpi=FIGURE_DPI, metadata={"Software": None})
     # TrueType (Type 42) fonts, as journals require: matplotlib's default embeds Type 3 fonts
+    from matplotlib import rc_context
+
     with rc_context({"pdf.fonttype": 42}):
         fig.savefig(folder / f"{name}.pdf", metadata={"CreationDate": None, "Producer": None})
     return png

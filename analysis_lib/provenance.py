@@ -10,9 +10,11 @@ import copy
 import hashlib
 import json
 import platform
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -39,12 +41,20 @@ def git_state(root: Path) -> dict:
 
 def packages() -> dict[str, str]:
     """Every installed distribution and its version (the environment of requirements.txt)."""
+    return dict(_packages())
+
+
+@lru_cache(maxsize=1)
+def _packages() -> tuple[tuple[str, str], ...]:
+    # Name and Version are read from the head of each METADATA file: the email parser of
+    # ``dist.metadata`` took 0.15 s for the 290 distributions, a tenth of an unchanged rebuild.
     found = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
-        if name:
-            found[name] = dist.version
-    return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
+        head = (dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "").split("\n\n", 1)[0]
+        fields = dict(re.findall(r"^(Name|Version):[ \t]*(.*?)\s*$", head, flags=re.MULTILINE))
+        if fields.get("Name"):
+            found[fields["Name"]] = fields.get("Version", dist.version)
+    return tuple(sorted(found.items(), key=lambda kv: kv[0].lower()))
 
 
 def collect(data_path: str | Path, parameters: dict, root: Path, started: datetime, seconds: float,

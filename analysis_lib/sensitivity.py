@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 
 from .clustered import MAX_CENTER_SIZE, fit_cells_cr2
 from .data import CENTER, MODIFIER, OUTCOMES, TREATMENT, measure_for
@@ -190,6 +189,7 @@ def fit_poisson_glmm(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, groups: np.n
     boundary (below ``SINGULAR_TOL``) is flagged ``singular``.
     """
     from scipy import optimize
+    from scipy.special import gammaln
 
     Xfull = np.asarray(X, float)
     y = np.asarray(y, float)

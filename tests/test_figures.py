@@ -133,5 +133,5 @@ def test_the_mrs_shades_differ_in_lightness_so_that_grey_print_tells_them_apart(
         y = 0.2126 * r + 0.7152 * g + 0.0722 * b
         return 116 * y ** (1 / 3) - 16 if y > 0.008856 else 903.3 * y
 
-    lights = [lightness(c) for c in figures.MRS_COLORS]
+    lights = [lightness(c) for c in figures.mrs_colors()]
     assert all(a - b >= 10 for a, b in zip(lights, lights[1:]))  # mRS 0 lightest ... 6 darkest, 10 L* apart
