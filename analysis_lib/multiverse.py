@@ -13,7 +13,7 @@ import pandas as pd
 from .balance import balance_table, effective_sample_size
 from .data import MODIFIER, TREATMENT
 from .effects import estimate_effect, fit_cells_hc
-from .numerics import critical_value
+from .numerics import critical_value, two_sided_p
 from .ordinal import subgroup_common_ors
 from .params import ESTIMANDS, HC_TYPES
 from .weighting import PropensityError, compute_weights, fit_propensity, ps_variables
@@ -108,10 +108,7 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
     q = base["df"].map(lambda d: critical_value(conf_level, d)).to_numpy()
     est, se = base["estimate"].to_numpy(), base["se"].to_numpy()
     base["ci_lower"], base["ci_upper"] = est - q * se, est + q * se
-
-    from scipy import special  # (scipy is imported when first needed)
-
-    base["p_value"] = 2 * special.stdtr(base["df"].to_numpy(float), -np.abs(est / se))
+    base["p_value"] = [two_sided_p(z, d) for z, d in zip(est / se, base["df"].to_numpy(float))]
     base["_order"] = np.arange(len(base))
     parts = []
     for size in min_arm_sizes:

@@ -339,9 +339,10 @@ def test_ctrl_c_mid_build_leaves_earlier_outputs_and_says_where_the_partial_run_
     import sys
 
     before = snapshot(previous)
+    empty_store = {**os.environ, "ANALYSIS_LIB_CACHE": str(previous.parent / "store")}  # every notebook runs
     build = subprocess.Popen([sys.executable, "-m", "analysis_lib", "build", "--data", str(SYNTHETIC),
                               "--out", str(previous)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
+                             text=True, start_new_session=True, env=empty_store)
     assert build.stdout.readline().startswith("running 8 notebooks")
     work = previous.parent / ".outputs.partial"
     import time
