@@ -15,6 +15,7 @@ conditions of overlap weights).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -41,15 +42,17 @@ class SubgroupWeights:
     ``method`` ``overall``: the weights of the overall propensity model; ``within``: the weights
     of one propensity model per subgroup (normalised to mean 1 over the analysis sample; a
     factor common to a subgroup changes no subgroup estimate). ``weights`` is ``None`` when a
-    subgroup cannot carry its own model, and ``note`` says why. ``design`` is the model matrix
-    of the interacted model (one block of columns per subgroup), for the M-estimation variance.
+    subgroup cannot carry its own model, and ``note`` says why. ``design_of()`` makes the model
+    matrix of the interacted model (one block of columns per subgroup) for the M-estimation
+    variance, when it is asked for: kept for every cutoff of the sweep it held 2 GB at 10^6
+    patients.
     """
 
     cutoff: float
     method: str
     weights: np.ndarray | None = field(repr=False)
     propensity: np.ndarray | None = field(repr=False)
-    design: np.ndarray | None = field(repr=False, default=None)
+    design_of: Callable[[], np.ndarray] | None = field(repr=False, default=None, compare=False)
     estimand: str = "ATO"
     note: str = ""
 
@@ -60,9 +63,9 @@ class SubgroupWeights:
     def estimation(self, treatment: np.ndarray):
         """:class:`~analysis_lib.mestimation.PropensityEstimation` of the interacted model (the
         M-estimation variance of the subgroup rows stacks it with the outcome model)."""
-        if self.design is None:
+        if self.design_of is None:
             raise ValueError("the M-estimation of overall weights belongs to the overall propensity model")
-        return estimation_from_design(self.design, self.propensity, treatment, self.estimand)
+        return estimation_from_design(self.design_of(), self.propensity, treatment, self.estimand)
 
 
 def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] | list[str],
@@ -77,7 +80,7 @@ def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] 
     high = df[modifier].to_numpy(float) > cutoff
     t = df[treatment].to_numpy(float)
     propensity = np.full(len(df), np.nan)
-    blocks = []
+    models = []
     for subgroup, mask in (("low", ~high), ("high", high)):
         sub = df.loc[mask].reset_index(drop=True)
         label = f"the {subgroup} subgroup (stenosis {subgroup_label(subgroup, cutoff)}, {len(sub)} patients)"
@@ -93,15 +96,22 @@ def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] 
                                    estimand=estimand, note=f"not estimable with weights within subgroups: {label} "
                                                            f"cannot carry its own propensity model ({reason})")
         propensity[mask] = model.propensity
-        X = design_matrix(sub, model.covariates, model.formula)
-        blocks.append((mask, X[[c for c in X.columns if np.isfinite(model.coefficients.get(c, np.nan))]].to_numpy()))
-    design = np.zeros((len(df), sum(b.shape[1] for _, b in blocks)))
-    start = 0
-    for mask, block in blocks:
-        design[mask, start:start + block.shape[1]] = block
-        start += block.shape[1]
+        models.append((mask, model))
+
+    def design_of() -> np.ndarray:
+        blocks = []
+        for mask, model in models:
+            X = design_matrix(df.loc[mask].reset_index(drop=True), model.covariates, model.formula)
+            blocks.append(X[[c for c in X.columns if np.isfinite(model.coefficients.get(c, np.nan))]].to_numpy())
+        design = np.zeros((len(df), sum(b.shape[1] for b in blocks)))
+        start = 0
+        for (mask, _), block in zip(models, blocks):
+            design[mask, start:start + block.shape[1]] = block
+            start += block.shape[1]
+        return design
+
     return SubgroupWeights(cutoff=float(cutoff), method="within", weights=compute_weights(propensity, t, estimand),
-                           propensity=propensity, design=design, estimand=estimand)
+                           propensity=propensity, design_of=design_of, estimand=estimand)
 
 
 def overall_weights(weights: np.ndarray, propensity: np.ndarray, cutoff: float, estimand: str) -> SubgroupWeights:
