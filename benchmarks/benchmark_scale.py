@@ -7,7 +7,7 @@ bootstrap_replicates 0``; the simulation study, which reads no data, comes from 
 by a first build (it costs the same at every n; its own time is printed once). For each n: wall
 time, the peak memory of the largest process (the build, a worker or a notebook's kernel) and of
 the whole process tree, and every notebook's time and peak memory (its kernel's). Targets at
-10^6: 60 s and no process above 2 GB.
+10^6: 60 s and no process above 2 GB (README.md, "Benchmarks", has the measured numbers).
 
     .venv/bin/python benchmarks/benchmark_scale.py [--sizes 1000 10000 100000 1000000]
 """
