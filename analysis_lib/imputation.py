@@ -95,7 +95,7 @@ def imputed_arrays(frame: pd.DataFrame, columns: list[str], m: int, rng: np.rand
     that memory stays at a few copies of the data whatever ``m`` (at n = 10^6, each copy of 20
     imputed frames held 3 GB).
     """
-    data = frame.astype(float).to_numpy().copy()
+    data = frame.astype(float).to_numpy().copy()  # C order: the regressions' sums, hence the draws, follow it
     miss = np.isnan(data)
     todo = [frame.columns.get_loc(c) for c in columns if miss[:, frame.columns.get_loc(c)].any()]
     todo.sort(key=lambda j: miss[:, j].sum())
@@ -203,11 +203,10 @@ def multiple_imputation(cohort: pd.DataFrame, ps_covariates: tuple[str, ...], cu
         # each imputed set is analysed as the chain yields it, in one frame whose imputed columns
         # are overwritten: no copy of the data per imputation
         frame = base[list(needed) + auxiliary]
-        filled = base.copy()
         per_set = []
         for imputed in imputed_arrays(frame, list(needed), m, np.random.default_rng(seed), burn_in, between):
-            filled[list(needed)] = imputed[:, :len(needed)]
-            per_set.append(analysed(filled))
+            base[list(needed)] = imputed[:, :len(needed)]  # base is this function's own copy of the rows
+            per_set.append(analysed(base))
         results = pd.concat(per_set, ignore_index=True)
     rows = []
     for (outcome, subgroup), g in results.groupby(["outcome", "subgroup"], sort=False):
