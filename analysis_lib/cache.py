@@ -128,13 +128,14 @@ def reusable(out: Path, record: dict | None, name: str, key: str) -> dict[str, s
     if not isinstance(entry, dict) or entry.get("inputs") != key or not isinstance(entry.get("files"), dict):
         return None
     files = entry["files"]
-    if f"notebooks/{name}.ipynb" not in files:
+    if f"notebooks/{name}.ipynb" not in files or not _intact(Path(out), files):
         return None
-    for rel, digest in files.items():
-        path = Path(out) / rel
-        if not path.is_file() or provenance.sha256(path) != digest:
-            return None
     return files
+
+
+def _intact(folder: Path, files: dict[str, str]) -> bool:
+    """Every file of ``files`` (path in ``folder`` -> SHA-256) is there with its hash."""
+    return all((folder / rel).is_file() and provenance.sha256(folder / rel) == digest for rel, digest in files.items())
 
 
 def copy_files(out: Path, work: Path, files: dict[str, str]) -> None:
@@ -167,11 +168,9 @@ def stored(store: Path, name: str, key: str) -> tuple[dict | None, str]:
     try:
         entry = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
         files, work = entry["files"], entry["work"]
-        if entry.get("notebook") != name or not isinstance(files, dict) or f"notebooks/{name}.ipynb" not in files:
+        if (entry.get("notebook") != name or not isinstance(files, dict) or f"notebooks/{name}.ipynb" not in files
+                or not _intact(folder, files)):
             return None, notice
-        for rel, digest in files.items():
-            if provenance.sha256(folder / rel) != digest:
-                return None, notice
         os.utime(folder)  # most recently used
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None, notice

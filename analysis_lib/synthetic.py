@@ -440,7 +440,8 @@ def blank_covariates(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFr
 
 
 def registry_like_cohort(table1_published: pd.DataFrame, n: int, n_centers: int = 500, seed: int = 1,
-                         incomplete_share: float = sum(PAPER_INCOMPLETE.values()) / 344) -> pd.DataFrame:
+                         incomplete_share: float = sum(PAPER_INCOMPLETE.values()) / (303 + sum(PAPER_INCOMPLETE.values()))
+                         ) -> pd.DataFrame:
     """A large registry-shaped export for benchmarks at scale: ``n`` patients of
     :func:`generate_cohort` (arms in the paper's 172:131 proportion, ``n_centers`` centers), of
     whom a random ``incomplete_share`` (as in the shipped cohort, 41 of 344) miss propensity
@@ -449,8 +450,7 @@ def registry_like_cohort(table1_published: pd.DataFrame, n: int, n_centers: int 
     data = generate_cohort(table1_published, seed=seed, n_mt_rs=n_rs, n_mt_only=n - n_rs, n_centers=n_centers).data
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
     rows = np.flatnonzero(rng.random(n) < incomplete_share)
-    blanked = blank_covariates(data.iloc[rows], rng)
-    data.iloc[rows] = blanked
+    data.iloc[rows] = blank_covariates(data.iloc[rows], rng)
     return data
 
 
