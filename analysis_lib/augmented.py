@@ -25,7 +25,7 @@ import pandas as pd
 
 from .data import OUTCOMES, TREATMENT, measure_for
 from .mestimation import weight_derivative_factor
-from .numerics import critical_value, newton_glm, sigmoid, two_sided_p
+from .numerics import critical_value, newton_glm, sigmoid, two_sided_p, weighted_gram
 from .weighting import estimand_weights
 
 
@@ -77,12 +77,20 @@ def _outcome_fit(X: np.ndarray, y: np.ndarray, binary: bool, arm: str = "an arm"
     return np.linalg.lstsq(X, y, rcond=None)[0], ""
 
 
+def propensity_fit(Z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The logistic propensity model of the augmented estimator: ``(gamma, converged)``."""
+    gamma, _, _, converged = newton_glm(np.asarray(Z, float), np.asarray(t, float), None, "binomial", tol=1e-12,
+                                        max_iter=100)
+    return gamma, converged
+
+
 def augmented_effect(Z: np.ndarray, t: np.ndarray, X: np.ndarray, y: np.ndarray, estimand: str,
-                     binary: bool) -> AugmentedFit:
+                     binary: bool, propensity: tuple[np.ndarray, bool] | None = None) -> AugmentedFit:
     """The augmented estimator of the module docstring: ``Z`` the propensity design (with its
-    intercept), ``X`` the outcome design (with its intercept), ``t`` 0/1, ``y`` the outcome."""
+    intercept), ``X`` the outcome design (with its intercept), ``t`` 0/1, ``y`` the outcome;
+    ``propensity`` the :func:`propensity_fit` of ``Z`` and ``t`` when already fitted."""
     Z, X, t, y = (np.asarray(a, float) for a in (Z, X, t, y))
-    gamma, _, _, converged = newton_glm(Z, t, None, "binomial", tol=1e-12, max_iter=100)
+    gamma, converged = propensity or propensity_fit(Z, t)
     if not converged:
         return AugmentedFit(np.nan, np.nan, np.nan, np.nan, binary, "propensity model did not converge")
     arms = {}
@@ -162,9 +170,9 @@ def bread(Z, X, t, y, p, m1, m0, means, estimand, binary) -> np.ndarray:
     a1, a0, n1, n0, e1, e0 = (slice(k, k + q), slice(k + q, k + 2 * q), k + 2 * q, k + 2 * q + 1, k + 2 * q + 2,
                               k + 2 * q + 3)
     A = np.zeros((k + 2 * q + 4, k + 2 * q + 4))
-    A[:k, :k] = -Z.T @ (s[:, None] * Z)
-    A[a1, a1] = -X.T @ ((t * dm1)[:, None] * X)
-    A[a0, a0] = -X.T @ ((c * dm0)[:, None] * X)
+    A[:k, :k] = -weighted_gram(Z, s)
+    A[a1, a1] = -weighted_gram(X, t * dm1)
+    A[a0, a0] = -weighted_gram(X, c * dm0)
     A[n1, :k], A[n1, a1], A[n1, n1] = Z.T @ (dh * s * (m1 - nu1)), X.T @ (h * dm1), -h.sum()
     A[n0, :k], A[n0, a0], A[n0, n0] = Z.T @ (dh * s * (m0 - nu0)), X.T @ (h * dm0), -h.sum()
     A[e1, :k], A[e1, a1], A[e1, e1] = Z.T @ (t * g * (y - m1 - d1)), -X.T @ (t * w * dm1), -(t * w).sum()
@@ -184,12 +192,16 @@ def augmented_rows(df: pd.DataFrame, Z: np.ndarray, X: np.ndarray, estimand: str
     cannot be fitted."""
     rows = []
     t_all = df[treatment].to_numpy(float)
+    fits = {}  # the propensity model of each set of patients with a known outcome (the mRS and its dichotomies share one)
     for outcome in outcomes:
         y_all = df[outcome].to_numpy(float)
         keep = ~np.isnan(y_all)
         y = y_all[keep]
         measure = measure_for(y)
-        fit = augmented_effect(Z[keep], t_all[keep], X[keep], y, estimand, measure == "RR")
+        rows_key = np.packbits(keep).tobytes()
+        if rows_key not in fits:
+            fits[rows_key] = propensity_fit(Z[keep], t_all[keep])
+        fit = augmented_effect(Z[keep], t_all[keep], X[keep], y, estimand, measure == "RR", fits[rows_key])
         rows.append({"outcome": outcome, "measure": measure, **fit.row(conf_level),
                      "mu_mt_rs": fit.mu1, "mu_mt_only": fit.mu0, "n": int(keep.sum()), "note": fit.note})
     return pd.DataFrame(rows, columns=AUGMENTED_COLUMNS)

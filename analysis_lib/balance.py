@@ -9,6 +9,8 @@ every covariate, binary ones included (cobalt does so only on request: ``binary 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -64,39 +66,74 @@ def smd(x: np.ndarray, t: np.ndarray, w: np.ndarray | None = None, estimand: str
     >>> smd(np.array([0., 1., 1., 1.]), np.array([0, 0, 1, 1]), binary="raw")
     0.5
     """
-    x = np.asarray(x, float)
-    t = np.asarray(t, float)
-    w = np.ones_like(x) if w is None else np.asarray(w, float)
-    is_bin = is_binary(x)
-    x1, x0 = x[t == 1], x[t == 0]
-    diff = weighted_mean(x1, w[t == 1]) - weighted_mean(x0, w[t == 0])
-    if is_bin and binary == "raw":
-        return float(diff)
-    if binary not in ("std", "raw"):
-        raise ValueError(f"binary must be 'std' or 'raw', got {binary!r}")
-    s1 = weighted_variance(x1, np.ones_like(x1), is_bin)
-    s0 = weighted_variance(x0, np.ones_like(x0), is_bin)
-    denom = np.sqrt(s1) if estimand == "ATT" else np.sqrt((s1 + s0) / 2)
-    if not np.isfinite(denom):  # an arm of one patient: its SD is undefined
-        return float("nan")
-    if diff == 0 or (denom == 0 and np.ptp(x) == 0):  # a constant covariate: no imbalance (cobalt: 0)
-        return 0.0
-    return float(diff / denom) if denom > 0 else float(np.sign(diff) * np.inf)
+    return CovariateArms.of(x, t).smd(split_by_arm(w, t), estimand, binary)
 
 
 def variance_ratio(x: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) -> float:
     """Treated over control (weighted) variance, continuous covariates only (as cobalt's
     ``bal.tab``; NaN for binary covariates, where the ratio carries no extra information)."""
-    x = np.asarray(x, float)
-    t = np.asarray(t, float)
-    if is_binary(x):
-        return float("nan")
-    w = np.ones_like(x) if w is None else np.asarray(w, float)
-    v1 = weighted_variance(x[t == 1], w[t == 1], binary=False)
-    v0 = weighted_variance(x[t == 0], w[t == 0], binary=False)
-    if v0 > 0:
-        return float(v1 / v0)
-    return float("inf") if v1 > 0 else float("nan")  # a constant control group (R: v1 / 0 = Inf, 0 / 0 = NaN)
+    return CovariateArms.of(x, t).variance_ratio(split_by_arm(w, t))
+
+
+@dataclass(frozen=True)
+class CovariateArms:
+    """One covariate split by treatment arm, with what all its SMDs and variance ratios share
+    (whether it is binary or constant, the unweighted arm variances): :func:`smd` and
+    :func:`variance_ratio` of one covariate under several weightings, which split and scan it
+    once. The weights are given split by arm (:func:`split_by_arm`), so that covariates of
+    the same rows share the split."""
+
+    x1: np.ndarray = field(repr=False)
+    x0: np.ndarray = field(repr=False)
+    binary: bool
+    constant: bool
+    var1: float
+    var0: float
+
+    @classmethod
+    def of(cls, x: np.ndarray, t: np.ndarray) -> "CovariateArms":
+        x = np.asarray(x, float)
+        t = np.asarray(t, float)
+        is_bin = is_binary(x)
+        x1, x0 = x[t == 1], x[t == 0]
+        with np.errstate(invalid="ignore", divide="ignore"):  # an empty arm: NaN, reported by the SMD
+            var1, var0 = (weighted_variance(a, np.ones_like(a), is_bin) for a in (x1, x0))
+        return cls(x1=x1, x0=x0, binary=is_bin, constant=bool(x.size == 0 or np.ptp(x) == 0), var1=var1, var0=var0)
+
+    def smd(self, arm_weights: tuple[np.ndarray, np.ndarray] | None = None, estimand: str = "ATO",
+            binary: str = "std") -> float:
+        """:func:`smd` with the weights of each arm (None: unweighted)."""
+        w1, w0 = arm_weights or (np.ones_like(self.x1), np.ones_like(self.x0))
+        diff = weighted_mean(self.x1, w1) - weighted_mean(self.x0, w0)
+        if self.binary and binary == "raw":
+            return float(diff)
+        if binary not in ("std", "raw"):
+            raise ValueError(f"binary must be 'std' or 'raw', got {binary!r}")
+        denom = np.sqrt(self.var1) if estimand == "ATT" else np.sqrt((self.var1 + self.var0) / 2)
+        if not np.isfinite(denom):  # an arm of one patient: its SD is undefined
+            return float("nan")
+        if diff == 0 or (denom == 0 and self.constant):  # a constant covariate: no imbalance (cobalt: 0)
+            return 0.0
+        return float(diff / denom) if denom > 0 else float(np.sign(diff) * np.inf)
+
+    def variance_ratio(self, arm_weights: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+        """:func:`variance_ratio` with the weights of each arm (None: unweighted)."""
+        if self.binary:
+            return float("nan")
+        w1, w0 = arm_weights or (np.ones_like(self.x1), np.ones_like(self.x0))
+        v1 = weighted_variance(self.x1, w1, binary=False)
+        v0 = weighted_variance(self.x0, w0, binary=False)
+        if v0 > 0:
+            return float(v1 / v0)
+        return float("inf") if v1 > 0 else float("nan")  # a constant control group (R: v1 / 0 = Inf, 0 / 0 = NaN)
+
+
+def split_by_arm(w: np.ndarray | None, t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(w[t == 1], w[t == 0])``, the weights as :class:`CovariateArms` takes them."""
+    if w is None:
+        return None
+    w, t = np.asarray(w, float), np.asarray(t, float)
+    return w[t == 1], w[t == 0]
 
 
 def effective_sample_size(w: np.ndarray) -> float:
@@ -139,15 +176,15 @@ def balance_table(df: pd.DataFrame, covariates: tuple[str, ...] | list[str], wei
     rows = []
     for c in covariates:
         x = df[c].to_numpy(float)
-        is_bin = is_binary(x)
-        s_w = smd(x, t, w, estimand, binary)
+        arms, arm_weights = CovariateArms.of(x, t), split_by_arm(w, t)
+        s_w = arms.smd(arm_weights, estimand, binary)
         rows.append({
             "covariate": c,
-            "smd_unweighted": smd(x, t, None, estimand, binary),
+            "smd_unweighted": arms.smd(None, estimand, binary),
             "smd_weighted": s_w,
-            "variance_ratio_unweighted": variance_ratio(x, t),
-            "variance_ratio_weighted": variance_ratio(x, t, w),
-            "type": "Binary" if is_bin else "Contin.",
+            "variance_ratio_unweighted": arms.variance_ratio(),
+            "variance_ratio_weighted": arms.variance_ratio(arm_weights),
+            "type": "Binary" if arms.binary else "Contin.",
             "mean_mt_rs_unweighted": float(x[t == 1].mean()),
             "mean_mt_only_unweighted": float(x[t == 0].mean()),
             "mean_mt_rs_weighted": weighted_mean(x[t == 1], w[t == 1]),

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .data import MODIFIER, TREATMENT, analysis_sample
 from .effects import effect_rows
-from .numerics import critical_value, two_sided_p
+from .numerics import critical_value, two_sided_p, weighted_gram
 from .specification import SENSITIVITY_OUTCOMES
 from .weighting import compute_weights, fit_propensity, ps_variables
 
@@ -90,52 +90,79 @@ def imputed_arrays(frame: pd.DataFrame, columns: list[str], m: int, rng: np.rand
     random. After ``burn_in`` cycles a copy is kept every ``between`` cycles.
 
     Written with NumPy because ``MICEData`` rebuilds patsy design matrices for every variable
-    in every cycle: 20 imputations took 25 s there, a fraction of a second here. One design
-    buffer serves every regression and the observed rows are copied out once per regression, so
-    that memory stays at a few copies of the data whatever ``m`` (at n = 10^6, each copy of 20
-    imputed frames held 3 GB).
+    in every cycle: 20 imputations took 25 s there, a fraction of a second here. The least
+    squares come from one cross-product matrix of the design ``[1, data]`` (:func:`weighted_gram`):
+    a regression's normal equations are those of all rows less those of its missing rows, and
+    an imputation changes one column of the matrix (updated from the imputed rows alone, the
+    whole matrix recomputed once a cycle). A regression thus costs O(n_missing) besides one
+    prediction of every row and the sort of the observed predictions, and the data are held
+    once whatever ``m``: at n = 10^6 a regression went from 0.35 s to 0.15 s.
     """
-    data = frame.astype(float).to_numpy().copy()  # C order: the regressions' sums, hence the draws, follow it
+    data = frame.astype(float).to_numpy()
+    n, c = data.shape
     miss = np.isnan(data)
-    todo = [frame.columns.get_loc(c) for c in columns if miss[:, frame.columns.get_loc(c)].any()]
+    todo = [frame.columns.get_loc(col) for col in columns if miss[:, frame.columns.get_loc(col)].any()]
     todo.sort(key=lambda j: miss[:, j].sum())
-    for j in range(data.shape[1]):
+    D = np.empty((n, c + 1))  # the design [1, data]: variable j is column j + 1
+    D[:, 0] = 1.0
+    D[:, 1:] = data
+    del data
+    for j in range(c):
         if miss[:, j].any():
-            observed = data[~miss[:, j], j]
-            data[miss[:, j], j] = rng.choice(observed, size=int(miss[:, j].sum()))
-    X = np.empty_like(data)  # intercept and the other columns: [1, data without column j]
-    X[:, 0] = 1.0
+            observed = D[~miss[:, j], j + 1]
+            D[miss[:, j], j + 1] = rng.choice(observed, size=int(miss[:, j].sum()))
+    rows = {j: (np.flatnonzero(~miss[:, j]), np.flatnonzero(miss[:, j])) for j in todo}
+    donors = {j: D[rows[j][0], j + 1].copy() for j in todo}  # observed values never change
+    gram = np.zeros((c + 1, c + 1))
 
     def cycle() -> None:
+        gram[:] = weighted_gram(D)
         for j in todo:
-            obs, mis = ~miss[:, j], miss[:, j]
-            X[:, 1:j + 1], X[:, j + 1:] = data[:, :j], data[:, j + 1:]
-            Xo, y = X[obs], data[obs, j]
-            XtX_inv = np.linalg.pinv(Xo.T @ Xo)
-            beta = XtX_inv @ Xo.T @ y
-            dof = max(int(obs.sum()) - X.shape[1], 1)
-            sigma2 = float(np.sum((y - Xo @ beta) ** 2)) / dof
-            del Xo
+            col, (obs, mis), y = j + 1, rows[j], donors[j]
+            others = np.arange(c + 1) != col
+            Dm = D[mis]
+            G = gram - Dm.T @ Dm  # cross-products of the observed rows
+            XtX_inv = np.linalg.pinv(G[np.ix_(others, others)])
+            Xty = G[others, col]
+            beta = XtX_inv @ Xty
+            dof = max(obs.size - c, 1)
+            sigma2 = max(float(G[col, col] - beta @ Xty), 0.0) / dof  # residual sum of squares y'y - b'X'y
             cov = sigma2 * (XtX_inv + XtX_inv.T) / 2
-            draw = beta + _cov_factor(cov) @ rng.standard_normal(beta.size)
-            pred = X @ draw
-            pred_obs = pred[obs]
-            order = np.argsort(pred_obs, kind="stable")
-            sorted_pred = pred_obs[order]
+            b = np.zeros(c + 1)
+            b[others] = beta + _cov_factor(cov) @ rng.standard_normal(beta.size)
+            pred = D @ b
+            sorted_pred, order = _sorted_with_rows(pred[obs])
             k = min(k_pmm, sorted_pred.size)
             # the k observed rows whose predictions are closest to each missing row's prediction,
             # listed in row order (argpartition leaves them in an order that a change in the last
             # digits of the data can shuffle; row order makes the random pick reproducible)
             nearest = np.sort(order[_nearest(sorted_pred, pred[mis], k)], axis=1)
             pick = nearest[np.arange(nearest.shape[0]), rng.integers(0, k, nearest.shape[0])]
-            data[mis, j] = y[pick]
+            change = y[pick] - Dm[:, col]
+            # the imputed rows x become x + change e_col: X'X gains e_col u' + u e_col' + |change|^2 e_col e_col'
+            u = Dm.T @ change
+            gram[col, :] += u
+            gram[:, col] += u
+            gram[col, col] += change @ change
+            D[mis, col] = y[pick]
 
     for _ in range(burn_in):
         cycle()
     for _ in range(m):
         for _ in range(between):
             cycle()
-        yield data
+        yield D[:, 1:]
+
+
+def _sorted_with_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` sorted, ties in row order, and their positions: the stable ``argsort``, by
+    sorting the complex numbers ``value + i row`` (NumPy orders complex numbers by real, then
+    imaginary part). The keys are distinct, so every sorting algorithm gives this order; 30 %
+    faster than a stable ``argsort`` and its gather (0.10 s against 0.14 s for 10^6 values)."""
+    keyed = np.empty(values.size, complex)
+    keyed.real, keyed.imag = values, np.arange(values.size)
+    keyed.sort()
+    return keyed.real.copy(), keyed.imag.astype(np.intp)
 
 
 def _nearest(sorted_values: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

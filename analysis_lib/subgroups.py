@@ -20,10 +20,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .balance import smd, variance_ratio
+from .balance import CovariateArms, split_by_arm
 from .data import MODIFIER, TREATMENT
 from .mestimation import estimation_from_design
-from .weighting import PropensityError, compute_weights, design_matrix, fit_propensity
+from .weighting import PropensityError, compute_weights, design_matrix, fit_propensity, ps_variables
 
 SUBGROUP_WEIGHTS: tuple[str, ...] = ("overall", "within")
 SUBGROUP_BALANCE_COLUMNS = ["cutoff", "weights", "subgroup", "covariate", "smd_unweighted", "smd_weighted",
@@ -81,8 +81,9 @@ def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] 
     t = df[treatment].to_numpy(float)
     propensity = np.full(len(df), np.nan)
     models = []
+    columns = [treatment, *(c for c in ps_variables(covariates, formula) if c != treatment)]
     for subgroup, mask in (("low", ~high), ("high", high)):
-        sub = df.loc[mask].reset_index(drop=True)
+        sub = df.loc[mask, columns].reset_index(drop=True)  # the model's columns: not a copy of every column
         label = f"the {subgroup} subgroup (stenosis {subgroup_label(subgroup, cutoff)}, {len(sub)} patients)"
         try:
             if sub.empty:
@@ -101,7 +102,7 @@ def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] 
     def design_of() -> np.ndarray:
         blocks = []
         for mask, model in models:
-            X = design_matrix(df.loc[mask].reset_index(drop=True), model.covariates, model.formula)
+            X = design_matrix(df.loc[mask, columns].reset_index(drop=True), model.covariates, model.formula)
             blocks.append(X[[c for c in X.columns if np.isfinite(model.coefficients.get(c, np.nan))]].to_numpy())
         design = np.zeros((len(df), sum(b.shape[1] for b in blocks)))
         start = 0
@@ -130,25 +131,38 @@ def subgroup_balance(terms: pd.DataFrame, treatment: np.ndarray, stenosis: np.nd
     number cannot be computed say why in ``note``."""
     t = np.asarray(treatment, float)
     s = np.asarray(stenosis, float)
-    rows = []
-    for sw in weightings:
-        high = s > sw.cutoff
-        for subgroup, mask in (("low", ~high), ("high", high)):
+    values = {c: terms[c].to_numpy(float) for c in terms.columns}
+    split = {}  # (cutoff, subgroup): the rows, their arms and each term split by arm, shared by the methods
+
+    def arms_of(cutoff: float, subgroup: str):
+        if (cutoff, subgroup) not in split:
+            if not any(key[0] == cutoff for key in split):
+                split.clear()  # one cutoff's split at a time (the weightings come by cutoff): 1 GB less at n = 10^6
+            mask = (s > cutoff) if subgroup == "high" else ~(s > cutoff)
             tg = t[mask]
             empty = [arm for arm, code in (("MT+RS", 1), ("MT only", 0)) if not np.any(tg == code)]
+            arms = {} if empty else {c: CovariateArms.of(x[mask], tg) for c, x in values.items()}
+            unweighted = {c: a.smd(None, estimand, binary) for c, a in arms.items()}
+            split[cutoff, subgroup] = mask, tg, empty, arms, unweighted
+        return split[cutoff, subgroup]
+
+    rows = []
+    for sw in weightings:
+        for subgroup in ("low", "high"):
+            mask, tg, empty, arms, unweighted = arms_of(sw.cutoff, subgroup)
+            arm_weights = split_by_arm(sw.weights[mask], tg) if sw.estimable and not empty else None
             for covariate in terms.columns:
-                x = terms[covariate].to_numpy(float)[mask]
                 row = {"cutoff": sw.cutoff, "weights": sw.method, "subgroup": subgroup, "covariate": covariate,
                        "smd_unweighted": np.nan, "smd_weighted": np.nan, "variance_ratio_weighted": np.nan, "note": ""}
                 if empty:
                     row["note"] = f"no {' or '.join(empty)} patients in this subgroup"
                 else:
-                    row["smd_unweighted"] = smd(x, tg, None, estimand, binary)
+                    row["smd_unweighted"] = unweighted[covariate]
                     if sw.estimable:
-                        wg = sw.weights[mask]
-                        row["smd_weighted"] = smd(x, tg, wg, estimand, binary)
-                        row["variance_ratio_weighted"] = variance_ratio(x, tg, wg)
-                        if np.ptp(x) == 0:
+                        a = arms[covariate]
+                        row["smd_weighted"] = a.smd(arm_weights, estimand, binary)
+                        row["variance_ratio_weighted"] = a.variance_ratio(arm_weights)
+                        if a.constant:
                             row["note"] = "constant in this subgroup: nothing to balance"
                         elif np.isnan(row["smd_unweighted"]):
                             row["note"] = "SD undefined: an arm of one patient in this subgroup"
