@@ -553,8 +553,8 @@ def _add(problems: list[str], column: str, mask: pd.Series, ids: pd.Series | Non
 # ------------------------------------------------------------------------------ outcomes
 def measure_for(y: pd.Series | np.ndarray) -> str:
     """``RR`` for a 0/1 outcome, ``ATE`` otherwise."""
-    values = np.unique(np.asarray(y, float)[~np.isnan(np.asarray(y, float))])
-    return "RR" if set(values.tolist()) <= {0.0, 1.0} else "ATE"
+    y = np.asarray(y, float)
+    return "RR" if bool(np.all((y == 0) | (y == 1) | np.isnan(y))) else "ATE"  # linear: no sort of 10^6 values
 
 
 def derive_outcomes(df: pd.DataFrame) -> pd.DataFrame:
@@ -604,14 +604,15 @@ def _source_stamp(path: str | Path) -> tuple[str, int, int]:
 
 def write_cohort_cache(cohort: pd.DataFrame, path: str | Path, cache: str | Path) -> None:
     """Store the validated cohort of ``path`` for :func:`load_cohort` (pickle, private to a build)."""
-    pd.to_pickle({"source": _source_stamp(path), "cohort": cohort}, cache)
+    # consolidated (one block per dtype) once here, not by a copy in every notebook (0.5 s at n = 10^6)
+    pd.to_pickle({"source": _source_stamp(path), "cohort": cohort.copy()}, cache)
 
 
 def _read_cache(path: str | Path, cache: str | Path | None) -> pd.DataFrame | None:
     if cache is None or not Path(cache).exists() or not Path(path).exists():
         return None
     stored = pd.read_pickle(cache)
-    return stored["cohort"].copy() if stored.get("source") == _source_stamp(path) else None
+    return stored["cohort"] if stored.get("source") == _source_stamp(path) else None  # a fresh object: no copy
 
 
 # The common spellings of a missing value; a file using others takes the text path (NA_TOKENS).

@@ -96,7 +96,7 @@ def imputed_arrays(frame: pd.DataFrame, columns: list[str], m: int, rng: np.rand
     an imputation changes one column of the matrix (updated from the imputed rows alone, the
     whole matrix recomputed once a cycle). A regression thus costs O(n_missing) besides one
     prediction of every row and the sort of the observed predictions, and the data are held
-    once whatever ``m``: at n = 10^6 a regression went from 0.35 s to 0.15 s.
+    once whatever ``m``: at n = 10^6 a regression went from 0.37 s to 0.17 s (the 30 cycles from 67 s to 31 s).
     """
     data = frame.astype(float).to_numpy()
     n, c = data.shape

@@ -47,7 +47,9 @@ def fit_specifications(df: pd.DataFrame, specs: list[PropensitySpec], estimand: 
     its terms) is kept with the reason in ``note`` and no propensity, never dropped silently."""
     fits = []
     for i, spec in enumerate(specs):
-        sample = df.dropna(subset=list(ps_variables(spec.covariates, spec.formula))).reset_index(drop=True)
+        needed = list(ps_variables(spec.covariates, spec.formula))
+        complete = df.index.equals(pd.RangeIndex(len(df))) and not df[needed].isna().to_numpy().any()
+        sample = df if complete else df.dropna(subset=needed).reset_index(drop=True)  # no copy of complete data
         try:
             model = fit_propensity(sample, spec.covariates, treatment=treatment, formula=spec.formula,
                                    method=spec.method, estimand=estimand)

@@ -133,19 +133,21 @@ def proportional_odds_p(y: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
 
     levels = np.unique(y)
     b, influence = [], []
+    arms = []  # each arm's rows, weights and outcomes, split once
+    for arm, sign in ((1, 1.0), (0, -1.0)):
+        a = t == arm
+        arms.append((a, sign, w[a], y[a], w[a].sum()))
     for j in levels[:-1]:
-        below = (y <= j).astype(float)
         row, ok = np.zeros(y.size), True
         est = 0.0
-        for arm, sign in ((1, 1.0), (0, -1.0)):
-            a = t == arm
-            W = w[a].sum()
-            P = float(w[a] @ below[a]) / W if W > 0 else np.nan
+        for a, sign, wa, ya, W in arms:
+            below = (ya <= j).astype(float)
+            P = float(wa @ below) / W if W > 0 else np.nan
             if not 0 < P < 1:
                 ok = False
                 break
             est += sign * np.log(P / (1 - P))
-            row[a] = sign * w[a] * (below[a] - P) / (W * P * (1 - P))
+            row[a] = sign * wa * (below - P) / (W * P * (1 - P))
         if ok:
             b.append(est)
             influence.append(row)
@@ -174,6 +176,9 @@ def separated(y: np.ndarray, t: np.ndarray) -> str:
 
 def _coded(y: np.ndarray) -> np.ndarray:
     """Consecutive codes of the observed levels (polr drops the empty levels of the factor)."""
+    if y.size and np.all((y >= 0) & (y <= 100) & (y == np.floor(y))):  # small whole numbers (the mRS): no sort
+        present = np.bincount(y.astype(np.intp)) > 0
+        return (np.cumsum(present) - 1)[y.astype(np.intp)]
     return np.searchsorted(np.unique(y), y)
 
 
@@ -331,8 +336,12 @@ def subgroup_common_ors(y: np.ndarray, t: np.ndarray, high: np.ndarray, w: np.nd
     groups = t + 2 * high
     if np.bincount(groups, minlength=4).min() == 0 or y.max() < 1:
         return nan
-    if any(separated(y[high == h], t[high == h]) for h in (0, 1)):
-        return nan
+    # separation (:func:`separated`) in each subgroup, from the counts of each level by arm and subgroup
+    counts = np.bincount(groups * (y.max() + 1) + y, minlength=4 * (y.max() + 1)).reshape(4, -1)
+    seen = [np.flatnonzero(c) for c in counts]
+    for control, treated in ((seen[0], seen[1]), (seen[2], seen[3])):
+        if treated[0] >= control[-1] or control[0] >= treated[-1]:
+            return nan
     fit, V = cell_fit(y, t, high, w, overall=False)
     if not fit.converged:
         return nan
