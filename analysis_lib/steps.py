@@ -101,13 +101,14 @@ def _kind(shown) -> str | None:
 
 
 def _result(params: Parameters, name: str, shown, table: pd.DataFrame | None = None, cutoff: float | None = None,
-            **extra) -> Result:
+            drawn_from: pd.DataFrame | None = None, **extra) -> Result:
     """The :class:`Result` of the registered output ``name`` (the figure, the note or the table
     of that name, after what ``shown`` is), its caption from the registry (``{cutoff}`` filled),
-    followed by the table's ``attrs["caption_note"]`` where the step left one."""
+    followed by the ``attrs["caption_note"]`` that the step left on its table (or on
+    ``drawn_from``, the table a figure draws)."""
     output = output_named(name, _kind(shown))
     caption = output.caption.format(cutoff=cutoff) if "{cutoff" in output.caption else output.caption
-    note = next((t.attrs["caption_note"] for t in (table, shown)
+    note = next((t.attrs["caption_note"] for t in (table, shown, drawn_from)
                  if isinstance(t, pd.DataFrame) and "caption_note" in t.attrs), None)
     if note:
         caption = f"{caption.rstrip('.')}; {note}."
@@ -147,7 +148,8 @@ class Steps(Memo):
 
     def patient_flow_figure(self) -> Result:
         """Supplementary Figure 1."""
-        return self._result("supplementary_figure_1_patient_flow", patient_flow_figure(self.patient_flow().table))
+        flow = self.patient_flow().table
+        return self._result("supplementary_figure_1_patient_flow", patient_flow_figure(flow), drawn_from=flow)
 
     def table1(self) -> Result:
         """Table 1 with its tests; counts below ``min_cell_size`` masked."""

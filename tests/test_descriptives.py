@@ -112,3 +112,14 @@ def test_patient_flow_of_a_file_larger_than_the_treated_count_begins_at_the_file
                                           "(300) is fewer than its 344 patients, so the counts before the export "
                                           "are not shown")
     assert "caption_note" not in patient_flow(smp, 18732, 344).attrs  # as many treated as in the file: all boxes
+
+
+def test_the_flow_figure_caption_says_where_the_flow_begins_as_the_table_does():
+    from analysis_lib.params import Parameters
+    from analysis_lib.study import load_study
+
+    study = load_study(Parameters(data_path=str(COHORTS["synthetic"]), patients_icas_lvo_evt=300))
+    note = "the flow begins at the registry file: parameter patients_icas_lvo_evt (300) is fewer than its 344"
+    assert note in study.patient_flow().caption and note in study.patient_flow_figure().caption
+    default = load_study(Parameters(data_path=str(COHORTS["synthetic"])))
+    assert "begins at the registry file" not in default.patient_flow_figure().caption

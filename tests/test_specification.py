@@ -211,15 +211,18 @@ def test_propensity_specifications_table():
     assert by.loc["rich formula", "terms"] == 17
 
 
-def test_the_donor_search_compares_a_window_and_finds_the_k_nearest():
-    """Predictive mean matching's k nearest observed predictions, from the 2k around each query,
-    equal those of the full distance matrix (queries inside, below and above the observed range,
-    and k equal to the number of observed rows)."""
+def test_the_donor_search_finds_the_k_nearest():
+    """Predictive mean matching's k nearest observed predictions, a block of k sorted positions
+    found around each query, equal those of the full distance matrix (queries inside, below and
+    above the observed range, on an observed value, and k equal to the number of observed rows)."""
     from analysis_lib.imputation import _nearest
 
     rng = np.random.default_rng(3)
-    for n, k in ((500, 20), (30, 20), (12, 12), (5000, 5)):
+    for n, k in ((500, 20), (30, 20), (12, 12), (5000, 5), (40, 1)):
         values = np.sort(rng.normal(size=n))
-        queries = np.concatenate([rng.normal(size=50), [-10.0, 10.0]])
+        queries = np.concatenate([rng.normal(size=200), [-10.0, 10.0, values[n // 2]]])
         full = np.argpartition(np.abs(queries[:, None] - values[None, :]), k - 1, axis=1)[:, :k]
-        assert np.array_equal(np.sort(_nearest(values, queries, k), axis=1), np.sort(full, axis=1)), (n, k)
+        block = _nearest(values, queries, k)[:, None] + np.arange(k)
+        assert np.array_equal(block, np.sort(full, axis=1)), (n, k)
+    # ties: equally close values on both sides keep the block on the left
+    assert _nearest(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([2.0, 2.5]), 2).tolist() == [1, 2]
