@@ -174,9 +174,9 @@ def balance_table(df: pd.DataFrame, covariates: tuple[str, ...] | list[str], wei
     t = df[treatment].to_numpy(float)
     w = np.asarray(weights, float)
     rows = []
+    arm_weights = split_by_arm(w, t)
     for c in covariates:
-        x = df[c].to_numpy(float)
-        arms, arm_weights = CovariateArms.of(x, t), split_by_arm(w, t)
+        arms = CovariateArms.of(df[c].to_numpy(float), t)
         s_w = arms.smd(arm_weights, estimand, binary)
         rows.append({
             "covariate": c,
@@ -185,10 +185,10 @@ def balance_table(df: pd.DataFrame, covariates: tuple[str, ...] | list[str], wei
             "variance_ratio_unweighted": arms.variance_ratio(),
             "variance_ratio_weighted": arms.variance_ratio(arm_weights),
             "type": "Binary" if arms.binary else "Contin.",
-            "mean_mt_rs_unweighted": float(x[t == 1].mean()),
-            "mean_mt_only_unweighted": float(x[t == 0].mean()),
-            "mean_mt_rs_weighted": weighted_mean(x[t == 1], w[t == 1]),
-            "mean_mt_only_weighted": weighted_mean(x[t == 0], w[t == 0]),
+            "mean_mt_rs_unweighted": float(arms.x1.mean()),
+            "mean_mt_only_unweighted": float(arms.x0.mean()),
+            "mean_mt_rs_weighted": weighted_mean(arms.x1, arm_weights[0]),
+            "mean_mt_only_weighted": weighted_mean(arms.x0, arm_weights[1]),
             "balanced": (f"Balanced, <{threshold:g}" if abs(s_w) < threshold
                          else f"Not Balanced, >{threshold:g}"),
         })

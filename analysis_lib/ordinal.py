@@ -167,9 +167,14 @@ def separated(y: np.ndarray, t: np.ndarray) -> str:
     MT+RS patient has a lower mRS than some MT-only patient, and vice versa); otherwise the
     coefficient runs to infinity (R's polr stops with non-finite values or warns)."""
     a, b = y[t == 1], y[t == 0]
-    if a.min() >= b.max():
+    return _separation(a.min(), a.max(), b.min(), b.max())
+
+
+def _separation(treated_min, treated_max, control_min, control_max) -> str:
+    """:func:`separated` from the smallest and largest mRS of each arm."""
+    if treated_min >= control_max:
         return "every MT+RS patient has a 90-day mRS at least as high as every MT-only patient"
-    if b.min() >= a.max():
+    if control_min >= treated_max:
         return "every MT+RS patient has a 90-day mRS at most as high as every MT-only patient"
     return ""
 
@@ -340,7 +345,7 @@ def subgroup_common_ors(y: np.ndarray, t: np.ndarray, high: np.ndarray, w: np.nd
     counts = np.bincount(groups * (y.max() + 1) + y, minlength=4 * (y.max() + 1)).reshape(4, -1)
     seen = [np.flatnonzero(c) for c in counts]
     for control, treated in ((seen[0], seen[1]), (seen[2], seen[3])):
-        if treated[0] >= control[-1] or control[0] >= treated[-1]:
+        if _separation(treated[0], treated[-1], control[0], control[-1]):
             return nan
     fit, V = cell_fit(y, t, high, w, overall=False)
     if not fit.converged:
