@@ -77,25 +77,34 @@ def _outcome_fit(X: np.ndarray, y: np.ndarray, binary: bool, arm: str = "an arm"
     return np.linalg.lstsq(X, y, rcond=None)[0], ""
 
 
-def propensity_fit(Z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The logistic propensity model of the augmented estimator: ``(gamma, converged)``."""
+def propensity_fit(Z: np.ndarray, t: np.ndarray, start: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """The logistic propensity model of the augmented estimator: ``(gamma, converged)``; ``start``:
+    coefficients where Newton's method starts (the study's propensity model: the same maximum in
+    fewer steps), ignored unless finite."""
+    if start is not None and not np.all(np.isfinite(start)):
+        start = None
     gamma, _, _, converged = newton_glm(np.asarray(Z, float), np.asarray(t, float), None, "binomial", tol=1e-12,
-                                        max_iter=100)
+                                        max_iter=100, start=start)
+    if not converged and start is not None:  # from the usual start, as without one
+        return propensity_fit(Z, t)
     return gamma, converged
 
 
 def augmented_effect(Z: np.ndarray, t: np.ndarray, X: np.ndarray, y: np.ndarray, estimand: str,
-                     binary: bool, propensity: tuple[np.ndarray, bool] | None = None) -> AugmentedFit:
+                     binary: bool, propensity: tuple[np.ndarray, bool] | None = None,
+                     arm_designs: dict[int, np.ndarray] | None = None) -> AugmentedFit:
     """The augmented estimator of the module docstring: ``Z`` the propensity design (with its
     intercept), ``X`` the outcome design (with its intercept), ``t`` 0/1, ``y`` the outcome;
-    ``propensity`` the :func:`propensity_fit` of ``Z`` and ``t`` when already fitted."""
+    ``propensity`` the :func:`propensity_fit` of ``Z`` and ``t`` when already fitted, and
+    ``arm_designs`` the rows of ``X`` in each arm (``{1: X[t == 1], 0: X[t == 0]}``) when already split."""
     Z, X, t, y = (np.asarray(a, float) for a in (Z, X, t, y))
     gamma, converged = propensity or propensity_fit(Z, t)
     if not converged:
         return AugmentedFit(np.nan, np.nan, np.nan, np.nan, binary, "propensity model did not converge")
+    arm_designs = arm_designs or {arm: X[t == arm] for arm in (1, 0)}
     arms = {}
     for arm, label in ((1, "the MT+RS arm"), (0, "the MT only arm")):
-        beta, problem = _outcome_fit(X[t == arm], y[t == arm], binary, label)
+        beta, problem = _outcome_fit(arm_designs[arm], y[t == arm], binary, label)
         if beta is None:
             return AugmentedFit(np.nan, np.nan, np.nan, np.nan, binary, problem)
         arms[arm] = beta
@@ -175,8 +184,9 @@ def bread(Z, X, t, y, p, m1, m0, means, estimand, binary) -> np.ndarray:
     A[a0, a0] = -weighted_gram(X, c * dm0)
     A[n1, :k], A[n1, a1], A[n1, n1] = Z.T @ (dh * s * (m1 - nu1)), X.T @ (h * dm1), -h.sum()
     A[n0, :k], A[n0, a0], A[n0, n0] = Z.T @ (dh * s * (m0 - nu0)), X.T @ (h * dm0), -h.sum()
-    A[e1, :k], A[e1, a1], A[e1, e1] = Z.T @ (t * g * (y - m1 - d1)), -X.T @ (t * w * dm1), -(t * w).sum()
-    A[e0, :k], A[e0, a0], A[e0, e0] = Z.T @ (c * g * (y - m0 - d0)), -X.T @ (c * w * dm0), -(c * w).sum()
+    # -(X'v), not (-X')v: the latter negates a copy of the whole design first
+    A[e1, :k], A[e1, a1], A[e1, e1] = Z.T @ (t * g * (y - m1 - d1)), -(X.T @ (t * w * dm1)), -(t * w).sum()
+    A[e0, :k], A[e0, a0], A[e0, e0] = Z.T @ (c * g * (y - m0 - d0)), -(X.T @ (c * w * dm0)), -(c * w).sum()
     return A
 
 
@@ -185,23 +195,30 @@ AUGMENTED_COLUMNS = ["outcome", "measure", "estimate", "ci_lower", "ci_upper", "
 
 
 def augmented_rows(df: pd.DataFrame, Z: np.ndarray, X: np.ndarray, estimand: str, conf_level: float = 0.95,
-                   outcomes: tuple[str, ...] = OUTCOMES, treatment: str = TREATMENT) -> pd.DataFrame:
+                   outcomes: tuple[str, ...] = OUTCOMES, treatment: str = TREATMENT,
+                   start: np.ndarray | None = None) -> pd.DataFrame:
     """``tables/augmented.csv``: the augmented estimate of every Table 2 outcome in the entire
     cohort (difference in mean mRS; ratio of augmented means for 0/1 outcomes), on the patients with
     a known outcome, the propensity model refitted on them; the reason where an outcome model
-    cannot be fitted."""
+    cannot be fitted. ``start``: the propensity coefficients (of ``Z``'s columns) where each
+    refit starts (:func:`propensity_fit`)."""
     rows = []
     t_all = df[treatment].to_numpy(float)
-    fits = {}  # the propensity model of each set of patients with a known outcome (the mRS and its dichotomies share one)
+    # each set of patients with a known outcome (the mRS and its dichotomies share one): its rows
+    # of the designs, split by arm, and its propensity model, made once
+    sets = {}
     for outcome in outcomes:
         y_all = df[outcome].to_numpy(float)
         keep = ~np.isnan(y_all)
         y = y_all[keep]
         measure = measure_for(y)
         rows_key = np.packbits(keep).tobytes()
-        if rows_key not in fits:
-            fits[rows_key] = propensity_fit(Z[keep], t_all[keep])
-        fit = augmented_effect(Z[keep], t_all[keep], X[keep], y, estimand, measure == "RR", fits[rows_key])
+        if rows_key not in sets:
+            Zk, tk = np.asarray(Z, float)[keep], t_all[keep]
+            Xk = Zk if X is Z else np.asarray(X, float)[keep]
+            sets[rows_key] = Zk, tk, Xk, propensity_fit(Zk, tk, start), {arm: Xk[tk == arm] for arm in (1, 0)}
+        Zk, tk, Xk, propensity, arm_designs = sets[rows_key]
+        fit = augmented_effect(Zk, tk, Xk, y, estimand, measure == "RR", propensity, arm_designs)
         rows.append({"outcome": outcome, "measure": measure, **fit.row(conf_level),
                      "mu_mt_rs": fit.mu1, "mu_mt_only": fit.mu0, "n": int(keep.sum()), "note": fit.note})
     return pd.DataFrame(rows, columns=AUGMENTED_COLUMNS)

@@ -94,11 +94,23 @@ class CovariateArms:
     def of(cls, x: np.ndarray, t: np.ndarray) -> "CovariateArms":
         x = np.asarray(x, float)
         t = np.asarray(t, float)
-        is_bin = is_binary(x)
-        x1, x0 = x[t == 1], x[t == 0]
+        return cls.from_arms(x[t == 1], x[t == 0], is_binary(x), bool(x.size == 0 or np.ptp(x) == 0))
+
+    @classmethod
+    def from_arms(cls, x1: np.ndarray, x0: np.ndarray, binary: bool | None = None,
+                  constant: bool | None = None) -> "CovariateArms":
+        """From the covariate's values in each arm. ``binary`` (:func:`is_binary`) and
+        ``constant`` (one value, or no patient) are of both arms together; computed here unless
+        the caller knows them (:func:`~analysis_lib.subgroups.subgroup_balance` finds them for
+        all covariates at once)."""
+        x1, x0 = np.asarray(x1, float), np.asarray(x0, float)
+        if binary is None or constant is None:
+            x = np.concatenate([x1, x0])
+            binary = is_binary(x) if binary is None else binary
+            constant = bool(x.size == 0 or np.ptp(x) == 0) if constant is None else constant
         with np.errstate(invalid="ignore", divide="ignore"):  # an empty arm: NaN, reported by the SMD
-            var1, var0 = (weighted_variance(a, np.ones_like(a), is_bin) for a in (x1, x0))
-        return cls(x1=x1, x0=x0, binary=is_bin, constant=bool(x.size == 0 or np.ptp(x) == 0), var1=var1, var0=var0)
+            var1, var0 = (weighted_variance(a, np.ones_like(a), binary) for a in (x1, x0))
+        return cls(x1=x1, x0=x0, binary=binary, constant=constant, var1=var1, var0=var0)
 
     def smd(self, arm_weights: tuple[np.ndarray, np.ndarray] | None = None, estimand: str = "ATO",
             binary: str = "std") -> float:

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from threadpoolctl import threadpool_limits
+
 from . import cache as cache_module
 from . import provenance
 from .data import DataError, write_cohort_cache
@@ -29,7 +31,7 @@ from .params import ParameterError, Parameters
 from .published import check_published_dir
 from .registry import missing_files, readme
 from .steps import analysis_cutoff, check_subgroup_weights
-from .study import Study, load_study
+from .study import Study, load_study, propensity_key
 from .supplement import assemble
 
 NOTEBOOKS: tuple[str, ...] = ("00_audit", "01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
@@ -158,9 +160,12 @@ def preflight(params: Parameters) -> tuple[Study, float]:
     cutoff when the cutoff is data-driven. Returns the study (its validated cohort is cached
     for the notebooks) and the cutoff of Table 2."""
     study = load_study(params)
-    study.weights  # the propensity model is fitted here, before any notebook runs
-    cutoff = analysis_cutoff(study)
-    check_subgroup_weights(study, cutoff)
+    # one BLAS thread, as in the kernels (SINGLE_THREADED): the propensity model fitted here is
+    # stored for the notebooks (write_cohort_cache), and must be theirs to the last bit
+    with threadpool_limits(limits=1, user_api="blas"):
+        study.weights  # the propensity model is fitted here, before any notebook runs
+        cutoff = analysis_cutoff(study)
+        check_subgroup_weights(study, cutoff)
     return study, cutoff
 
 
@@ -233,7 +238,8 @@ def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str
         out.parent.mkdir(parents=True, exist_ok=True)
         work = _claim_work_folder(out, prefix)
         cache = work / ".cohort.pkl"  # the validated cohort, read by every notebook; removed before the swap
-        write_cohort_cache(study.cohort, params.data_path, cache)
+        # with the propensity model fitted by the preflight: every notebook fits the same one
+        write_cohort_cache(study.cohort, params.data_path, cache, propensity=(propensity_key(params), study.propensity))
     except OSError as err:
         raise BuildError(f"{prefix}--out {out}: cannot write there ({err.strerror or type(err).__name__}); "
                          "choose a folder you can write to", exit_code=2) from None

@@ -474,10 +474,14 @@ def row_rules(typed: pd.DataFrame, ids: pd.Series | None) -> list[tuple[str, pd.
     rules = []
     if ids is not None:
         keys = id_keys(ids)
-        dup = keys.duplicated(keep=False) & keys.ne("")
+        if pd.unique(keys.to_numpy()).size == len(keys):  # every ID distinct: 3 times faster than duplicated()
+            dup = pd.Series(False, index=keys.index)
+        else:
+            dup = keys.duplicated(keep=False) & keys.ne("")
+        # which message: only asked when there are duplicates (a second pass over every ID)
+        cleaned = dup.any() and (keys != ids.astype(str).str.strip()).any()
         rules.append((ID, dup, "must be unique (duplicated patient ID; IDs that differ only by invisible "
-                      "characters or spaces count as the same)" if (keys != ids.astype(str).str.strip()).any()
-                      else "must be unique (duplicated patient ID)"))
+                      "characters or spaces count as the same)" if cleaned else "must be unique (duplicated patient ID)"))
     if "death_90d" in typed.columns and "mrs_90d" in typed.columns:
         both = typed["death_90d"].notna() & typed["mrs_90d"].notna()
         rules.append(("death_90d", both & (typed["death_90d"] != (typed["mrs_90d"] == 6).astype(float)),
@@ -557,11 +561,12 @@ def measure_for(y: pd.Series | np.ndarray) -> str:
     return "RR" if bool(np.all((y == 0) | (y == 1) | np.isnan(y))) else "ATE"  # linear: no sort of 10^6 values
 
 
-def derive_outcomes(df: pd.DataFrame) -> pd.DataFrame:
+def derive_outcomes(df: pd.DataFrame, copy: bool = True) -> pd.DataFrame:
     """Add ``mrs_0_2 = mrs_90d <= 2``, ``mrs_0_3 = mrs_90d <= 3``, the utility-weighted mRS
     ``utility_mrs`` (:data:`MRS_UTILITY`) and, when absent, ``death_90d = mrs_90d == 6``; missing
-    mRS stays missing in every derived column."""
-    out = df.copy()
+    mRS stays missing in every derived column. ``copy=False`` adds them to ``df`` itself (a frame
+    the caller owns: a copy of 10^6 rows took 1 s)."""
+    out = df.copy() if copy else df
     mrs = out["mrs_90d"]
     known = mrs.notna()
     out["mrs_0_2"] = np.where(known, (mrs <= 2).astype(float), np.nan)
@@ -583,9 +588,9 @@ def load_cohort(path: str | Path, cache: str | Path | None = None,
     ``column_map`` (a :class:`ColumnMap` or the path of its YAML file) maps a registry export's
     names and codes onto the dictionary.
     """
-    cached = _read_cache(path, cache)
+    cached = read_cohort_cache(path, cache)
     if cached is not None:
-        return cached
+        return cached["cohort"]
     if column_map is not None and not isinstance(column_map, ColumnMap):
         column_map = read_column_map(column_map)
     typed = _fast_load(path) if column_map is None else None
@@ -594,7 +599,7 @@ def load_cohort(path: str | Path, cache: str | Path | None = None,
         typed, problems = validate(raw)
         if problems:
             raise DataError([f"{Path(path).name}: {p}" for p in problems])
-    return derive_outcomes(typed)
+    return derive_outcomes(typed, copy=False)  # typed is this function's own frame
 
 
 def _source_stamp(path: str | Path) -> tuple[str, int, int]:
@@ -602,17 +607,20 @@ def _source_stamp(path: str | Path) -> tuple[str, int, int]:
     return str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns
 
 
-def write_cohort_cache(cohort: pd.DataFrame, path: str | Path, cache: str | Path) -> None:
-    """Store the validated cohort of ``path`` for :func:`load_cohort` (pickle, private to a build)."""
+def write_cohort_cache(cohort: pd.DataFrame, path: str | Path, cache: str | Path, **fitted) -> None:
+    """Store the validated cohort of ``path`` for :func:`load_cohort` (pickle, private to a build),
+    and with it what the build fitted on it (``fitted``, read back by :func:`read_cohort_cache`)."""
     # consolidated (one block per dtype) once here, not by a copy in every notebook (0.5 s at n = 10^6)
-    pd.to_pickle({"source": _source_stamp(path), "cohort": cohort.copy()}, cache)
+    pd.to_pickle({"source": _source_stamp(path), "cohort": cohort.copy(), **fitted}, cache)
 
 
-def _read_cache(path: str | Path, cache: str | Path | None) -> pd.DataFrame | None:
+def read_cohort_cache(path: str | Path, cache: str | Path | None) -> dict | None:
+    """What :func:`write_cohort_cache` stored for ``path`` (``cohort`` and the fitted entries), or
+    ``None`` when there is no cache or it belongs to another or a changed file."""
     if cache is None or not Path(cache).exists() or not Path(path).exists():
         return None
     stored = pd.read_pickle(cache)
-    return stored["cohort"] if stored.get("source") == _source_stamp(path) else None  # a fresh object: no copy
+    return stored if stored.get("source") == _source_stamp(path) else None  # fresh objects: no copy
 
 
 # The common spellings of a missing value; a file using others takes the text path (NA_TOKENS).
@@ -655,7 +663,8 @@ def _fast_load(path: str | Path) -> pd.DataFrame | None:
         x = df[c]
         missing = x.isna()
         if c not in numeric:
-            text = x[~missing].astype(str)
+            # the distinct values are checked (a center or regimen column has a few hundred)
+            text = pd.Series(pd.unique(x[~missing].to_numpy())).astype(str)
             if (text != text.str.strip()).any() or text.str.lower().isin(NA_TOKENS).any():
                 return None
             df[c] = x = x.astype(object)

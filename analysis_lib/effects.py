@@ -26,7 +26,7 @@ import pandas as pd
 
 from .augmented import augmented_effect
 from .data import TABLE2_OUTCOMES, TREATMENT, measure_for
-from .mestimation import METHOD, propensity_estimation, stacked_vcov
+from .mestimation import METHOD, over_all_rows, propensity_estimation, stacked_vcov
 from .numerics import critical_value, hc_omega, hc_vcov, newton_glm, two_sided_p, wald  # noqa: F401
 from .weighting import compute_weights, design_matrix, fit_propensity, ps_variables
 
@@ -210,8 +210,7 @@ def fit_cells_m(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, fa
         resid = y - np.where(base.count > 0, base.mean, 0.0)[cell]
         onehot = (cell[:, None] == idx[None, :]).astype(float)
         psi = onehot * (w * resid)[:, None]
-        dw = ps.dweights if keep is None else ps.dweights[np.asarray(keep, bool)]
-        jac = onehot.T @ (resid[:, None] * dw)
+        jac = over_all_rows(onehot * resid[:, None], keep).T @ ps.dweights  # sum_i 1[cell_i = c] r_i dw_i
         work = base.sum_w if family == "gaussian" else base.mean * base.sum_w
         a_bb_inv = np.diag(1.0 / work[idx])
         vcov[np.ix_(idx, idx)] = stacked_vcov(psi, jac, a_bb_inv, ps, keep)

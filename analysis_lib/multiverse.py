@@ -16,7 +16,7 @@ from .effects import estimate_effect, fit_cells_hc
 from .numerics import critical_value, two_sided_p
 from .ordinal import subgroup_common_ors
 from .params import ESTIMANDS, HC_TYPES
-from .weighting import PropensityError, compute_weights, fit_propensity, ps_variables
+from .weighting import PropensityError, PropensityModel, compute_weights, fit_propensity, ps_variables
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,24 @@ class SpecificationFit:
 
 
 def fit_specifications(df: pd.DataFrame, specs: list[PropensitySpec], estimand: str = "ATE",
-                       treatment: str = TREATMENT) -> list[SpecificationFit]:
+                       treatment: str = TREATMENT, primary: PropensityModel | None = None) -> list[SpecificationFit]:
     """Fit each propensity specification once (CBPS balances for ``estimand``: ATT or else ATE).
     The primary one (the first) must fit; another that cannot (separation, too few patients for
-    its terms) is kept with the reason in ``note`` and no propensity, never dropped silently."""
+    its terms) is kept with the reason in ``note`` and no propensity, never dropped silently.
+    ``primary``: the first specification's model, when already fitted on ``df`` (it is not
+    refitted, and the maximum-likelihood stage of the others starts from its coefficients)."""
     fits = []
     for i, spec in enumerate(specs):
         needed = list(ps_variables(spec.covariates, spec.formula))
         complete = df.index.equals(pd.RangeIndex(len(df))) and not df[needed].isna().to_numpy().any()
         sample = df if complete else df.dropna(subset=needed).reset_index(drop=True)  # no copy of complete data
         try:
-            model = fit_propensity(sample, spec.covariates, treatment=treatment, formula=spec.formula,
-                                   method=spec.method, estimand=estimand)
+            if i == 0 and primary is not None and complete:
+                model = primary
+            else:
+                model = fit_propensity(sample, spec.covariates, treatment=treatment, formula=spec.formula,
+                                       method=spec.method, estimand=estimand,
+                                       start=None if primary is None else primary.coefficients)
         except PropensityError as err:
             if i == 0:
                 raise

@@ -57,7 +57,8 @@ def weighted_gram(X: np.ndarray, w: np.ndarray | None = None, block: int = GRAM_
 
 
 def newton_glm(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, family: str = "binomial",
-               tol: float = 1e-12, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray, int, bool]:
+               tol: float = 1e-12, max_iter: int = 100,
+               start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """Maximum likelihood of a GLM with canonical link by Newton's method (= Fisher scoring).
 
     ``family="binomial"``: logit link, ``mu = 1 / (1 + exp(-X b))``; ``family="poisson"``: log
@@ -66,7 +67,9 @@ def newton_glm(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, family
     R's ``glm``, from ``mu = (y + 0.5) / 2`` (binomial) or ``y + 0.1`` (Poisson) and one weighted
     least-squares step on the working response; it stops when the largest step is below ``tol``
     relative to the coefficients, far below R's default deviance criterion. The information
-    matrices are :func:`weighted_gram`. Returns ``(beta, mu, iterations, converged)``.
+    matrices are :func:`weighted_gram`. ``start``: coefficients to start from instead (the fit of
+    a similar model, e.g. the previous imputed data set: the same maximum, found in fewer steps).
+    Returns ``(beta, mu, iterations, converged)``.
     """
     X = np.asarray(X, float)
     y = np.asarray(y, float)
@@ -79,6 +82,9 @@ def newton_glm(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, family
         eta = np.log(mu)
     else:
         raise ValueError(f"family must be 'binomial' or 'poisson', got {family!r}")
+    if start is not None:
+        beta = np.asarray(start, float)
+        return _newton_steps(X, y, w, family, tol, max_iter, beta)
     # first step: weighted least squares on the working response, as IRLS starts (normal
     # equations; a rank-deficient X, whose solution is not unique, by least squares)
     v = mu * (1 - mu) if family == "binomial" else mu
@@ -89,6 +95,11 @@ def newton_glm(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, family
     except np.linalg.LinAlgError:
         sw = np.sqrt(wv)
         beta = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+    return _newton_steps(X, y, w, family, tol, max_iter, beta)
+
+
+def _newton_steps(X, y, w, family, tol, max_iter, beta):
+    """Newton steps of :func:`newton_glm` from ``beta``."""
     converged = False
     for iteration in range(1, max_iter + 1):
         eta = np.clip(X @ beta, -700, 700)

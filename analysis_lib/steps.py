@@ -302,8 +302,10 @@ class Steps(Memo):
         p = self.params
 
         def compute():
-            Z = design_matrix(self.data, p.ps_covariates, p.ps_formula).to_numpy(float)
-            return augmented_rows(self.data, Z, Z, p.estimand, p.conf_level)
+            design = design_matrix(self.data, p.ps_covariates, p.ps_formula)
+            Z = design.to_numpy(float)
+            start = self.propensity.coefficients.reindex(design.columns).to_numpy(float)  # refits start there
+            return augmented_rows(self.data, Z, Z, p.estimand, p.conf_level, start=start)
 
         table = self._memo("augmented", compute)
         return self._result("augmented", format_augmented(table, self._overall_table2()), table)
@@ -376,7 +378,7 @@ class Steps(Memo):
     def _fits(self):
         p = self.params
         specs = multiverse_specs(p.ps_covariates, p.ps_formula, p.ps_method, p.multiverse_formula)
-        return self._memo("fits", lambda: fit_specifications(self.data, specs, p.estimand))
+        return self._memo("fits", lambda: fit_specifications(self.data, specs, p.estimand, primary=self.propensity))
 
     def propensity_specifications(self) -> Result:
         """The primary, richer-formula and CBPS propensity models side by side."""
@@ -584,13 +586,15 @@ def subgroup_weights_comparison(study, cutoff: float) -> pd.DataFrame:
     parts = []
     for method in SUBGROUP_WEIGHTS:
         weighting = study.subgroup_weights(cutoff, method)
-        if weighting.estimable:
+        if not weighting.estimable:
+            rows = table2(study.data, study.weights, cutoff, p.hc_type, p.conf_level)
+        elif method == p.subgroup_weights and cutoff == study.cutoff:
+            rows = study.table2().table  # the same call (table2_of), computed once
+        else:
             rows = table2(study.data, study.weights, cutoff, p.hc_type, p.conf_level, ps=study.ps,
                           **study.subgroup_options(cutoff, method))
-            rows = rows[(rows["analysis"] == "iptw") & (rows["subgroup"] != "overall")]
-        else:
-            rows = table2(study.data, study.weights, cutoff, p.hc_type, p.conf_level)
-            rows = rows[(rows["analysis"] == "iptw") & (rows["subgroup"] != "overall")]
+        rows = rows[(rows["analysis"] == "iptw") & (rows["subgroup"] != "overall")]
+        if not weighting.estimable:
             rows = rows.assign(estimate=float("nan"), ci_lower=float("nan"), ci_upper=float("nan"),
                                p_value=float("nan"), p_interaction=float("nan"), note=weighting.note)
         parts.append(rows.drop(columns="analysis").assign(weights=method))

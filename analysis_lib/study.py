@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from .data import MODIFIER, TREATMENT, AnalysisSample, DataError, analysis_sample, load_cohort
+from .data import MODIFIER, TREATMENT, AnalysisSample, DataError, analysis_sample, load_cohort, read_cohort_cache
 from .mestimation import propensity_estimation
 from .params import Parameters
 from .steps import Steps, analysis_cutoff
@@ -72,7 +72,8 @@ class Study(Steps):
         p = self.params
         return self._memo(("subgroup weights", float(cutoff), method), lambda: (
             overall_weights(self.weights, self.propensity.propensity, cutoff, p.estimand) if method == "overall"
-            else within_weights(self.data, cutoff, p.ps_covariates, p.ps_formula, p.ps_method, p.estimand)))
+            else within_weights(self.data, cutoff, p.ps_covariates, p.ps_formula, p.ps_method, p.estimand,
+                                start=self.propensity.coefficients)))
 
     def subgroup_ps(self, weighting, variance: str | None = None):
         """The M-estimation of the propensity model behind ``weighting`` (a
@@ -106,10 +107,24 @@ def load_study(params: Parameters, cohort: pd.DataFrame | None = None) -> Study:
     """Read and validate ``params.data_path`` (or take an already validated ``cohort``), build the
     complete-case sample on the propensity variables and check the design (:func:`check_design`).
     The propensity model and the weights are fitted when first used."""
-    cohort = load_cohort(params.data_path, params.data_cache, params.column_map) if cohort is None else cohort
+    stored = read_cohort_cache(params.data_path, params.data_cache) if cohort is None else None
+    if stored is not None:
+        cohort = stored["cohort"]
+    elif cohort is None:
+        cohort = load_cohort(params.data_path, params.data_cache, params.column_map)
     sample = load_sample(params, cohort)
     check_design(sample, params)
-    return Study(params=params, cohort=cohort, sample=sample)
+    study = Study(params=params, cohort=cohort, sample=sample)
+    fitted = (stored or {}).get("propensity")
+    if fitted is not None and fitted[0] == propensity_key(params):
+        study.__dict__["propensity"] = fitted[1]  # the build's fit of the same model on the same rows
+    return study
+
+
+def propensity_key(params: Parameters) -> tuple:
+    """What the study's propensity model depends on besides the data (the build stores its fit
+    with the cohort under this key: :func:`~analysis_lib.data.write_cohort_cache`)."""
+    return (tuple(params.ps_covariates), params.ps_formula, params.ps_method, params.estimand)
 
 
 def check_design(sample: AnalysisSample, params: Parameters) -> None:

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .balance import CovariateArms, split_by_arm
+from .balance import CovariateArms
 from .data import MODIFIER, TREATMENT
 from .mestimation import estimation_from_design
 from .weighting import PropensityError, compute_weights, design_matrix, fit_propensity, ps_variables
@@ -70,13 +70,16 @@ class SubgroupWeights:
 
 def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] | list[str],
                    formula: str | None = None, method: str = "logistic", estimand: str = "ATO",
-                   treatment: str = TREATMENT, modifier: str = MODIFIER) -> SubgroupWeights:
+                   treatment: str = TREATMENT, modifier: str = MODIFIER,
+                   start: pd.Series | None = None) -> SubgroupWeights:
     """Weights from a propensity model fitted separately in ``low`` and ``high`` at ``cutoff``
     (equivalently, the model fully interacted with the subgroup indicator), with the separation
     checks of :func:`~analysis_lib.weighting.fit_propensity`; a term constant within a subgroup
     is dropped there, as R's ``glm`` reports it NA. A subgroup without both arms, with no more
     patients than terms, or whose model separates the arms makes the weights not estimable,
-    with the reason in ``note`` (never a fall-back to the overall model)."""
+    with the reason in ``note`` (never a fall-back to the overall model). ``start``: coefficients
+    where each subgroup's fit starts (the overall model's: the same fits in fewer steps; a fit
+    that fails from there is repeated from the usual start, whose message is reported)."""
     high = df[modifier].to_numpy(float) > cutoff
     t = df[treatment].to_numpy(float)
     propensity = np.full(len(df), np.nan)
@@ -89,8 +92,14 @@ def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] 
             if sub.empty:
                 raise PropensityError("propensity model: no patients")
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a separating fit diverges
-                model = fit_propensity(sub, covariates, treatment=treatment, formula=formula, method=method,
-                                       estimand=estimand, constant="drop")
+                try:
+                    model = fit_propensity(sub, covariates, treatment=treatment, formula=formula, method=method,
+                                           estimand=estimand, constant="drop", start=start)
+                except PropensityError:
+                    if start is None:
+                        raise
+                    model = fit_propensity(sub, covariates, treatment=treatment, formula=formula, method=method,
+                                           estimand=estimand, constant="drop")
         except PropensityError as err:
             reason = str(err).removeprefix("propensity model: ").split("; remove")[0]
             return SubgroupWeights(cutoff=float(cutoff), method="within", weights=None, propensity=None,
@@ -131,26 +140,38 @@ def subgroup_balance(terms: pd.DataFrame, treatment: np.ndarray, stenosis: np.nd
     number cannot be computed say why in ``note``."""
     t = np.asarray(treatment, float)
     s = np.asarray(stenosis, float)
-    values = {c: terms[c].to_numpy(float) for c in terms.columns}
-    split = {}  # (cutoff, subgroup): the rows, their arms and each term split by arm, shared by the methods
+    values = [terms[c].to_numpy(float) for c in terms.columns]
+    # is_binary and "constant" of a term in a subgroup from its smallest and largest value there,
+    # for terms whose every value is 0 or 1 (with missing values: computed by CovariateArms)
+    zero_one = [bool(np.all((x == 0) | (x == 1))) for x in values]
+    complete = not any(np.isnan(x).any() for x in values)
+    split = {}  # (cutoff, subgroup): the rows of each arm and each term split by arm, shared by the methods
 
     def arms_of(cutoff: float, subgroup: str):
         if (cutoff, subgroup) not in split:
             if not any(key[0] == cutoff for key in split):
                 split.clear()  # one cutoff's split at a time (the weightings come by cutoff): 1 GB less at n = 10^6
             mask = (s > cutoff) if subgroup == "high" else ~(s > cutoff)
-            tg = t[mask]
-            empty = [arm for arm, code in (("MT+RS", 1), ("MT only", 0)) if not np.any(tg == code)]
-            arms = {} if empty else {c: CovariateArms.of(x[mask], tg) for c, x in values.items()}
+            rows1, rows0 = np.flatnonzero(mask & (t == 1)), np.flatnonzero(mask & (t == 0))
+            empty = [arm for arm, rows in (("MT+RS", rows1), ("MT only", rows0)) if rows.size == 0]
+            arms = {}
+            if not empty:
+                for j, c in enumerate(terms.columns):
+                    x1, x0 = values[j][rows1], values[j][rows0]  # contiguous (a 2-d gather is not: 9 times slower sums)
+                    if complete:
+                        low, high = min(x1.min(), x0.min()), max(x1.max(), x0.max())
+                        arms[c] = CovariateArms.from_arms(x1, x0, bool(zero_one[j] and low == 0 and high == 1), bool(low == high))
+                    else:
+                        arms[c] = CovariateArms.from_arms(x1, x0)
             unweighted = {c: a.smd(None, estimand, binary) for c, a in arms.items()}
-            split[cutoff, subgroup] = mask, tg, empty, arms, unweighted
+            split[cutoff, subgroup] = (rows1, rows0), empty, arms, unweighted
         return split[cutoff, subgroup]
 
     rows = []
     for sw in weightings:
         for subgroup in ("low", "high"):
-            mask, tg, empty, arms, unweighted = arms_of(sw.cutoff, subgroup)
-            arm_weights = split_by_arm(sw.weights[mask], tg) if sw.estimable and not empty else None
+            (rows1, rows0), empty, arms, unweighted = arms_of(sw.cutoff, subgroup)
+            arm_weights = (sw.weights[rows1], sw.weights[rows0]) if sw.estimable and not empty else None
             for covariate in terms.columns:
                 row = {"cutoff": sw.cutoff, "weights": sw.method, "subgroup": subgroup, "covariate": covariate,
                        "smd_unweighted": np.nan, "smd_weighted": np.nan, "variance_ratio_weighted": np.nan, "note": ""}

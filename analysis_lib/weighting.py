@@ -165,7 +165,7 @@ def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
 
 def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | None = None,
                    treatment: str = TREATMENT, formula: str | None = None, method: str = "logistic",
-                   estimand: str = "ATE", constant: str = "refuse") -> PropensityModel:
+                   estimand: str = "ATE", constant: str = "refuse", start: pd.Series | None = None) -> PropensityModel:
     """Propensity model ``treatment ~ covariates`` (or ``~ formula``).
 
     Parameters
@@ -184,6 +184,10 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
     constant : {"refuse", "drop"}
         A term that takes one value for every row: refused with a message (the analysis sample),
         or dropped as aliased, as R's ``glm`` reports it NA (a subgroup's own model).
+    start : Series, optional
+        Coefficients by term (a previous fit of the same terms, as ``coefficients``) from which
+        Newton's method starts: the same fit in fewer steps. Ignored unless it has a finite
+        coefficient for every fitted term.
 
     Returns
     -------
@@ -204,7 +208,7 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
     with statsmodels' ``GLM``).
     """
     y = df[treatment].to_numpy(float)
-    if np.unique(y).size < 2:
+    if y.size == 0 or y.min() == y.max():  # one value (no sort of 10^6 values)
         raise PropensityError(f"propensity model: '{treatment}' takes a single value; both arms are needed")
     needed = ps_variables(covariates or (), formula)
     absent = [c for c in needed if c not in df.columns]
@@ -219,7 +223,10 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
     alias = aliased_columns(Xv)
     kept = [c for c, a in zip(X.columns, alias) if not a]
     Xk = Xv if not alias.any() else X[kept].to_numpy()
-    beta, p, iterations, converged = newton_glm(Xk, y, family="binomial")
+    beta0 = None if start is None else start.reindex(kept).to_numpy(float)
+    if beta0 is not None and not np.all(np.isfinite(beta0)):
+        beta0 = None
+    beta, p, iterations, converged = newton_glm(Xk, y, family="binomial", start=beta0)
     converged = converged and bool(np.all(np.isfinite(beta)))
     extreme = (p < SEPARATION_TOL) | (p > 1 - SEPARATION_TOL)
     if extreme.any() or not converged:  # separation: a clear message, never a silent fit
@@ -312,9 +319,10 @@ def _separation_message(df: pd.DataFrame, covariates, treatment: str, extreme: n
         if x1.max() < x0.min() or x0.max() < x1.min():
             culprits.append(f"'{c}' alone separates the arms")
             continue
-        for level in np.unique(x):
+        levels = np.unique(x)
+        for level in levels if levels.size <= 2 else ():
             arms = np.unique(t[x == level])
-            if np.unique(x).size <= 2 and arms.size == 1:
+            if arms.size == 1:
                 arm = "MT+RS" if arms[0] == 1 else "MT only"
                 culprits.append(f"'{c}' = {level:g} occurs only in {arm}")
     rows = np.flatnonzero(extreme)[:5] + 1

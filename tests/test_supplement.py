@@ -303,3 +303,21 @@ def test_every_figure_has_a_number_and_a_caption(built, page):
     assert "n beside each bar is the unweighted number of patients" in text
     assert "instability of the selected maximum, not a confidence interval" in text
     assert "fixed in advance as in the paper" in text  # the cutoff used and the one selected, reconciled
+
+
+def test_plain_csv_writes_the_bytes_of_pandas_or_leaves_the_frame_to_it():
+    import numpy as np
+
+    from analysis_lib.outputs import plain_csv
+
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.random(50), [1e-05, 1e16, 1.2345678901234568e17, 0.1, 1.0, -0.0, 5e-324, 1e22, 1.5e-07,
+                                         12345.678, 1e15, 2.0 ** 60, np.nan, -3.5, 7.0]])
+    plain = pd.DataFrame({"patient_id": [f"P-{i:04d} x" for i in range(x.size)], "propensity": x,
+                          "count": np.arange(x.size, dtype=np.int64) - 20, "weight": x[::-1]})
+    assert plain_csv(plain) == plain.to_csv(index=False, lineterminator="\n")
+    # what would need pandas' quoting or formatting is left to pandas
+    for column, values in (("patient_id", ["a,b"] + ["c"] * (x.size - 1)), ("patient_id", ['say "hi"'] * x.size),
+                           ("patient_id", [""] * x.size), ("patient_id", [None] * x.size),
+                           ("propensity", np.full(x.size, np.inf)), ("count", np.ones(x.size, bool))):
+        assert plain_csv(plain.assign(**{column: values})) is None
