@@ -78,8 +78,8 @@ def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] 
     is dropped there, as R's ``glm`` reports it NA. A subgroup without both arms, with no more
     patients than terms, or whose model separates the arms makes the weights not estimable,
     with the reason in ``note`` (never a fall-back to the overall model). ``start``: coefficients
-    where each subgroup's fit starts (the overall model's: the same fits in fewer steps; a fit
-    that fails from there is repeated from the usual start, whose message is reported)."""
+    where each subgroup's fit starts (the overall model's: the same fits in fewer steps; see
+    :func:`~analysis_lib.weighting.fit_propensity`)."""
     high = df[modifier].to_numpy(float) > cutoff
     t = df[treatment].to_numpy(float)
     propensity = np.full(len(df), np.nan)
@@ -92,14 +92,8 @@ def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] 
             if sub.empty:
                 raise PropensityError("propensity model: no patients")
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a separating fit diverges
-                try:
-                    model = fit_propensity(sub, covariates, treatment=treatment, formula=formula, method=method,
-                                           estimand=estimand, constant="drop", start=start)
-                except PropensityError:
-                    if start is None:
-                        raise
-                    model = fit_propensity(sub, covariates, treatment=treatment, formula=formula, method=method,
-                                           estimand=estimand, constant="drop")
+                model = fit_propensity(sub, covariates, treatment=treatment, formula=formula, method=method,
+                                       estimand=estimand, constant="drop", start=start)
         except PropensityError as err:
             reason = str(err).removeprefix("propensity model: ").split("; remove")[0]
             return SubgroupWeights(cutoff=float(cutoff), method="within", weights=None, propensity=None,

@@ -187,7 +187,8 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
     start : Series, optional
         Coefficients by term (a previous fit of the same terms, as ``coefficients``) from which
         Newton's method starts: the same fit in fewer steps. Ignored unless it has a finite
-        coefficient for every fitted term.
+        coefficient for every fitted term; a fit that fails from there is repeated from the
+        usual start (whose failure, if any, is the one reported).
 
     Returns
     -------
@@ -224,11 +225,7 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
     kept = [c for c, a in zip(X.columns, alias) if not a]
     Xk = Xv if not alias.any() else X[kept].to_numpy()
     beta0 = None if start is None else start.reindex(kept).to_numpy(float)
-    if beta0 is not None and not np.all(np.isfinite(beta0)):
-        beta0 = None
-    beta, p, iterations, converged = newton_glm(Xk, y, family="binomial", start=beta0)
-    converged = converged and bool(np.all(np.isfinite(beta)))
-    extreme = (p < SEPARATION_TOL) | (p > 1 - SEPARATION_TOL)
+    beta, p, iterations, converged, extreme = _logistic_ml(Xk, y, beta0)
     if extreme.any() or not converged:  # separation: a clear message, never a silent fit
         raise PropensityError(_separation_message(df, needed, treatment, extreme))
     if method == "cbps":
@@ -308,6 +305,21 @@ def cbps(X: np.ndarray, t: np.ndarray, start: np.ndarray, estimand: str = "ATE",
             return beta, it
     raise PropensityError(f"propensity model (CBPS): the balance conditions were not solved in {max_iter} "
                           "iterations; use ps_method logistic or fewer covariates")
+
+
+def _logistic_ml(X: np.ndarray, y: np.ndarray, start: np.ndarray | None):
+    """:func:`~analysis_lib.numerics.newton_glm` for the logit link from ``start`` (when finite),
+    repeated from the usual start when that fit fails (so that a failure, and its message, are
+    those of the usual start). Returns ``(beta, p, iterations, converged, extreme)``, ``extreme``
+    marking fitted propensities within ``SEPARATION_TOL`` of 0 or 1."""
+    if start is not None and not np.all(np.isfinite(start)):
+        start = None
+    beta, p, iterations, converged = newton_glm(X, y, family="binomial", start=start)
+    converged = converged and bool(np.all(np.isfinite(beta)))
+    extreme = (p < SEPARATION_TOL) | (p > 1 - SEPARATION_TOL)
+    if start is not None and (extreme.any() or not converged):
+        return _logistic_ml(X, y, None)
+    return beta, p, iterations, converged, extreme
 
 
 def _separation_message(df: pd.DataFrame, covariates, treatment: str, extreme: np.ndarray) -> str:

@@ -47,6 +47,23 @@ def test_weight_formulas_closed_form():
         assert_close(normalised, np.array(values) / np.mean(values), rtol=1e-14, what=estimand)
 
 
+def test_a_warm_start_gives_the_fit_of_the_usual_start_and_never_a_failure_of_its_own(cohort):
+    s = sample(cohort)
+    cold = fit_propensity(s, DEFAULT_PS_COVARIATES)
+    ref = expected(cohort, "propensity_coefficients")["estimate"]
+    near = fit_propensity(s, DEFAULT_PS_COVARIATES, start=cold.coefficients * 1.001)
+    assert near.iterations < cold.iterations
+    far = cold.coefficients * 0 + 40.0  # Newton's method diverges from here: the usual start is used
+    from_far = fit_propensity(s, DEFAULT_PS_COVARIATES, start=far)
+    assert from_far.iterations == cold.iterations  # the fit of the usual start
+    for model in (near, from_far):
+        assert_close(model.coefficients.to_numpy(), ref, rtol=1e-6, atol=1e-8, what="coefficients")
+        assert_close(model.propensity, cold.propensity, rtol=1e-10, atol=1e-12, what="propensity")
+    # a start that does not name every term is ignored
+    partial = fit_propensity(s, DEFAULT_PS_COVARIATES, start=cold.coefficients.iloc[:3])
+    assert partial.iterations == cold.iterations
+
+
 def test_separation_is_a_clear_error():
     s = sample("synthetic").copy()
     s["perfect"] = s["rescue_stenting"]  # a covariate equal to the treatment
