@@ -26,7 +26,7 @@ import pandas as pd
 from .data import OUTCOMES, TREATMENT, measure_for
 from .mestimation import weight_derivative_factor
 from .numerics import critical_value, newton_glm, sigmoid, two_sided_p, weighted_gram
-from .weighting import estimand_weights
+from .weighting import estimand_weights, logistic_ml
 
 
 def tilting(p: np.ndarray, estimand: str) -> np.ndarray:
@@ -80,13 +80,8 @@ def _outcome_fit(X: np.ndarray, y: np.ndarray, binary: bool, arm: str = "an arm"
 def propensity_fit(Z: np.ndarray, t: np.ndarray, start: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """The logistic propensity model of the augmented estimator: ``(gamma, converged)``; ``start``:
     coefficients where Newton's method starts (the study's propensity model: the same maximum in
-    fewer steps), ignored unless finite."""
-    if start is not None and not np.all(np.isfinite(start)):
-        start = None
-    gamma, _, _, converged = newton_glm(np.asarray(Z, float), np.asarray(t, float), None, "binomial", tol=1e-12,
-                                        max_iter=100, start=start)
-    if not converged and start is not None:  # from the usual start, as without one
-        return propensity_fit(Z, t)
+    fewer steps; :func:`~analysis_lib.weighting.logistic_ml`)."""
+    gamma, _, _, converged, _ = logistic_ml(np.asarray(Z, float), np.asarray(t, float), start)
     return gamma, converged
 
 

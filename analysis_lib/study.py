@@ -110,8 +110,8 @@ def load_study(params: Parameters, cohort: pd.DataFrame | None = None) -> Study:
     stored = read_cohort_cache(params.data_path, params.data_cache) if cohort is None else None
     if stored is not None:
         cohort = stored["cohort"]
-    elif cohort is None:
-        cohort = load_cohort(params.data_path, params.data_cache, params.column_map)
+    elif cohort is None:  # no cache of this file: read and validate it
+        cohort = load_cohort(params.data_path, None, params.column_map)
     sample = load_sample(params, cohort)
     check_design(sample, params)
     study = Study(params=params, cohort=cohort, sample=sample)

@@ -108,10 +108,10 @@ def within_weights(df: pd.DataFrame, cutoff: float, covariates: tuple[str, ...] 
             X = design_matrix(df.loc[mask, columns].reset_index(drop=True), model.covariates, model.formula)
             blocks.append(X[[c for c in X.columns if np.isfinite(model.coefficients.get(c, np.nan))]].to_numpy())
         design = np.zeros((len(df), sum(b.shape[1] for b in blocks)))
-        start = 0
+        first = 0
         for (mask, _), block in zip(models, blocks):
-            design[mask, start:start + block.shape[1]] = block
-            start += block.shape[1]
+            design[mask, first:first + block.shape[1]] = block
+            first += block.shape[1]
         return design
 
     return SubgroupWeights(cutoff=float(cutoff), method="within", weights=compute_weights(propensity, t, estimand),

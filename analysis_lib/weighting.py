@@ -225,7 +225,7 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
     kept = [c for c, a in zip(X.columns, alias) if not a]
     Xk = Xv if not alias.any() else X[kept].to_numpy()
     beta0 = None if start is None else start.reindex(kept).to_numpy(float)
-    beta, p, iterations, converged, extreme = _logistic_ml(Xk, y, beta0)
+    beta, p, iterations, converged, extreme = logistic_ml(Xk, y, beta0)
     if extreme.any() or not converged:  # separation: a clear message, never a silent fit
         raise PropensityError(_separation_message(df, needed, treatment, extreme))
     if method == "cbps":
@@ -307,7 +307,7 @@ def cbps(X: np.ndarray, t: np.ndarray, start: np.ndarray, estimand: str = "ATE",
                           "iterations; use ps_method logistic or fewer covariates")
 
 
-def _logistic_ml(X: np.ndarray, y: np.ndarray, start: np.ndarray | None):
+def logistic_ml(X: np.ndarray, y: np.ndarray, start: np.ndarray | None):
     """:func:`~analysis_lib.numerics.newton_glm` for the logit link from ``start`` (when finite),
     repeated from the usual start when that fit fails (so that a failure, and its message, are
     those of the usual start). Returns ``(beta, p, iterations, converged, extreme)``, ``extreme``
@@ -318,7 +318,7 @@ def _logistic_ml(X: np.ndarray, y: np.ndarray, start: np.ndarray | None):
     converged = converged and bool(np.all(np.isfinite(beta)))
     extreme = (p < SEPARATION_TOL) | (p > 1 - SEPARATION_TOL)
     if start is not None and (extreme.any() or not converged):
-        return _logistic_ml(X, y, None)
+        return logistic_ml(X, y, None)
     return beta, p, iterations, converged, extreme
 
 
