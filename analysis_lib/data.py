@@ -610,8 +610,9 @@ def _source_stamp(path: str | Path) -> tuple[str, int, int]:
 def write_cohort_cache(cohort: pd.DataFrame, path: str | Path, cache: str | Path, **fitted) -> None:
     """Store the validated cohort of ``path`` for :func:`load_cohort` (pickle, private to a build),
     and with it what the build fitted on it (``fitted``, read back by :func:`read_cohort_cache`)."""
-    # consolidated (one block per dtype) once here, not by a copy in every notebook (0.5 s at n = 10^6)
-    pd.to_pickle({"source": _source_stamp(path), "cohort": cohort.copy(), **fitted}, cache)
+    # stored as read, one block per column: no step consolidates the cohort's blocks (each takes the
+    # columns it needs), and a consolidating copy here cost 0.6 s before any notebook could start
+    pd.to_pickle({"source": _source_stamp(path), "cohort": cohort, **fitted}, cache)
 
 
 def read_cohort_cache(path: str | Path, cache: str | Path | None) -> dict | None:
@@ -655,7 +656,10 @@ def _fast_load(path: str | Path) -> pd.DataFrame | None:
         return None
     if list(df.columns) != header or df.empty or not isinstance(df.index, pd.RangeIndex):
         return None  # (an index that is not a range: rows with more fields than the header)
-    df = df.loc[~df.isna().all(axis=1)].reset_index(drop=True)  # blank trailing rows, as the text path
+    blank = df.isna().all(axis=1)
+    if blank.any():
+        df = df.loc[~blank].reset_index(drop=True)  # blank trailing rows, as the text path
+    distinct = {}
     for c in header:
         spec = dictionary.get(c)
         if spec is None:
@@ -664,15 +668,41 @@ def _fast_load(path: str | Path) -> pd.DataFrame | None:
         missing = x.isna()
         if c not in numeric:
             # the distinct values are checked (a center or regimen column has a few hundred)
-            text = pd.Series(pd.unique(x[~missing].to_numpy())).astype(str)
-            if (text != text.str.strip()).any() or text.str.lower().isin(NA_TOKENS).any():
+            distinct[c] = _plain_text(pd.unique(x[~missing].to_numpy()))
+            if distinct[c] is None:
                 return None
             df[c] = x = x.astype(object)
         if any(mask.any() for mask, _ in column_rules(spec, x, missing)):
             return None
-    if any(mask.any() for _, mask, _ in row_rules(df, df[ID])) or missing_arms(df):
+    # patient IDs that are plain ASCII (nothing for id_keys to clean) and as many distinct IDs as
+    # rows are unique: the row rules need not compare them again (0.4 s at n = 10^6)
+    ids = distinct.get(ID)
+    unique = ids is not None and ids[0].isascii() and ids[1] == len(df) and df[ID].notna().all()
+    if any(mask.any() for _, mask, _ in row_rules(df, None if unique else df[ID])) or missing_arms(df):
         return None
     return df
+
+
+_ASCII_SPACE = "".join(chr(i) for i in range(128) if chr(i).isspace())  # what str.strip() removes
+
+
+def _plain_text(values: np.ndarray) -> tuple[str, int] | None:
+    """``(the values joined by NUL, how many)`` when no value has surrounding white space or
+    spells a missing value (:data:`NA_TOKENS`, in any case), else ``None``.
+
+    ASCII values are checked on the joined string by substring searches in C (a NUL beside a
+    space, a NUL-framed token in the lower-cased string; a NUL inside a value can only add
+    matches, so a file is never wrongly accepted); ``str.strip`` and ``str.lower`` on each of
+    10^6 patient IDs took 1.2 s. Other text is checked value by value."""
+    joined = "\x00".join(map(str, values))
+    if joined.isascii():
+        framed = f"\x00{joined.lower()}\x00"
+        spaced = any(space in framed and (f"\x00{space}" in framed or f"{space}\x00" in framed) for space in _ASCII_SPACE)
+        plain = not spaced and not any(f"\x00{token}\x00" in framed for token in NA_TOKENS if token)
+    else:
+        text = pd.Series(values, dtype=object).astype(str)
+        plain = not ((text != text.str.strip()).any() or text.str.lower().isin(NA_TOKENS).any())
+    return (joined, len(values)) if plain else None
 
 
 # ------------------------------------------------------------------------- analysis sample

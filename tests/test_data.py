@@ -229,3 +229,36 @@ def test_the_fast_reader_and_the_validator_apply_one_set_of_rules(tmp_path, colu
     assert _fast_load(path) is None
     problem = one_problem(read_registry(path))
     assert problem.startswith(f"{column}: ") and f"'{rule}" in problem
+
+
+TEXT_CASES = [["C01", "C02"], [" C01", "C02"], ["C01 ", "C02"], ["C01", "C02\t"], ["C01\x1f"], ["C01\xa0"],
+              ["aspirin clopidogrel"], ["NA"], ["Nan", "x"], ["x", "n/a"], ["."], ["a.b"], ["NULL"], ["nulls"],
+              ["na b"], ["Zentrum Zürich"], ["Zürich "], ["\u200bC01"], ["C0\x001"], ["\u212aa"]]
+
+
+@pytest.mark.parametrize("values", TEXT_CASES, ids=[repr(v) for v in TEXT_CASES])
+def test_the_fast_text_check_refuses_what_the_value_by_value_check_refuses(values):
+    """The fast reader's check of a text column's distinct values (one joined string) accepts
+    exactly the values that have no surrounding white space and spell no missing value, as
+    str.strip and str.lower see them (a NUL inside a value may only send a file to the text path)."""
+    from analysis_lib.data import NA_TOKENS, _plain_text
+
+    plain = all(v == v.strip() and v.lower() not in NA_TOKENS for v in values)
+    accepted = _plain_text(np.array(values, dtype=object)) is not None
+    assert accepted == plain or ("\x00" in "".join(values) and not accepted)
+
+
+@pytest.mark.parametrize("second", ["P0002", "P0001\u200b", "P0001\xa0", " P0001"],
+                         ids=["distinct", "zero-width space", "non-breaking space", "leading space"])
+def test_the_fast_reader_leaves_ids_that_need_cleaning_to_the_text_path(tmp_path, second):
+    """IDs that are the same patient once cleaned (id_keys) are never accepted by the fast
+    reader, which skips the comparison only for plain ASCII IDs as many as the rows."""
+    from analysis_lib.data import _fast_load
+
+    text = raw().head(40).copy()
+    text.loc[0, "patient_id"], text.loc[1, "patient_id"] = "P0001", second
+    path = tmp_path / "ids.csv"
+    text.to_csv(path, index=False)
+    assert (_fast_load(path) is not None) == (second == "P0002")
+    if second != "P0002":
+        assert "patient_id: 2 rows break the rule 'must be unique" in one_problem(read_registry(path))
