@@ -171,7 +171,8 @@ def fit_cells_hc(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, f
     bread = np.where(count > 0, bread, np.nan)
     meats = {}
     if cluster is None:
-        hat = w / sum_w[cell]
+        # hat values only where HC2 or HC3 use them (two passes over the rows saved in HC0's fits)
+        hat = w / sum_w[cell] if {"HC2", "HC3"} & set(hc_types) else None
         score = w * resid
         for hc in hc_types:
             omega = hc_omega(score, hat, n, rank, hc)

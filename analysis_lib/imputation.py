@@ -280,12 +280,15 @@ def multiple_imputation(cohort: pd.DataFrame, ps_covariates: tuple[str, ...], cu
     if missing["n_missing"].sum() == 0:  # every imputed set would be the data: analyse once, pool m copies
         results = pd.concat([analysed(base)] * m, ignore_index=True)
     else:
-        # each imputed set is analysed as the chain yields it, in one frame whose imputed columns
-        # are overwritten: no copy of the data per imputation
+        # each imputed set is analysed as the chain yields it, in one frame whose missing cells
+        # are overwritten (the observed ones never change): no copy of the data per imputation
         frame = base[list(needed) + auxiliary]
+        cells = [(base.columns.get_loc(c), np.flatnonzero(base[c].isna().to_numpy())) for c in needed]
         per_set = []
         for imputed in imputed_arrays(frame, list(needed), m, np.random.default_rng(seed), burn_in, between):
-            base[list(needed)] = imputed[:, :len(needed)]  # base is this function's own copy of the rows
+            for j, (column, rows) in enumerate(cells):
+                if rows.size:  # base is this function's own copy of the rows
+                    base.iloc[rows, column] = imputed[rows, j]
             per_set.append(analysed(base))
         results = pd.concat(per_set, ignore_index=True)
     rows = []
