@@ -31,7 +31,7 @@ from .params import ParameterError, Parameters
 from .published import check_published_dir
 from .registry import missing_files, readme
 from .steps import analysis_cutoff, check_subgroup_weights
-from .study import Study, load_study, propensity_key
+from .study import Study, load_study, propensity_key, sample_key
 from .supplement import assemble
 
 NOTEBOOKS: tuple[str, ...] = ("00_audit", "01_cohort", "02_weighting", "03_cutoffs", "04_outcomes", "05_sensitivity",
@@ -246,8 +246,9 @@ def plan_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str
         out.parent.mkdir(parents=True, exist_ok=True)
         work = _claim_work_folder(out, prefix)
         cache = work / ".cohort.pkl"  # the validated cohort, read by every notebook; removed before the swap
-        # with the propensity model fitted by the preflight: every notebook fits the same one
-        write_cohort_cache(study.cohort, params.data_path, cache, propensity=(propensity_key(params), study.propensity))
+        # with the analysis sample and the propensity model of the preflight: every notebook uses the same
+        write_cohort_cache(study.cohort, params.data_path, cache, sample=(sample_key(params), study.sample),
+                           propensity=(propensity_key(params), study.propensity))
     except OSError as err:
         raise BuildError(f"{prefix}--out {out}: cannot write there ({err.strerror or type(err).__name__}); "
                          "choose a folder you can write to", exit_code=2) from None

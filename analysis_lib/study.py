@@ -112,13 +112,20 @@ def load_study(params: Parameters, cohort: pd.DataFrame | None = None) -> Study:
         cohort = stored["cohort"]
     elif cohort is None:  # no cache of this file: read and validate it
         cohort = load_cohort(params.data_path, None, params.column_map)
-    sample = load_sample(params, cohort)
+    cached = (stored or {}).get("sample")
+    sample = cached[1] if cached is not None and cached[0] == sample_key(params) else load_sample(params, cohort)
     check_design(sample, params)
     study = Study(params=params, cohort=cohort, sample=sample)
     fitted = (stored or {}).get("propensity")
     if fitted is not None and fitted[0] == propensity_key(params):
         study.__dict__["propensity"] = fitted[1]  # the build's fit of the same model on the same rows
     return study
+
+
+def sample_key(params: Parameters) -> tuple:
+    """What the analysis sample depends on besides the data (the build stores it with the cohort
+    under this key)."""
+    return tuple(ps_variables(params.ps_covariates, params.ps_formula))
 
 
 def propensity_key(params: Parameters) -> tuple:

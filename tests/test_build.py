@@ -236,3 +236,21 @@ def test_refreshing_the_notebooks_keeps_their_cell_ids():
         fresh = jupytext.read(ROOT / "notebooks" / f"{name}.py")
         _keep_cell_ids(fresh, stored)
         assert [c["id"] for c in fresh.cells] == [c["id"] for c in nbformat.read(stored, as_version=4).cells]
+
+
+def test_the_notebooks_take_the_builds_sample_only_for_the_same_propensity_variables(tmp_path):
+    """The build stores its analysis sample with the cohort (plan_build); a notebook's study uses
+    it when its propensity variables are the build's, and otherwise builds its own."""
+    from analysis_lib.data import analysis_sample, load_cohort, write_cohort_cache
+    from analysis_lib.params import Parameters
+    from analysis_lib.study import load_study, sample_key
+
+    params = Parameters(data_path=str(SYNTHETIC), data_cache=str(tmp_path / "cohort.cache"))
+    cohort = load_cohort(SYNTHETIC)
+    marked = analysis_sample(cohort, params.ps_covariates)
+    marked.data["age"] += 1000.0  # only a stored sample can carry this mark
+    write_cohort_cache(cohort, SYNTHETIC, params.data_cache, sample=(sample_key(params), marked))
+    assert load_study(params).sample.data["age"].min() > 1000
+    fewer = params.replace(ps_covariates=params.ps_covariates[:3])
+    assert load_study(fewer).sample.data["age"].max() < 120
+    assert load_study(params.replace(data_cache=None)).sample.data["age"].max() < 120

@@ -262,3 +262,48 @@ def test_the_fast_reader_leaves_ids_that_need_cleaning_to_the_text_path(tmp_path
     assert (_fast_load(path) is not None) == (second == "P0002")
     if second != "P0002":
         assert "patient_id: 2 rows break the rule 'must be unique" in one_problem(read_registry(path))
+
+
+def test_the_cohort_cache_maps_the_same_cohort_sample_and_fit(tmp_path):
+    """The build's cache (write_cohort_cache) gives back the cohort and the stored entries equal,
+    column by column with their dtypes; its arrays are writable views of a private map, so a
+    notebook that writes into one changes neither the file nor another reader's copy."""
+    from analysis_lib.data import read_cohort_cache, write_cohort_cache
+
+    cohort = load_cohort(SYNTHETIC)
+    sample = analysis_sample(cohort, DEFAULT_PS_COVARIATES)
+    cache = tmp_path / "cohort.cache"
+    write_cohort_cache(cohort, SYNTHETIC, cache, sample=(("age",), sample), fit=np.arange(5.0))
+    first, second = read_cohort_cache(SYNTHETIC, cache), read_cohort_cache(SYNTHETIC, cache)
+    pd.testing.assert_frame_equal(first["cohort"], cohort, check_exact=True)
+    pd.testing.assert_frame_equal(first["sample"][1].data, sample.data, check_exact=True)
+    pd.testing.assert_frame_equal(first["sample"][1].exclusions, sample.exclusions)
+    assert first["sample"][0] == ("age",) and first["fit"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert cache.stat().st_size % 4096 == 0  # arrays on their own pages
+    ages = first["cohort"]["age"].to_numpy(copy=False)
+    assert not np.shares_memory(ages, cohort["age"].to_numpy(copy=False))
+    first["fit"][0] = 99.0
+    assert second["fit"][0] == 0.0 and read_cohort_cache(SYNTHETIC, cache)["fit"][0] == 0.0
+
+
+@pytest.mark.parametrize("damage", ["cut", "magic", "empty", "other file"])
+def test_a_damaged_or_foreign_cohort_cache_is_ignored(tmp_path, damage):
+    """A cache cut short, of another format, empty, or of another data file gives None: the
+    notebook then reads and validates the data file itself."""
+    from analysis_lib.data import read_cohort_cache, write_cohort_cache
+
+    cohort = load_cohort(SYNTHETIC)
+    cache = tmp_path / "cohort.cache"
+    write_cohort_cache(cohort, SYNTHETIC, cache)
+    other = tmp_path / "other.csv"
+    other.write_bytes(SYNTHETIC.read_bytes())
+    data = cache.read_bytes()
+    if damage == "cut":
+        cache.write_bytes(data[:-100])
+    elif damage == "magic":
+        cache.write_bytes(b"X" + data[1:])
+    elif damage == "empty":
+        cache.write_bytes(b"")
+    assert read_cohort_cache(SYNTHETIC, cache) is None or damage == "other file"
+    assert read_cohort_cache(other, cache) is None
+    pd.testing.assert_frame_equal(load_cohort(SYNTHETIC, cache), cohort, check_exact=True)
