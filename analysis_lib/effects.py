@@ -174,8 +174,9 @@ def fit_cells_hc(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, f
         # hat values only where HC2 or HC3 use them (two passes over the rows saved in HC0's fits)
         hat = w / sum_w[cell] if {"HC2", "HC3"} & set(hc_types) else None
         score = w * resid
+        squared = score ** 2  # once for all the HC types
         for hc in hc_types:
-            omega = hc_omega(score, hat, n, rank, hc)
+            omega = hc_omega(score, hat, n, rank, hc, squared)
             meats[hc] = np.diag(np.bincount(cell, weights=omega, minlength=n_cells))
     else:
         index, groups = pd.factorize(np.asarray(cluster))  # hashing: fast for many string labels

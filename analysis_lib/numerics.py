@@ -122,14 +122,16 @@ def _newton_steps(X, y, w, family, tol, max_iter, beta):
 
 
 # --------------------------------------------------------------------------- sandwich
-def hc_omega(score_resid: np.ndarray, hat: np.ndarray, n: int, k: int, hc_type: str) -> np.ndarray:
+def hc_omega(score_resid: np.ndarray, hat: np.ndarray, n: int, k: int, hc_type: str,
+             squared: np.ndarray | None = None) -> np.ndarray:
     """Per-observation meat weights of ``sandwich::meatHC``.
 
     ``HC0``: ``r^2``; ``HC1``: ``r^2 n / (n - k)``; ``HC2``: ``r^2 / (1 - h)``;
     ``HC3``: ``r^2 / (1 - h)^2``, with ``r`` the score residual (weight times residual) and
-    ``h`` the hat value from the working weights.
+    ``h`` the hat value from the working weights. ``squared``: ``r^2`` when already computed
+    (several HC types of one fit), used as it is.
     """
-    r2 = np.asarray(score_resid, float) ** 2
+    r2 = np.asarray(score_resid, float) ** 2 if squared is None else squared
     if hc_type == "HC0":
         return r2
     if hc_type == "HC1":
