@@ -254,3 +254,23 @@ def test_the_notebooks_take_the_builds_sample_only_for_the_same_propensity_varia
     fewer = params.replace(ps_covariates=params.ps_covariates[:3])
     assert load_study(fewer).sample.data["age"].max() < 120
     assert load_study(params.replace(data_cache=None)).sample.data["age"].max() < 120
+
+
+def _huge_pages_allowed() -> str | None:
+    """This process's ``THP_enabled`` in /proc/self/status ("1" or "0"; None where not shown)."""
+    status = Path("/proc/self/status")
+    text = status.read_text() if status.exists() else ""
+    return text.split("THP_enabled:")[1].split()[0] if "THP_enabled:" in text else None
+
+
+@pytest.mark.skipif(_huge_pages_allowed() is None, reason="Linux showing THP_enabled in /proc/self/status")
+def test_the_preflight_runs_with_small_pages_and_the_setting_comes_back(tmp_path, monkeypatch):
+    """plan_build validates and caches the cohort with transparent huge pages off for its own
+    process (build.small_pages), and the workers forked afterwards get the setting it had."""
+    from analysis_lib import build
+
+    seen, preflight = [], build.preflight
+    monkeypatch.setattr(build, "preflight", lambda params: (seen.append(_huge_pages_allowed()), preflight(params))[1])
+    before = _huge_pages_allowed()
+    build.plan_build(SYNTHETIC, tmp_path / "out", [("bootstrap_replicates", "0")])
+    assert seen == ["0"] and _huge_pages_allowed() == before
