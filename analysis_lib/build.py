@@ -69,9 +69,9 @@ def small_pages():
     prctl = None
     if sys.platform.startswith("linux"):
         try:
-            prctl = ctypes.CDLL(None, use_errno=True).prctl
+            prctl = ctypes.CDLL(None).prctl
         except (OSError, AttributeError):
-            prctl = None
+            pass
     previous = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) if prctl is not None else -1
     if previous >= 0:
         prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)

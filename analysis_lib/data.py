@@ -643,12 +643,15 @@ def _write_mapped(obj, file: str | Path) -> None:
     buffers: list = []
     head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     raws = [buffer.raw() for buffer in buffers]
+    def to_page(size: int) -> int:  # the next page boundary at or after size
+        return -(-size // _MAPPED_ALIGN) * _MAPPED_ALIGN
+
     spans, at = [], 0
     for raw in raws:
         spans.append((at, raw.nbytes))
-        at += -(-raw.nbytes // _MAPPED_ALIGN) * _MAPPED_ALIGN
+        at += to_page(raw.nbytes)
     index = pickle.dumps((len(head), spans, at))
-    start = -(-(24 + len(index) + len(head)) // _MAPPED_ALIGN) * _MAPPED_ALIGN
+    start = to_page(24 + len(index) + len(head))
     with open(file, "wb") as out:
         out.write(_MAPPED_MAGIC + len(index).to_bytes(8, "little") + start.to_bytes(8, "little") + index + head)
         for (offset, _), raw in zip(spans, raws):
