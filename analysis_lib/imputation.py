@@ -210,23 +210,31 @@ def _nearest(sorted_values: np.ndarray, queries: np.ndarray, k: int) -> np.ndarr
     In sorted values the ``k`` nearest to a query are consecutive, and their block starts between
     ``k`` positions before the query's insertion point and the insertion point: from the lowest
     start, the block moves right while the value it would gain is closer than the one it would
-    lose (a tie stays left). O(log n + k) per query and O(n_queries k) memory, where a full
-    distance matrix costs O(n_queries n) of both (10^5 missing x 10^6 observed rows would need
-    800 GB)."""
+    lose (a tie stays left). The gain ``s[j + k] - q`` never decreases and the loss ``q - s[j]``
+    never increases as ``j`` grows (rounding is monotone too), so the moves made are the first
+    ones, and their number is found by bisection: ``log2 k`` comparisons per query instead of
+    ``k`` (3 times faster for 84,000 queries into 10^6 values, the same starts). O(log n + log k)
+    per query and O(n_queries) memory, where a full distance matrix costs O(n_queries n) of both
+    (10^5 missing x 10^6 observed rows would need 800 GB)."""
     n = sorted_values.size
-    # the queries in increasing order: their searches and the blocks they read then walk the sorted
-    # values forwards (twice as fast at 10^5 queries into 10^6 values); each query's answer is its own
-    by_value = np.argsort(queries, kind="stable")
+    # the queries in increasing order: their searches and the values they read then walk the sorted
+    # values forwards (twice as fast at 10^5 queries into 10^6 values); each query's answer is its
+    # own, so any order of equal queries gives the same answers
+    by_value = np.argsort(queries)
     queries = queries[by_value]
     lowest = np.clip(np.searchsorted(sorted_values, queries) - k, 0, n - k)
-    left = lowest[:, None] + np.arange(k)[None, :]  # the value a move would lose
-    right = left + k  # and the one it would gain
-    possible = right < n
-    right = np.minimum(right, n - 1)
-    q = queries[:, None]
-    moves = possible & (q - sorted_values[left] > sorted_values[right] - q)
+    moves = np.zeros(queries.size, np.intp)
+    step = 1 << (k.bit_length() - 1)  # the largest power of two <= k
+    while step:  # make moves + step moves if the last of them (move j - 1 from lowest) is made
+        j = moves + step
+        lose = lowest + j - 1  # the value the last move would lose
+        gain = lose + k  # and the one it would gain
+        allowed = (j <= k) & (gain < n)
+        closer = queries - sorted_values[np.minimum(lose, n - 1)] > sorted_values[np.minimum(gain, n - 1)] - queries
+        moves += np.where(allowed & closer, step, 0)
+        step >>= 1
     start = np.empty(queries.size, np.intp)
-    start[by_value] = lowest + moves.sum(axis=1)
+    start[by_value] = lowest + moves
     return start
 
 

@@ -226,6 +226,18 @@ def test_the_donor_search_finds_the_k_nearest():
         assert np.array_equal(block, np.sort(full, axis=1)), (n, k)
     # ties: equally close values on both sides keep the block on the left
     assert _nearest(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([2.0, 2.5]), 2).tolist() == [1, 2]
+    # with many tied values, against the rule written out one query and one move at a time (the
+    # block moves right while the value it gains is strictly closer than the one it loses)
+    for n, k in ((3000, 20), (3000, 7), (300, 16), (64, 3), (20, 20)):
+        values = np.sort(np.round(rng.normal(size=n) * 4) / 4)
+        queries = np.concatenate([np.round(rng.normal(size=300) * 8) / 8, [-10.0, 10.0]])
+        expected = []
+        for q in queries:
+            start = int(np.clip(np.searchsorted(values, q) - k, 0, n - k))
+            while start + k < n and q - values[start] > values[start + k] - q and start < n - k:
+                start += 1
+            expected.append(start)
+        assert _nearest(values, queries, k).tolist() == expected, (n, k)
 
 
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
