@@ -619,14 +619,38 @@ def write_cohort_cache(cohort: pd.DataFrame, path: str | Path, cache: str | Path
     _write_mapped({"source": _source_stamp(path), "cohort": cohort, **fitted}, cache)
 
 
+def write_fitted_cache(path: str | Path, cache: str | Path, **fitted) -> None:
+    """Store, beside the cache of ``path`` (:func:`write_cohort_cache`), entries derived after it
+    was begun (the build fits the propensity model while the cohort is being written);
+    :func:`read_cohort_cache` returns them with the cohort."""
+    _write_mapped({"source": _source_stamp(path), **fitted}, fitted_cache(cache))
+
+
+def fitted_cache(cache: str | Path) -> Path:
+    """The file of :func:`write_fitted_cache` beside ``cache``."""
+    return Path(cache).with_name(Path(cache).name + ".fitted")
+
+
+def remove_cohort_cache(cache: str | Path) -> None:
+    """Delete a cache and the entries stored beside it, where they exist."""
+    Path(cache).unlink(missing_ok=True)
+    fitted_cache(cache).unlink(missing_ok=True)
+
+
 def read_cohort_cache(path: str | Path, cache: str | Path | None) -> dict | None:
-    """What :func:`write_cohort_cache` stored for ``path`` (``cohort`` and the fitted entries), or
-    ``None`` when there is no cache, it belongs to another or a changed file, or it is unreadable
-    (then the file itself is read)."""
+    """What :func:`write_cohort_cache` (and :func:`write_fitted_cache`) stored for ``path``
+    (``cohort`` and the fitted entries), or ``None`` when there is no cache, it belongs to another
+    or a changed file, or it is unreadable (then the file itself is read); fitted entries that
+    are unreadable or of another file are left out."""
     if cache is None or not Path(cache).exists() or not Path(path).exists():
         return None
     stored = _read_mapped(cache)
-    return stored if isinstance(stored, dict) and stored.get("source") == _source_stamp(path) else None
+    if not (isinstance(stored, dict) and stored.get("source") == _source_stamp(path)):
+        return None
+    fitted = _read_mapped(fitted_cache(cache)) if fitted_cache(cache).exists() else None
+    if isinstance(fitted, dict) and fitted.get("source") == stored["source"]:
+        stored = {**fitted, **stored}
+    return stored
 
 
 _MAPPED_MAGIC = b"ALIBMAP1"
@@ -671,10 +695,12 @@ def _read_mapped(file: str | Path):
                 return None
             length, start = int.from_bytes(prefix[8:16], "little"), int.from_bytes(prefix[16:24], "little")
             head_length, spans, size = pickle.loads(source.read(length))
-            head = source.read(head_length)
-            if len(head) < head_length or os.fstat(source.fileno()).st_size != start + size:
+            if 24 + length + head_length > start or os.fstat(source.fileno()).st_size != start + size:
                 return None
-            mapped = memoryview(mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_COPY)) if size else memoryview(b"")
+            mapped = memoryview(mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_COPY))
+        # the pickle too is read from the map: its bytes (40 MB at 10^6 patients, most of them the
+        # text columns) are then pages shared with the build, not a copy in each kernel
+        head = mapped[24 + length:24 + length + head_length]
         return pickle.loads(head, buffers=[mapped[start + offset:start + offset + n] for offset, n in spans])
     except (OSError, ValueError, EOFError, TypeError, IndexError, AttributeError, ImportError, pickle.UnpicklingError):
         return None

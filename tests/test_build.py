@@ -270,7 +270,7 @@ def test_the_preflight_runs_with_small_pages_and_the_setting_comes_back(tmp_path
     from analysis_lib import build
 
     seen, preflight = [], build.preflight
-    monkeypatch.setattr(build, "preflight", lambda params: (seen.append(_huge_pages_allowed()), preflight(params))[1])
+    monkeypatch.setattr(build, "preflight", lambda params, **kw: (seen.append(_huge_pages_allowed()), preflight(params, **kw))[1])
     before = _huge_pages_allowed()
     build.plan_build(SYNTHETIC, tmp_path / "out", [("bootstrap_replicates", "0")])
     assert seen == ["0"] and _huge_pages_allowed() == before

@@ -286,6 +286,37 @@ def test_the_cohort_cache_maps_the_same_cohort_sample_and_fit(tmp_path):
     assert second["fit"][0] == 0.0 and read_cohort_cache(SYNTHETIC, cache)["fit"][0] == 0.0
 
 
+def test_entries_fitted_after_the_cohort_are_read_with_it_only_for_the_same_file(tmp_path):
+    """The build writes the cohort while it fits the propensity model, then the model beside it
+    (write_fitted_cache): read_cohort_cache gives both; entries of another data file, or a
+    damaged file of them, are left out; remove_cohort_cache deletes both files."""
+    from analysis_lib.data import (
+        fitted_cache,
+        read_cohort_cache,
+        remove_cohort_cache,
+        write_cohort_cache,
+        write_fitted_cache,
+    )
+
+    cohort = load_cohort(SYNTHETIC)
+    cache = tmp_path / "cohort.cache"
+    write_cohort_cache(cohort, SYNTHETIC, cache, sample=(("age",), None))
+    assert set(read_cohort_cache(SYNTHETIC, cache)) == {"source", "cohort", "sample"}
+    write_fitted_cache(SYNTHETIC, cache, propensity=(("age",), np.arange(3.0)))
+    stored = read_cohort_cache(SYNTHETIC, cache)
+    assert stored["propensity"][1].tolist() == [0.0, 1.0, 2.0] and stored["sample"][0] == ("age",)
+    pd.testing.assert_frame_equal(stored["cohort"], cohort, check_exact=True)
+    other = tmp_path / "other.csv"
+    other.write_bytes(SYNTHETIC.read_bytes() + b"\n")
+    write_fitted_cache(other, cache, propensity=(("age",), np.arange(3.0)))
+    assert "propensity" not in read_cohort_cache(SYNTHETIC, cache)
+    fitted_cache(cache).write_bytes(b"damaged")
+    assert set(read_cohort_cache(SYNTHETIC, cache)) == {"source", "cohort", "sample"}
+    remove_cohort_cache(cache)
+    assert not cache.exists() and not fitted_cache(cache).exists()
+    remove_cohort_cache(cache)  # nothing left to remove: no error
+
+
 @pytest.mark.parametrize("damage", ["cut", "magic", "empty", "other file"])
 def test_a_damaged_or_foreign_cohort_cache_is_ignored(tmp_path, damage):
     """A cache cut short, of another format, empty, or of another data file gives None: the
