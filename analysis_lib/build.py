@@ -338,14 +338,10 @@ def _plan_build(data, out, overrides, notebooks, notebook_dir, label, store) -> 
     writer = _CacheWriter(out, params, prefix)
     try:
         study, cutoff_used = preflight(params, on_valid=writer.start)
-    except BuildError:
+    except BaseException as err:  # nothing of this build is left behind, whatever stopped it
         writer.abandon()
-        raise
-    except (ParameterError, DataError, ValueError) as err:
-        writer.abandon()
-        raise BuildError(prefix + str(err), exit_code=2) from None
-    except BaseException:
-        writer.abandon()
+        if isinstance(err, (ParameterError, DataError, ValueError)):
+            raise BuildError(prefix + str(err), exit_code=2) from None
         raise
     # with the propensity model of the preflight: every notebook uses the same
     work, cache = writer.finish(propensity=(propensity_key(params), study.propensity))

@@ -130,7 +130,7 @@ def sample_key(params: Parameters) -> tuple:
 
 def propensity_key(params: Parameters) -> tuple:
     """What the study's propensity model depends on besides the data (the build stores its fit
-    with the cohort under this key: :func:`~analysis_lib.data.write_cohort_cache`)."""
+    beside the cohort under this key: :func:`~analysis_lib.data.write_fitted_cache`)."""
     return (tuple(params.ps_covariates), params.ps_formula, params.ps_method, params.estimand)
 
 
