@@ -52,6 +52,8 @@ SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM
 # they are reused (system time of a 10^6 build: 16-21 s before, 14 s after; the kernels' peak
 # memory unchanged). Only where memory comes from changes, never a result; other C libraries ignore it.
 HEAP_KEPT = {"MALLOC_MMAP_THRESHOLD_": str(2 ** 32), "MALLOC_TRIM_THRESHOLD_": str(2 ** 33)}
+# the kernels notebooks run in (by name: imported by the workers only when a notebook runs)
+KERNEL_MANAGER = "analysis_lib.kernels.BuildKernelManager"
 
 
 OUTPUT_README = readme()  # outputs/README.md, from the registry of outputs
@@ -607,7 +609,7 @@ def _execute(name: str, source: str, dest: str, parameters: dict) -> dict:
         pm.execute_notebook(source, dest, parameters=parameters, cwd=str(Path(source).parent),
                             kernel_name="python3", progress_bar=False, log_output=False,
                             request_save_on_cell_execute=False, shutdown_kernel="immediate",
-                            coalesce_streams=True)
+                            coalesce_streams=True, kernel_manager_class=KERNEL_MANAGER)
     except PapermillExecutionError as err:
         cell = f"cell In [{err.exec_count}]" if err.exec_count else f"cell index {err.cell_index}"
         line = next((ln.strip() for ln in str(err.source).splitlines() if ln.strip() and not ln.startswith("#")), "")
@@ -692,7 +694,7 @@ def refresh_notebooks(names: tuple[str, ...] = NOTEBOOKS, log: Callable[[str], N
         nb = jupytext.read(folder / f"{name}.py")
         _keep_cell_ids(nb, folder / f"{name}.ipynb")
         NotebookClient(nb, kernel_name="python3", timeout=900, shutdown_kernel="immediate", coalesce_streams=True,
-                       resources={"metadata": {"path": str(folder)}}).execute(
+                       kernel_manager_class=KERNEL_MANAGER, resources={"metadata": {"path": str(folder)}}).execute(
             stderr=subprocess.DEVNULL)  # the kernel's transport warnings; cell errors still raise
         for cell in nb.cells:
             cell.metadata.pop("execution", None)

@@ -1,0 +1,71 @@
+"""The kernels a build executes its notebooks in: the IPython kernel of the environment, started
+and stopped as Jupyter does, without three costs that a batch run pays for nothing (measured on
+the 2-core machine, per notebook; a default build starts six kernels, three on each worker):
+
+- ``jupyter_client`` waits, once the kernel has answered, until no message has arrived on its
+  output channel for 0.2 s (to drop the messages of the handshake). ``nbclient`` reads a cell's
+  outputs by the cell's message ID and ignores every other message, so the wait is idle time:
+  the kernel is ready when it has answered and its output channel is known to be connected.
+- ipykernel imports the debugger (``debugpy``, 0.1 s of CPU) that JupyterLab's visual debugger
+  uses; no one debugs an executed notebook, so the build's kernels start without it.
+- A stopped kernel is polled every 0.1 s until it has exited; every 5 ms here.
+
+What a notebook computes, and its outputs, are the same (the tests execute notebooks with these
+kernels and compare them with the stored ones)."""
+
+from __future__ import annotations
+
+import time
+from queue import Empty
+
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import DottedObjectName, Type
+
+# ipykernel_launcher, with the debugger's import refused (ipykernel then runs without it) and, as the
+# launcher does, the working directory taken off the import path
+LAUNCH = ("import sys; sys.modules['debugpy'] = None; sys.path[0] == '' and sys.path.pop(0); "
+          "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
+
+
+class BuildKernelClient(AsyncKernelClient):
+    """A kernel client that is ready as soon as the kernel answers (see the module docstring)."""
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        """Ask for the kernel's info until it replies and a message has come on the output
+        channel (which is then connected: messages sent before it was would be lost); raise
+        ``RuntimeError`` when the kernel dies or ``timeout`` seconds pass, as jupyter_client does."""
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                try:
+                    await self.iopub_channel.get_msg(timeout=0.2)
+                    return
+                except Empty:  # the output channel was not connected yet: ask again
+                    pass
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+
+class BuildKernelManager(AsyncKernelManager):
+    """Starts the kernel of the notebook's kernel spec without the debugger, hands out
+    :class:`BuildKernelClient` and notices a stopped kernel within 5 ms."""
+
+    client_class = DottedObjectName("analysis_lib.kernels.BuildKernelClient")
+    client_factory = Type(BuildKernelClient, klass=AsyncKernelClient)  # what client() makes (not client_class)
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if cmd[1:3] == ["-m", "ipykernel_launcher"]:  # the IPython kernel; any other is started as specified
+            cmd = [cmd[0], "-c", LAUNCH, *cmd[3:]]
+        return cmd
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        await super()._async_wait(pollinterval=min(pollinterval, 0.005))
