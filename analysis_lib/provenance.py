@@ -52,8 +52,8 @@ def _packages() -> tuple[tuple[str, str], ...]:
     for dist in metadata.distributions():
         head = (dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "").split("\n\n", 1)[0]
         fields = dict(re.findall(r"^(Name|Version):[ \t]*(.*?)\s*$", head, flags=re.MULTILINE))
-        if fields.get("Name"):
-            found[fields["Name"]] = fields.get("Version", dist.version)
+        if fields.get("Name"):  # (not fields.get("Version", dist.version): that default parses METADATA every time)
+            found[fields["Name"]] = fields["Version"] if "Version" in fields else dist.version
     return tuple(sorted(found.items(), key=lambda kv: kv[0].lower()))
 
 

@@ -141,3 +141,12 @@ def test_a_changed_or_half_written_store_entry_is_ignored_with_a_one_line_notice
     assert executed(lines) == sorted(NOTEBOOKS) and reused(lines) == []
     assert "simulatiom" not in notebook.read_text()  # the run replaced the entry
     assert build(tmp_path / "third", store=store) and len(list(store.iterdir())) == 2
+
+
+def test_the_environment_hash_reads_every_installed_version_as_importlib_metadata_does():
+    from importlib import metadata
+
+    from analysis_lib.provenance import packages
+
+    expected = {dist.metadata["Name"]: dist.version for dist in metadata.distributions()}
+    assert packages() == expected and packages()["numpy"] == metadata.version("numpy")
