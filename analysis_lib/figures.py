@@ -303,16 +303,16 @@ def specification_curve_figure(curve: pd.DataFrame) -> Figure:
         top.set_xticks([])
         bottom = fig.add_subplot(grid[1, col], sharex=top)
         y = 0
-        ticks, names = [], []
+        ticks, names, marks = [], [], []
         for c in choices:
             for level in levels[c]:
-                hit = x[(d[c] == level).to_numpy()]
-                bottom.vlines(hit, y - 0.35, y + 0.35, color="black", linewidth=0.4, rasterized=True)
+                marks.append((x[(d[c] == level).to_numpy()], y))
                 ticks.append(y)
                 names.append(f"{labels[c]}: {level:g}" if isinstance(level, (int, float, np.integer, np.floating))
                              else f"{labels[c]}: {level}")
                 y -= 1
             y -= 0.6
+        _barcode(bottom, marks)
         bottom.set_yticks(ticks, names if col == 0 else [""] * len(names), fontsize=6.5)
         bottom.set_ylim(y, 1)
         bottom.set_xlabel("Specifications, sorted by estimate", fontsize=7)
@@ -320,6 +320,15 @@ def specification_curve_figure(curve: pd.DataFrame) -> Figure:
         for side in ("top", "right", "left"):
             bottom.spines[side].set_visible(False)
     return fig
+
+
+def _barcode(ax, marks: list[tuple[np.ndarray, float]], half: float = 0.35) -> None:
+    """A black tick of height ``2 half`` at every ``(x, y)`` of ``marks`` (x positions, one row y
+    each), drawn as one line broken by NaN (raster in the PDF). Opaque ticks look the same as one
+    vertical line each (``vlines``), whose 16,000 separate paths took 0.4 s to make."""
+    xs = np.concatenate([np.repeat(hits, 3) for hits, _ in marks])
+    ys = np.concatenate([np.tile([y - half, y + half, np.nan], hits.size) for hits, y in marks])
+    ax.plot(xs, ys, color="black", linewidth=0.4, solid_capstyle="butt", rasterized=True)
 
 
 def simulation_figure(summary: pd.DataFrame) -> Figure:

@@ -125,6 +125,17 @@ def test_the_specification_curve_is_legible_at_the_journal_s_page_width(study):
     assert fig.get_figwidth() * 2.54 <= 17.4 + 1e-9  # printed at its own size: no reduction
     sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
     assert sizes and min(sizes) >= 6
+    # beneath the curve, one tick per specification and choice, in the row of the level it took
+    curve = run_multiverse(fits, p, 75.0)
+    low = curve[(curve["subgroup"] == "low") & curve["eligible"]].sort_values("estimate").reset_index(drop=True)
+    line = fig.axes[1].get_lines()[0]
+    x, top = line.get_xdata()[::3], line.get_ydata()[1::3]
+    assert len(x) == 5 * len(low) and np.isnan(line.get_ydata()[2::3]).all()
+    estimand_rows = {t.get_text().split(": ")[1]: t.get_position()[1] for t in fig.axes[1].get_yticklabels()
+                     if t.get_text().startswith("Estimand")}
+    assert len(estimand_rows) == low["estimand"].nunique() > 1
+    for level, row in estimand_rows.items():
+        assert sorted(x[np.isclose(top, row + 0.35)]) == list(low.index[low["estimand"] == level])
 
 
 def test_the_mrs_shades_differ_in_lightness_so_that_grey_print_tells_them_apart():
