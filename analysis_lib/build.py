@@ -340,6 +340,7 @@ def _plan_build(data, out, overrides, notebooks, notebook_dir, label, store) -> 
     writer = _CacheWriter(out, params, prefix)
     try:
         study, cutoff_used = preflight(params, on_valid=writer.start)
+        inputs = cache_module.build_inputs(params)  # hashed while the cache is still being written
     except BaseException as err:  # nothing of this build is left behind, whatever stopped it
         writer.abandon()
         if isinstance(err, (ParameterError, DataError, ValueError)):
@@ -349,7 +350,6 @@ def _plan_build(data, out, overrides, notebooks, notebook_dir, label, store) -> 
     work, cache = writer.finish(propensity=(propensity_key(params), study.propensity))
     params = params.replace(data_cache=str(cache))
     tasks, keys = [], {}
-    inputs = cache_module.build_inputs(params)
     order = sorted(notebooks, key=lambda n: (SCHEDULE_FIRST.index(n) if n in SCHEDULE_FIRST else len(SCHEDULE_FIRST)))
     for name in order:
         source = notebook_path(name, notebook_dir)
