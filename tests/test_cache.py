@@ -8,7 +8,7 @@ import shutil
 import pytest
 from conftest import COHORTS, ROOT
 
-from analysis_lib.build import NOTEBOOKS, run_build
+from analysis_lib.build import NOTEBOOKS, BuildError, run_build
 from analysis_lib.provenance import without_timing
 
 SYNTHETIC = COHORTS["synthetic"]
@@ -72,6 +72,30 @@ def test_an_unchanged_rebuild_reuses_every_notebook_and_writes_what_a_full_rebui
     incremental = files(out)
     assert executed(build(out, force=True)) == sorted(NOTEBOOKS)  # a full rebuild into the same folder
     assert files(out) == incremental
+
+
+def test_an_unchanged_rebuild_does_not_read_the_data_and_other_bytes_are_validated_again(tmp_path, monkeypatch):
+    from analysis_lib import build as build_module
+
+    data, out = tmp_path / "registry.csv", tmp_path / "out"
+    shutil.copy(SYNTHETIC, data)
+    build(out, data=data, store=None)
+    built = files(out)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the unchanged rebuild read the data")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(build_module, "preflight", no_reading)
+        assert reused(build(out, data=data, store=None)) == sorted(NOTEBOOKS)
+    assert files(out) == built
+    lines = data.read_text().splitlines()
+    row, age = lines[1].split(","), lines[0].split(",").index("age")
+    row[age] = "-5"  # the same file, one impossible age: validated, refused in one line, outputs kept
+    data.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    with pytest.raises(BuildError, match="age") as refused:
+        build(out, data=data, store=None)
+    assert "\n" not in str(refused.value) and files(out) == built
 
 
 # The tests below share the folder of ``first`` (reuse is by folder: the executed notebooks name
