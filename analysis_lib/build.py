@@ -2,7 +2,8 @@
 temporary folder beside the target, and swap it in only when every notebook succeeded.
 
 A failed build leaves the previous output folder exactly as it was and keeps the failed run's
-partial notebooks in ``<out>.failed/`` for inspection.
+partial notebooks in ``<out>.failed/`` for inspection. A build whose every notebook the previous
+one into the same folder can give copies them without reading the data (:func:`plan_unchanged`).
 """
 
 from __future__ import annotations
