@@ -10,8 +10,8 @@ the 2-core machine, per notebook; a default build starts six kernels, three on e
   uses; no one debugs an executed notebook, so the build's kernels start without it.
 - A stopped kernel is polled every 0.1 s until it has exited; every 5 ms here.
 
-What a notebook computes, and its outputs, are the same (the tests execute notebooks with these
-kernels and compare them with the stored ones)."""
+What a notebook computes, and its outputs, are the same (tests/test_kernels.py executes a notebook
+in these kernels and in Jupyter's own and compares the outputs)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from queue import Empty
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import DottedObjectName, Type
+from traitlets import Type
 
 # ipykernel_launcher, with the debugger's import refused (ipykernel then runs without it) and, as the
 # launcher does, the working directory taken off the import path
@@ -58,8 +58,7 @@ class BuildKernelManager(AsyncKernelManager):
     """Starts the kernel of the notebook's kernel spec without the debugger, hands out
     :class:`BuildKernelClient` and notices a stopped kernel within 5 ms."""
 
-    client_class = DottedObjectName("analysis_lib.kernels.BuildKernelClient")
-    client_factory = Type(BuildKernelClient, klass=AsyncKernelClient)  # what client() makes (not client_class)
+    client_factory = Type(BuildKernelClient, klass=AsyncKernelClient)  # the class client() makes
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         cmd = super().format_kernel_cmd(extra_arguments)
