@@ -10,17 +10,26 @@ the 2-core machine, per notebook; a default build starts six kernels, three on e
   uses; no one debugs an executed notebook, so the build's kernels start without it.
 - A stopped kernel is polled every 0.1 s until it has exited; every 5 ms here.
 
+They also talk to the build over Unix sockets of their own (each kernel's file names are new)
+instead of TCP ports: jupyter_client picks free ports, releases them and lets the kernel bind
+them, so two kernels starting at once on the two workers can pick the same port, and one dies
+("Kernel died before replying to kernel_info", jupyter/jupyter_client#154; it failed one build
+of a test suite here). Where there are no Unix sockets (Windows), TCP as before.
+
 What a notebook computes, and its outputs, are the same (tests/test_kernels.py executes a notebook
 in these kernels and in Jupyter's own and compares the outputs)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+import uuid
 from queue import Empty
 
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Type
+from traitlets import Type, default
 
 # ipykernel_launcher, with the debugger's import refused (ipykernel then runs without it) and, as the
 # launcher does, the working directory taken off the import path
@@ -55,10 +64,20 @@ class BuildKernelClient(AsyncKernelClient):
 
 
 class BuildKernelManager(AsyncKernelManager):
-    """Starts the kernel of the notebook's kernel spec without the debugger, hands out
-    :class:`BuildKernelClient` and notices a stopped kernel within 5 ms."""
+    """Starts the kernel of the notebook's kernel spec without the debugger, on Unix sockets of
+    its own, hands out :class:`BuildKernelClient` and notices a stopped kernel within 5 ms."""
 
     client_factory = Type(BuildKernelClient, klass=AsyncKernelClient)  # the class client() makes
+
+    @default("transport")
+    def _transport_default(self) -> str:
+        return "ipc" if os.name == "posix" else "tcp"
+
+    @default("ip")
+    def _ip_default(self) -> str:  # for ipc, the sockets' path prefix: new for every kernel
+        if self.transport == "ipc":
+            return os.path.join(tempfile.gettempdir(), f"analysis-lib-kernel-{uuid.uuid4().hex}")
+        return super()._ip_default()
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         cmd = super().format_kernel_cmd(extra_arguments)

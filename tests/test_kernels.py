@@ -1,7 +1,10 @@
 """The build's kernels: the environment's IPython kernel without the debugger, ready when it has
 answered, and a notebook executed in it has the outputs it has in Jupyter's own kernel."""
 
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 import nbformat
 import papermill as pm
@@ -19,6 +22,10 @@ def test_the_ipython_kernel_is_started_without_the_debugger_and_other_kernels_as
     assert "sys.modules['debugpy'] = None" in LAUNCH and "launch_new_instance()" in LAUNCH
     assert isinstance(km.client(), BuildKernelClient)
     assert KERNEL_MANAGER == f"{BuildKernelManager.__module__}.{BuildKernelManager.__name__}"
+    if os.name == "posix":  # Unix sockets with a new name for every kernel: no port two kernels can both pick
+        other = BuildKernelManager(kernel_name="python3")
+        assert km.transport == other.transport == "ipc" and km.ip != other.ip
+        assert Path(km.ip).parent == Path(tempfile.gettempdir())
 
 
 def _notebook(path):
@@ -41,6 +48,7 @@ def _outputs(path):
 def test_a_notebook_has_the_same_outputs_in_the_builds_kernel_as_in_jupyters(tmp_path):
     source = tmp_path / "nb.ipynb"
     _notebook(source)
+    sockets = set(Path(tempfile.gettempdir()).glob("analysis-lib-kernel-*"))
     pm.execute_notebook(source, tmp_path / "ours.ipynb", parameters={"x": 7}, kernel_name="python3", progress_bar=False,
                         shutdown_kernel="immediate", cwd=str(tmp_path), kernel_manager_class=KERNEL_MANAGER)
     pm.execute_notebook(source, tmp_path / "jupyter.ipynb", parameters={"x": 7}, kernel_name="python3",
@@ -51,3 +59,4 @@ def test_a_notebook_has_the_same_outputs_in_the_builds_kernel_as_in_jupyters(tmp
     assert ours[4][0]["data"]["text/plain"] == "{'a': [7, 2.5]}"
     assert ours[5][0]["data"]["text/html"] == "<b>shown</b>" and ours[5][1]["text"] == "then\n"
     assert ours[:3] + ours[4:] == theirs[:3] + theirs[4:]
+    assert set(Path(tempfile.gettempdir()).glob("analysis-lib-kernel-*")) == sockets  # the kernel's sockets removed
