@@ -241,29 +241,25 @@ def test_the_donor_search_finds_the_k_nearest():
 
 
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
-def test_the_donor_search_on_the_kept_donors_picks_what_it_picks_on_all(ties):
-    """The donors kept for few missing rows (_sorted_candidates: whole value bins around each
-    query), searched as all donors are, give every query the same k donors in the same order
-    (values with and without ties, queries beyond both ends and on a donor's value, k up to a
-    half of the donors per query)."""
-    from analysis_lib.imputation import _nearest, _sorted_candidates, _sorted_with_rows
+def test_the_donors_rows_are_those_of_the_stable_sort(ties):
+    """The rows of the picked donors (_rows_at, from the values sorted without their rows) and the
+    order of all donors (_sorted_with_rows) are those of NumPy's stable argsort: value, then row.
+    Values with and without ties, a few and many picks, a value picked twice, n of 1 and 2."""
+    from analysis_lib.imputation import _rows_at, _sorted_with_rows
 
     rng = np.random.default_rng(11)
-    for n, m, k in ((20000, 40, 20), (20000, 240, 20), (20000, 400, 20), (5000, 3, 5), (3000, 1, 1), (200, 2, 20)):
+    for n, m in ((20000, 40), (20000, 5000), (20000, 60000), (300, 7), (2, 2), (1, 3)):
         values = rng.normal(size=n)
         if ties:
             values = np.round(values * 3) / 3  # a dozen distinct values, thousands of ties each
-        queries = np.concatenate([rng.normal(size=m - 1) * 1.5, [values[n // 3]]])
-        queries[:2] = [-50.0, 50.0] if m > 2 else queries[:2]
-        every_value, every_row = _sorted_with_rows(values)
-        kept_value, kept_row = _sorted_candidates(values, queries, k)
-        assert ties or kept_value.size < n or m * 2 * k >= n  # (a tie group is kept whole)
-        for sorted_values, rows in ((every_value, every_row), (kept_value, kept_row)):
-            block = _nearest(sorted_values, queries, k)[:, None] + np.arange(k)
-            if sorted_values is every_value:
-                expected = rows[block]
-            else:
-                assert np.array_equal(rows[block], expected), (n, m, k)
-    # every value equal, or too many queries: all donors, sorted
-    assert _sorted_candidates(np.zeros(50), np.array([0.0]), 3)[1].tolist() == list(range(50))
-    assert _sorted_candidates(np.arange(40.0), np.arange(20.0), 1)[0].size == 40
+        stable = np.argsort(values, kind="stable")
+        sorted_values, order = _sorted_with_rows(values)
+        assert np.array_equal(order, stable) and np.array_equal(sorted_values, values[stable]), n
+        positions = rng.integers(0, n, m)
+        assert np.array_equal(_rows_at(values, np.sort(values), positions), stable[positions]), (n, m)
+    # every value equal, an infinite value, a range too narrow to bin: every row sorted
+    for values in (np.zeros(50), np.array([3.0, -np.inf, 1.0, 1.0, np.inf]),
+                   np.array([1.0, 1.0 + 2.0 ** -52, 1.0, 5e-324, 0.0]), np.array([5e-324, 0.0, 5e-324])):
+        positions = np.arange(values.size)[::-1]
+        expected = np.argsort(values, kind="stable")[positions]
+        assert np.array_equal(_rows_at(values, np.sort(values), positions), expected), values
