@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from . import cache as cache_module
 from . import provenance
 from .data import DataError, remove_cohort_cache, write_cohort_cache, write_fitted_cache
+from .kernel_server import SERVER_ENVIRONMENT, KernelServer, forking_possible
 from .outputs import BUILD_ENVIRONMENT
 from .params import ParameterError, Parameters
 from .published import check_published_dir
@@ -502,22 +503,41 @@ def run_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]
     every notebook is copied, the data are not read again (:func:`plan_unchanged`).
     """
     store = cache_module.default_store(project_root()) if store == "default" else store
-    plan = (None if force else plan_unchanged(data, out, overrides, notebooks, notebook_dir, store=store)) or \
-        plan_build(data, out, overrides, notebooks, notebook_dir, store=store)
-    try:
-        reused = {} if force else reuse_previous(plan, log)
-        todo = [task for task in plan.tasks if task[0] not in reused]
-        results = {}
-        if todo:  # the workers start only when a notebook has to run
-            jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
-            log(f"running {len(todo)} notebook{'s' if len(todo) > 1 else ''} on {jobs} worker"
-                f"{'s' if jobs > 1 else ''}" + (f" ({len(reused)} reused)" if reused else ""))
-            results = run_tasks(_worker_pool(jobs), {(task[0],): task for task in todo}, log)
-    except KeyboardInterrupt:
-        failed = abandon_build(plan)
-        raise BuildError(f"build interrupted - previous outputs in {plan.out} untouched; "
-                         f"partial run kept in {failed}", exit_code=130) from None
+    plan = None if force else plan_unchanged(data, out, overrides, notebooks, notebook_dir, store=store)
+    with kernel_server(plan is None):  # its imports overlap the validation of the data
+        plan = plan or plan_build(data, out, overrides, notebooks, notebook_dir, store=store)
+        try:
+            reused = {} if force else reuse_previous(plan, log)
+            todo = [task for task in plan.tasks if task[0] not in reused]
+            results = {}
+            if todo:  # the workers start only when a notebook has to run
+                jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+                log(f"running {len(todo)} notebook{'s' if len(todo) > 1 else ''} on {jobs} worker"
+                    f"{'s' if jobs > 1 else ''}" + (f" ({len(reused)} reused)" if reused else ""))
+                results = run_tasks(_worker_pool(jobs), {(task[0],): task for task in todo}, log)
+        except KeyboardInterrupt:
+            failed = abandon_build(plan)
+            raise BuildError(f"build interrupted - previous outputs in {plan.out} untouched; "
+                             f"partial run kept in {failed}", exit_code=130) from None
     return complete_build(plan, {**reused, **{key[0]: value for key, value in results.items()}})
+
+
+@contextmanager
+def kernel_server(wanted: bool = True):
+    """While the build runs its notebooks, a :class:`~analysis_lib.kernels.KernelServer` forks
+    their kernels with the modules they import already imported (Linux; elsewhere, and when not
+    ``wanted``, kernels start as new processes). Its address is in the environment that the
+    workers, forked later, inherit; the kernels' environment is the workers' (``_execute``)."""
+    if not wanted or not forking_possible() or os.environ.get(SERVER_ENVIRONMENT):
+        yield None
+        return
+    server = KernelServer({**os.environ, **SINGLE_THREADED, **HEAP_KEPT, BUILD_ENVIRONMENT: "1"})
+    os.environ[SERVER_ENVIRONMENT] = server.address
+    try:
+        yield server
+    finally:
+        os.environ.pop(SERVER_ENVIRONMENT, None)
+        server.close()
 
 
 def reuse_previous(plan: Plan, log: Callable[[str], None]) -> dict[str, dict]:

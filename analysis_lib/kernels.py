@@ -31,10 +31,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Type, default
 
-# ipykernel_launcher, with the debugger's import refused (ipykernel then runs without it) and, as the
-# launcher does, the working directory taken off the import path
-LAUNCH = ("import sys; sys.modules['debugpy'] = None; sys.path[0] == '' and sys.path.pop(0); "
-          "from ipykernel import kernelapp; kernelapp.launch_new_instance()")
+from .kernel_server import LAUNCH, SERVER_ENVIRONMENT, ForkedKernel
 
 
 class BuildKernelClient(AsyncKernelClient):
@@ -87,3 +84,23 @@ class BuildKernelManager(AsyncKernelManager):
 
     async def _async_wait(self, pollinterval: float = 0.1) -> None:
         await super()._async_wait(pollinterval=min(pollinterval, 0.005))
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        """Fork the kernel from the build's :class:`KernelServer` when there is one (its address in
+        ``$ANALYSIS_LIB_KERNEL_SERVER``) and the kernel is the IPython kernel started as above;
+        otherwise, or when the server does not answer, start it as a new process as Jupyter
+        does. jupyter_client's documented place for launching kernels differently."""
+        address = os.environ.get(SERVER_ENVIRONMENT)
+        if address and kernel_cmd[1:3] == ["-c", LAUNCH]:
+            try:
+                env = {**(kw.get("env") or os.environ), "JPY_PARENT_PID": str(os.getpid())}  # as jupyter_client sets it
+                process = ForkedKernel.start(address, ["-c", *kernel_cmd[3:]], env, str(kw.get("cwd") or os.getcwd()))
+            except OSError:
+                process = None
+            if process is not None:
+                provisioner = self.provisioner
+                provisioner.process, provisioner.pid, provisioner.pgid = process, process.pid, process.pid
+                provisioner.cwd = kw.get("cwd") or os.getcwd()
+                self._reconcile_connection_info(provisioner.connection_info)
+                return
+        await super()._async_launch_kernel(kernel_cmd, **kw)

@@ -29,6 +29,8 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
+from analysis_lib.build import NOTEBOOKS
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache"
 NOTEBOOK_ENV = "ANALYSIS_LIB_NOTEBOOK"  # set by the build in each notebook's kernel (analysis_lib.build)
@@ -44,6 +46,19 @@ def cohort(n: int) -> Path:
         table1 = pd.read_csv(ROOT / "data" / "published" / "table1_published.csv")
         write_cohort(registry_like_cohort(table1, n), path)
     return path
+
+
+def kernel_of(p: psutil.Process) -> str:
+    """The notebook a kernel process runs, or "" for another process: a kernel started as a new
+    process has it in its environment; one forked by the build's kernel server (whose environment
+    as the system shows it is the server's) in its process name, "kernel " and the notebook's
+    first eight characters (analysis_lib.kernel_server)."""
+    if "ipykernel" in " ".join(p.cmdline()):
+        return p.environ().get(NOTEBOOK_ENV, "")
+    name = p.name()
+    if name.startswith("kernel "):
+        return next((notebook for notebook in NOTEBOOKS if notebook.startswith(name[len("kernel "):])), "")
+    return ""
 
 
 def high_water_mark(pid: int) -> int | None:
@@ -84,7 +99,7 @@ def build(path: Path, out: Path) -> dict:
             try:
                 rss = p.memory_info().rss
                 if not names.get(p.pid):  # asked again until it is a kernel (a new process is its parent until exec)
-                    names[p.pid] = p.environ().get(NOTEBOOK_ENV, "") if "ipykernel" in " ".join(p.cmdline()) else ""
+                    names[p.pid] = kernel_of(p)
                 peak = high_water_mark(p.pid) or rss
             except psutil.Error:
                 continue
