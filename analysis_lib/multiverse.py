@@ -14,7 +14,7 @@ from .balance import balance_table, effective_sample_size
 from .data import MODIFIER, TREATMENT
 from .effects import estimate_effect, fit_cells_hc
 from .numerics import critical_value, two_sided_p
-from .ordinal import subgroup_common_ors
+from .ordinal import level_codes, subgroup_common_ors
 from .params import ESTIMANDS, HC_TYPES
 from .weighting import PropensityError, PropensityModel, compute_weights, fit_propensity, ps_variables
 
@@ -92,6 +92,7 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
         y_all = sample[outcome].to_numpy(float)
         keep = ~np.isnan(y_all)
         y = y_all[keep]
+        levels = level_codes(y)  # coded once for the proportional-odds fits of every choice below
         t = sample[treatment].to_numpy(int)[keep]
         s = sample[modifier].to_numpy(float)[keep]
         for estimand in estimands:
@@ -99,7 +100,7 @@ def specification_curve(fits: list[SpecificationFit], cutoffs: list[float], min_
             for cutoff in cutoffs:
                 cells = t + 2 * (s > cutoff).astype(int)
                 by_hc = fit_cells_hc(y, w, cells, 4, "gaussian", tuple(hc_types))
-                odds = subgroup_common_ors(y, t, s > cutoff, w, conf_level)
+                odds = subgroup_common_ors(levels, t, s > cutoff, w, conf_level, coded=True)
                 for hc in hc_types:
                     cf = by_hc[hc]
                     for i, (subgroup, plus, minus) in enumerate((("low", [1], [0]), ("high", [3], [2]))):

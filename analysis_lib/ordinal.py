@@ -179,6 +179,11 @@ def _separation(treated_min, treated_max, control_min, control_max) -> str:
     return ""
 
 
+def level_codes(y: np.ndarray) -> np.ndarray:
+    """The consecutive codes of the observed levels of ``y`` (as the proportional-odds fits use them)."""
+    return _coded(np.asarray(y, float))
+
+
 def _coded(y: np.ndarray) -> np.ndarray:
     """Consecutive codes of the observed levels (polr drops the empty levels of the factor)."""
     if y.size and np.all((y >= 0) & (y <= 100) & (y == np.floor(y))):  # small whole numbers (the mRS): no sort
@@ -330,12 +335,13 @@ class SubgroupOdds:
 
 
 def subgroup_common_ors(y: np.ndarray, t: np.ndarray, high: np.ndarray, w: np.ndarray,
-                        conf_level: float = 0.95) -> SubgroupOdds:
+                        conf_level: float = 0.95, coded: bool = False) -> SubgroupOdds:
     """The subgroup common odds ratios of :func:`ordinal_shift` with the HC0 sandwich, fitted on
     the cells (:func:`cell_fit`; the specification curve makes hundreds of these fits). NaN when
-    an arm of a subgroup is empty or the mRS has one level."""
+    an arm of a subgroup is empty or the mRS has one level. ``coded``: ``y`` already holds the
+    consecutive level codes of :func:`level_codes` (one coding for the many fits of one outcome)."""
     nan = SubgroupOdds((np.nan,) * 2, (np.nan,) * 2, (np.nan,) * 2, (np.nan,) * 2)
-    y = _coded(np.asarray(y, float))
+    y = np.asarray(y, np.intp) if coded else _coded(np.asarray(y, float))
     t, high, w = np.asarray(t, int), np.asarray(high, int), np.asarray(w, float)
     groups = t + 2 * high
     top = int(y.max()) if y.size else 0

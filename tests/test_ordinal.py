@@ -15,6 +15,7 @@ from analysis_lib.ordinal import (
     _coded,
     _parts,
     fit_polr,
+    level_codes,
     loglik_terms,
     ordinal_shift,
     proportional_odds_p,
@@ -179,6 +180,9 @@ def test_the_fit_on_cells_equals_the_fit_on_patients(cohort):
     for got, col in ((odds.common_or, "common_or"), (odds.ci_lower, "ci_lower"), (odds.ci_upper, "ci_upper"),
                      (odds.p_value, "p_value")):
         assert np.allclose(got, shift.loc[["low", "high"], col].to_numpy(float), rtol=1e-9, atol=0)
+    y = s["mrs_90d"].to_numpy(float)[keep]  # the levels coded once for many fits (the specification curve)
+    assert level_codes(y).max() < 7 and subgroup_common_ors(level_codes(y), s["rescue_stenting"].to_numpy()[keep],
+                                                             high[keep], w[keep], 0.9, coded=True) == odds
     empty = subgroup_common_ors(np.array([0.0, 1, 2, 3]), np.array([1, 0, 1, 0]), np.zeros(4, bool), np.ones(4))
     assert np.isnan(empty.common_or).all()  # no patient above the cutoff: no number
 
