@@ -152,6 +152,7 @@ def _become_kernel(request: dict, listener: socket.socket, connection: socket.so
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        os.environ.pop(SERVER_ENVIRONMENT, None)  # a build run inside the kernel starts a server of its own
         notebook = request["env"].get("ANALYSIS_LIB_NOTEBOOK", "")
         if notebook:  # the process name says which notebook it runs (benchmarks/benchmark_scale.py)
             with open("/proc/self/comm", "w") as comm:
