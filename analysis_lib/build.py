@@ -504,7 +504,8 @@ def run_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]
     """
     store = cache_module.default_store(project_root()) if store == "default" else store
     plan = None if force else plan_unchanged(data, out, overrides, notebooks, notebook_dir, store=store)
-    with kernel_server(plan is None):  # its imports overlap the validation of the data
+    # the kernel server imports what the notebooks import while the data are validated
+    with kernel_server(plan is None, notebook_path("", notebook_dir).parent):
         plan = plan or plan_build(data, out, overrides, notebooks, notebook_dir, store=store)
         try:
             reused = {} if force else reuse_previous(plan, log)
@@ -523,15 +524,16 @@ def run_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]
 
 
 @contextmanager
-def kernel_server(wanted: bool = True):
+def kernel_server(wanted: bool = True, cwd: Path | None = None):
     """While the build runs its notebooks, a :class:`~analysis_lib.kernels.KernelServer` forks
     their kernels with the modules they import already imported (Linux; elsewhere, and when not
     ``wanted``, kernels start as new processes). Its address is in the environment that the
-    workers, forked later, inherit; the kernels' environment is the workers' (``_execute``)."""
+    workers, forked later, inherit; the kernels' environment is the workers' (``_execute``), and
+    the server's working directory theirs, the notebooks' folder ``cwd``."""
     if not wanted or not forking_possible() or os.environ.get(SERVER_ENVIRONMENT):
         yield None
         return
-    server = KernelServer({**os.environ, **SINGLE_THREADED, **HEAP_KEPT, BUILD_ENVIRONMENT: "1"})
+    server = KernelServer({**os.environ, **SINGLE_THREADED, **HEAP_KEPT, BUILD_ENVIRONMENT: "1"}, cwd)
     os.environ[SERVER_ENVIRONMENT] = server.address
     try:
         yield server

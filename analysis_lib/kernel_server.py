@@ -7,6 +7,7 @@ imports here: the build imports this module whether or not a notebook runs."""
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import select
@@ -55,11 +56,13 @@ class KernelServer:
     kernels, when the build closes it or exits (it reads its standard input to the end).
     """
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], cwd: str | os.PathLike | None = None):
         self.address = os.path.join(tempfile.gettempdir(), f"analysis-lib-kernels-{uuid.uuid4().hex}")
-        # run as a script (the package, which imports pandas, is imported after the socket is bound)
-        self.process = subprocess.Popen([sys.executable, __file__, self.address], stdin=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        # run as a script (the package, which imports pandas, is imported after the socket is bound),
+        # in the kernels' working directory (matplotlib reads a matplotlibrc there when imported)
+        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), self.address],
+                                        stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=cwd,
+                                        start_new_session=True)
         deadline = time.monotonic() + 10
         while not os.path.exists(self.address) and self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)  # bound within a few milliseconds: no kernel asks before it listens
@@ -96,6 +99,14 @@ def serve() -> None:
     listener.bind(sys.argv[1])
     listener.listen(16)
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
+    # pandas chooses a default when imported from whether it runs in a kernel (display.max_columns:
+    # 20 in a kernel, 0 in a terminal), asking get_ipython(), which a kernel defines and has a
+    # "kernel": it is imported here as it would be there
+    builtins.get_ipython = _InKernel
+    try:
+        _import("pandas")
+    finally:
+        del builtins.get_ipython
     for name in PRELOAD:
         _import(name)
     forkable = threading.active_count() == 1  # a thread would not survive the fork: start kernels as usual
@@ -127,6 +138,13 @@ def serve() -> None:
         except ProcessLookupError:
             pass
     os._exit(0)
+
+
+class _InKernel:
+    """What ``get_ipython()`` is to a module imported in a kernel, for pandas' question: an object
+    with a ``kernel`` (pandas.core.config_init.is_terminal)."""
+
+    kernel = True
 
 
 def _import(name: str) -> None:

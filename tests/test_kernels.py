@@ -48,6 +48,7 @@ def _notebook(path):
         nbformat.v4.new_code_cell(f"import os\nprint(os.getcwd() == {str(path.parent)!r}, os.environ.get('KERNEL_TEST'), "
                                   "os.environ.get('JPY_PARENT_PID'))"),  # the process that manages the kernel
         nbformat.v4.new_code_cell("import matplotlib\nprint(matplotlib.get_backend(), os.getpgid(0) == os.getpid())"),
+        nbformat.v4.new_code_cell("import pandas as pd\npd.DataFrame({f'column {i}': [i] for i in range(30)})"),
         nbformat.v4.new_code_cell("print(os.getppid(), 'ANALYSIS_LIB_KERNEL_SERVER' in os.environ)"),
     ]
     nbformat.write(nb, path)
@@ -59,15 +60,16 @@ def _outputs(path):
 
 @pytest.mark.parametrize("forked", [False, pytest.param(True, marks=needs_fork)], ids=["started", "forked"])
 def test_a_notebook_has_the_same_outputs_in_the_builds_kernel_as_in_jupyters(tmp_path, monkeypatch, forked):
-    """Outputs, working directory, environment, matplotlib's backend and the kernel's own session
-    are those of Jupyter's kernel, whether the build's kernel is started as a new process or
+    """Outputs, working directory, environment, matplotlib's backend, pandas' display of a wide
+    table (whose default pandas sets when imported) and the kernel's own session are those of
+    Jupyter's kernel, whether the build's kernel is started as a new process or
     forked from the kernel server (whose child it then is)."""
     source = tmp_path / "nb.ipynb"
     _notebook(source)
     monkeypatch.setenv("KERNEL_TEST", "passed on")
     server = None
     if forked:
-        server = KernelServer({**os.environ, **SINGLE_THREADED, **HEAP_KEPT})
+        server = KernelServer({**os.environ, **SINGLE_THREADED, **HEAP_KEPT}, tmp_path)
         monkeypatch.setenv(SERVER_ENVIRONMENT, server.address)
     sockets = set(Path(tempfile.gettempdir()).glob("analysis-lib-kernel-*"))
     pm.execute_notebook(source, tmp_path / "ours.ipynb", parameters={"x": 7}, kernel_name="python3", progress_bar=False,
@@ -83,6 +85,7 @@ def test_a_notebook_has_the_same_outputs_in_the_builds_kernel_as_in_jupyters(tmp
     assert server_known == "False"  # a build run in the kernel would start a server of its own
     assert ours[6][0]["text"] == f"True passed on {os.getpid()}\n"
     assert ours[7][0]["text"] == "module://matplotlib_inline.backend_inline True\n"
+    assert "column 29" in ours[8][0]["data"]["text/plain"]  # as wide as pandas shows it in a kernel
     assert ours[2][0]["text"] == "first output 7\n"
     assert ours[3][0]["text"] == "True True\n" and theirs[3][0]["text"] == "False True\n"  # debugger refused
     assert ours[4][0]["data"]["text/plain"] == "{'a': [7, 2.5]}"
