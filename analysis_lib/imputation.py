@@ -98,7 +98,7 @@ def imputed_arrays(frame: pd.DataFrame, columns: list[str], m: int, rng: np.rand
     prediction of every row and the sort of the observed predictions, and the data are held
     once whatever ``m``: at n = 10^6 a regression went from 0.37 s to 0.17 s (the 30 cycles from 67 s to 31 s),
     and with the donors' rows found among a few of them (:func:`_rows_at`) to 0.09 s (27 s to 16 s
-    for the 30 cycles on this machine).
+    for the 30 cycles on a slower machine).
     """
     data = frame.astype(float).to_numpy()
     n, c = data.shape
