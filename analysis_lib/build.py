@@ -525,15 +525,20 @@ def run_build(data: str | Path, out: str | Path, overrides: list[tuple[str, str]
 
 @contextmanager
 def kernel_server(wanted: bool = True, cwd: Path | None = None):
-    """While the build runs its notebooks, a :class:`~analysis_lib.kernels.KernelServer` forks
-    their kernels with the modules they import already imported (Linux; elsewhere, and when not
-    ``wanted``, kernels start as new processes). Its address is in the environment that the
-    workers, forked later, inherit; the kernels' environment is the workers' (``_execute``), and
-    the server's working directory theirs, the notebooks' folder ``cwd``."""
-    if not wanted or not forking_possible() or os.environ.get(SERVER_ENVIRONMENT):
+    """While the build runs its notebooks, a :class:`~analysis_lib.kernel_server.KernelServer`
+    forks their kernels with the modules they import already imported (Linux; elsewhere, when not
+    ``wanted``, or when the server cannot start, kernels start as new processes). Its address is in
+    the environment that the workers, forked later, inherit; the kernels' environment is the
+    workers' (``_execute``), and the server's working directory theirs, the notebooks' folder ``cwd``."""
+    server = None
+    if wanted and forking_possible() and not os.environ.get(SERVER_ENVIRONMENT):
+        try:
+            server = KernelServer({**os.environ, **SINGLE_THREADED, **HEAP_KEPT, BUILD_ENVIRONMENT: "1"}, cwd)
+        except OSError:
+            server = None
+    if server is None:
         yield None
         return
-    server = KernelServer({**os.environ, **SINGLE_THREADED, **HEAP_KEPT, BUILD_ENVIRONMENT: "1"}, cwd)
     os.environ[SERVER_ENVIRONMENT] = server.address
     try:
         yield server

@@ -138,3 +138,15 @@ def test_the_kernel_server_forks_kernels_that_stop_with_it_and_the_build_starts_
     asyncio.run(started_as_a_new_process())
     with kernel_server(wanted=False) as none:
         assert none is None and os.environ[SERVER_ENVIRONMENT] == server.address  # left as it was
+
+
+def test_a_server_that_cannot_start_leaves_the_kernels_to_start_as_new_processes(monkeypatch):
+    import analysis_lib.build as build
+
+    def refuse(*args, **kwargs):
+        raise OSError("no process can be started")
+
+    monkeypatch.delenv(SERVER_ENVIRONMENT, raising=False)
+    monkeypatch.setattr(build, "KernelServer", refuse)
+    with kernel_server() as server:
+        assert server is None and SERVER_ENVIRONMENT not in os.environ
