@@ -40,6 +40,8 @@ from .build import (
     abandon_build,
     check_output_folder,
     complete_build,
+    kernel_server,
+    notebook_path,
     plan_build,
     run_tasks,
 )
@@ -142,31 +144,33 @@ def run_batch(path: str | Path, out: str | Path | None = None, jobs: int | None 
     root = check_output_folder(scenarios[0].out.parent, {"the scenario file": path}, replaced=False)
     total = len(scenarios) * len(NOTEBOOKS)
     jobs = max(1, min(jobs or os.cpu_count() or 1, total))
-    pool = _worker_pool(jobs)
-    plans: dict[str, Plan] = {}
-    try:
-        for scenario in scenarios:
-            plans[scenario.name] = plan_build(scenario.data, scenario.out, list(scenario.overrides),
-                                              label=scenario.name)
-    except BuildError:
-        pool.shutdown(cancel_futures=True)
-        for plan in plans.values():  # nothing ran: the scenarios planned so far leave no trace
-            plan.cache.unlink(missing_ok=True)
-            shutil.rmtree(plan.work, ignore_errors=True)
-        raise
-    log(f"running {len(scenarios)} scenarios ({total} notebooks) on {jobs} worker{'s' if jobs > 1 else ''}")
-    tasks = {}
-    for position in range(len(NOTEBOOKS)):  # interleaved: the heavy notebooks of every scenario first
-        for name, plan in plans.items():
-            if position < len(plan.tasks):
-                task = plan.tasks[position]
-                tasks[(name, task[0])] = task
-    try:
-        results = run_tasks(pool, tasks, log)
-    except KeyboardInterrupt:
-        for plan in plans.values():
-            abandon_build(plan)
-        raise BuildError(f"batch interrupted - previous outputs in {root} untouched", exit_code=130) from None
+    # kernels forked from a kernel server that imports what the notebooks import (as a build's)
+    with kernel_server(True, notebook_path("").parent):
+        pool = _worker_pool(jobs)
+        plans: dict[str, Plan] = {}
+        try:
+            for scenario in scenarios:
+                plans[scenario.name] = plan_build(scenario.data, scenario.out, list(scenario.overrides),
+                                                  label=scenario.name)
+        except BuildError:
+            pool.shutdown(cancel_futures=True)
+            for plan in plans.values():  # nothing ran: the scenarios planned so far leave no trace
+                plan.cache.unlink(missing_ok=True)
+                shutil.rmtree(plan.work, ignore_errors=True)
+            raise
+        log(f"running {len(scenarios)} scenarios ({total} notebooks) on {jobs} worker{'s' if jobs > 1 else ''}")
+        tasks = {}
+        for position in range(len(NOTEBOOKS)):  # interleaved: the heavy notebooks of every scenario first
+            for name, plan in plans.items():
+                if position < len(plan.tasks):
+                    task = plan.tasks[position]
+                    tasks[(name, task[0])] = task
+        try:
+            results = run_tasks(pool, tasks, log)
+        except KeyboardInterrupt:
+            for plan in plans.values():
+                abandon_build(plan)
+            raise BuildError(f"batch interrupted - previous outputs in {root} untouched", exit_code=130) from None
     builds: dict[str, BuildResult] = {}
     failed: dict[str, str] = {}
     for scenario in scenarios:

@@ -11,7 +11,8 @@ import yaml
 from conftest import COHORTS, ROOT
 
 from analysis_lib.batch import SUMMARY_COLUMNS, read_scenarios, run_batch
-from analysis_lib.build import BuildError, run_build
+from analysis_lib.build import NOTEBOOKS, BuildError, run_build
+from analysis_lib.kernel_server import ForkedKernel, forking_possible
 
 LIGHT = {"bootstrap_replicates": 20, "simulation_replicates": 0, "mi_imputations": 2}
 
@@ -28,7 +29,18 @@ def batch(built, tmp_path_factory):
     spec = {"data": str(COHORTS["synthetic"]), "out": "scenarios",
             "scenarios": {"primary": {}, "hc3_light": {"hc_type": "HC3", **LIGHT}}}
     (folder / "scenarios.yml").write_text(yaml.safe_dump(spec))
-    return run_batch(folder / "scenarios.yml", log=lambda m: None)
+    forks = folder / "forked.txt"
+    start = ForkedKernel.start
+
+    def recorded(*args, **kwargs):  # runs in the workers, forked after the patch: one line per kernel
+        kernel = start(*args, **kwargs)
+        with open(forks, "a") as record:
+            record.write(f"{kernel.pid if kernel else 0}\n")
+        return kernel
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ForkedKernel, "start", recorded)
+        return run_batch(folder / "scenarios.yml", log=lambda m: None)
 
 
 def test_a_batch_of_two_scenarios_reproduces_the_two_single_builds(built, batch, tmp_path):
@@ -38,6 +50,13 @@ def test_a_batch_of_two_scenarios_reproduces_the_two_single_builds(built, batch,
     single = run_build(COHORTS["synthetic"], tmp_path / "hc3", overrides, log=lambda m: None)
     assert _compared(batch.builds["hc3_light"].out) == _compared(single.out)
     assert (batch.out / "hc3_light" / "supplement.html").exists()
+
+
+@pytest.mark.skipif(not forking_possible(), reason="kernels are forked from a kernel server on Linux only")
+def test_a_batch_forks_every_kernel_from_the_kernel_server(batch):
+    forked = (batch.out.parent / "forked.txt").read_text().split()
+    assert len(forked) == 2 * len(NOTEBOOKS)  # two scenarios, every notebook run in a kernel of its own
+    assert all(int(pid) > 0 for pid in forked) and len(set(forked)) == len(forked)
 
 
 def test_summary_holds_each_scenario_s_own_numbers(batch):
